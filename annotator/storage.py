@@ -1,0 +1,123 @@
+"""Where the study lives: database URL, engines, sessions and schema upgrades.
+
+One SQLAlchemy URL names the database: ``--db`` on the CLI, else ``IFL_DATABASE_URL``, else
+the embedded SQLite file ``db/ifl.sqlite``. SQLite gets WAL (readers never block the writer),
+a busy timeout (concurrent annotators wait instead of failing) and foreign keys (off by
+default in SQLite). PostgreSQL needs nothing extra.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "database_url",
+    "get_engine",
+    "is_empty",
+    "make_engine",
+    "session_scope",
+    "upgrade_database",
+    "writer",
+]
+
+DEFAULT_DATABASE_URL = "sqlite:///db/ifl.sqlite"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL in force: an explicit one, else ``IFL_DATABASE_URL``, else the embedded default."""
+    return explicit or os.environ.get("IFL_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling defers BEGIN to the first write; take it over so a
+    # transaction starts where SQLAlchemy's does (see SQLAlchemy's "serializable isolation" recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # Writers that read first (claiming an item) ask for IMMEDIATE: it takes the write lock up
+    # front, so the busy timeout applies instead of a snapshot conflict failing at once.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """A new engine for ``url``; creates the SQLite file's folder on first use."""
+    url = database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
+        url = str(parsed.set(drivername="postgresql+psycopg"))
+    return create_engine(url, pool_pre_ping=True)
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (one pool per database)."""
+    return make_engine(url)
+
+
+def writer(engine: Engine) -> Engine:
+    """The engine for read-then-write transactions: on SQLite they begin IMMEDIATE."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any error.
+
+    ``write=True`` is for read-then-write transactions that race with others (claims,
+    submits): on SQLite it begins IMMEDIATE; PostgreSQL relies on row locks and constraints.
+    """
+    factory = sessionmaker(writer(engine) if write else engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic (creates it on an empty database)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when the database has no completions table or no rows in it."""
+    if not inspect(engine).has_table("completions"):
+        return True
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT 1 FROM completions LIMIT 1").first() is None
