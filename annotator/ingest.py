@@ -29,19 +29,18 @@ data row) and the column, so it can be fixed at the source.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, Column, Engine, MetaData, Table, Text, cast, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, select
 
+from annotator.bulk import upsert_rows
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import writer
-from db.models import Completion, Prediction, utcnow
+from db.models import Completion, Prediction
 
 __all__ = [
     "DESIGN_COLUMNS",
@@ -52,6 +51,7 @@ __all__ = [
     "IngestError",
     "import_file",
     "import_frame",
+    "import_rows",
     "read_table",
     "validate_frame",
 ]
@@ -65,8 +65,6 @@ FORMATS = ("csv", "jsonl", "parquet")
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 _NA = {"", "na", "nan", "none", "null"}
-# Rows per executemany batch: large enough to amortise round trips, small enough for memory.
-_BATCH = 20_000
 
 
 class IngestError(ValueError):
@@ -268,112 +266,25 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>") -> tuple[pd.DataFr
     return rows, surrogates, covariates
 
 
-def _bind_processor(column, dialect):
-    """The dialect's own value conversion for a column (JSON text, SQLite date strings...)."""
-    return column.type.dialect_impl(dialect).bind_processor(dialect)
-
-
-def _upsert(connection, table, frame: pd.DataFrame, keys: list[str], stamp: str) -> int:
-    """Insert or update rows; rows already stored exactly as given are not touched.
-
-    ``stamp`` names the timestamp column set to now on rows that are inserted or changed.
-    Returns how many rows were inserted or changed. The statement is compiled once and run
-    with the driver's executemany on column-wise converted values: SQLAlchemy's per-row
-    parameter handling would cost more than the database's own work at 730k rows.
-    """
-    dialect_module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    compared = [column for column in frame.columns if column not in keys]
-    statement = dialect_module.insert(table)
-    excluded = statement.excluded
-    changed = None
-    for column in compared:
-        stored, given = table.c[column], excluded[column]
-        if isinstance(stored.type, JSON):  # PostgreSQL's json has no equality: compare the text
-            stored, given = cast(stored, Text), cast(given, Text)
-        differs = stored.is_distinct_from(given)
-        changed = differs if changed is None else changed | differs
-    frame = frame.assign(**{stamp: None})
-    statement = statement.on_conflict_do_update(
-        index_elements=keys, set_={column: excluded[column] for column in [*compared, stamp]}, where=changed
-    )
-    if connection.dialect.name == "postgresql":
-        return _upsert_by_copy(connection, table, frame, keys, changed, stamp)
-    compiled = statement.compile(dialect=connection.dialect, column_keys=list(frame.columns))
-    columns: dict[str, list[Any]] = {}
-    for name in frame.columns:
-        values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
-        processor = _bind_processor(table.c[name], connection.dialect)
-        columns[name] = [None if v is None else processor(v) for v in values] if processor else values
-    now = utcnow()
-    stamp_processor = _bind_processor(table.c[stamp], connection.dialect)
-    columns[stamp] = [stamp_processor(now) if stamp_processor else now] * len(frame)
-    if compiled.positional:
-        order = [compiled.binds[name].key for name in compiled.positiontup]
-        parameters: list[Any] = list(zip(*(columns[name] for name in order)))
-    else:
-        names = list(columns)
-        parameters = [dict(zip(names, row)) for row in zip(*columns.values())]
-    touched = 0
-    sql = str(compiled)
-    for start in range(0, len(parameters), _BATCH):
-        result = connection.exec_driver_sql(sql, parameters[start : start + _BATCH])
-        touched += result.rowcount
-    return touched
-
-
-def _upsert_by_copy(connection, table, frame: pd.DataFrame, keys: list[str], changed, stamp: str) -> int:
-    """PostgreSQL: COPY the rows into a temporary table, then one INSERT ... SELECT upsert.
-
-    COPY streams rows without a round trip each, which is what makes 730k rows take seconds.
-    """
-    stage = Table(
-        f"ifl_stage_{table.name}",
-        MetaData(),
-        *(Column(column.name, column.type) for column in table.columns if column.name in frame.columns),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
-    stage.create(connection)
-    names = list(frame.columns)
-    raw = connection.connection.driver_connection
-    now = utcnow()
-    with raw.cursor() as cursor:
-        with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
-            columns = []
-            for name in names:
-                values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
-                if isinstance(table.c[name].type, JSON):
-                    values = [None if v is None else json.dumps(v) for v in values]
-                elif name == stamp:
-                    values = [now] * len(frame)
-                columns.append(values)
-            for row in zip(*columns):
-                copy.write_row(row)
-    statement = postgresql.insert(table).from_select(names, select(*(stage.c[name] for name in names)))
-    statement = statement.on_conflict_do_update(
-        index_elements=keys,
-        set_={column: statement.excluded[column] for column in names if column not in keys},
-        where=changed,
-    )
-    compiled = statement.compile(dialect=connection.dialect)
-    with raw.cursor() as cursor:
-        cursor.execute(str(compiled), compiled.params)
-        return cursor.rowcount
-
-
 def import_frame(engine: Engine, frame: pd.DataFrame, source: str = "<data>") -> ImportReport:
     """Validate ``frame`` and upsert it, all in one transaction (all or nothing)."""
+    with writer(engine).begin() as connection:
+        return import_rows(connection, frame, source)
+
+
+def import_rows(connection: Connection, frame: pd.DataFrame, source: str = "<data>") -> ImportReport:
+    """Validate ``frame`` and upsert it inside the caller's transaction.
+
+    For callers that write more in the same transaction (the demo writes its true labels).
+    """
     started = time.perf_counter()
     rows, surrogates, covariates = validate_frame(frame, source)
-    with writer(engine).begin() as connection:
-        stored_before = _count_completions(connection)
-        touched = _upsert(connection, Completion.__table__, rows, ["id"], stamp="imported_at")
-        for surrogate_source, predictions in surrogates.items():
-            predictions = predictions.assign(
-                source=surrogate_source, model_version=f"imported from {Path(source).name}"
-            )
-            _upsert(connection, Prediction.__table__, predictions, ["completion_id", "source"], stamp="created_at")
-        inserted = _count_completions(connection) - stored_before
+    stored_before = _count_completions(connection)
+    touched = upsert_rows(connection, Completion.__table__, rows, ["id"], stamp="imported_at")
+    for surrogate_source, predictions in surrogates.items():
+        predictions = predictions.assign(source=surrogate_source, model_version=f"imported from {Path(source).name}")
+        upsert_rows(connection, Prediction.__table__, predictions, ["completion_id", "source"], stamp="created_at")
+    inserted = _count_completions(connection) - stored_before
     updated = touched - inserted
     return ImportReport(
         file=source,

@@ -141,14 +141,14 @@ def test_failure_mid_write_rolls_back(sqlite_engine: Engine, good_csv: Path, mon
     """A database error after the completions were written leaves nothing behind."""
     import annotator.ingest as ingest
 
-    real_upsert = ingest._upsert
+    real_upsert = ingest.upsert_rows
 
-    def fail_on_predictions(connection, table, frame, keys, stamp):
+    def fail_on_predictions(connection, table, frame, keys, stamp=None):
         if table.name == "predictions":
             raise RuntimeError("disk full")
         return real_upsert(connection, table, frame, keys, stamp)
 
-    monkeypatch.setattr(ingest, "_upsert", fail_on_predictions)
+    monkeypatch.setattr(ingest, "upsert_rows", fail_on_predictions)
     with pytest.raises(RuntimeError):
         import_file(sqlite_engine, good_csv)
     assert snapshot(sqlite_engine) == {"completions": [], "predictions": []}
