@@ -1,0 +1,681 @@
+"""The embedded demo study: a synthetic study shaped like the paper's, with its true labels.
+
+``ifl demo`` loads it so a researcher can try every feature (language ID, sampling,
+annotation, estimation, the interaction regression) before importing real data, and so
+estimates can be checked against a known truth (the ``demo_oracle`` table).
+
+What is simulated, and why this way:
+
+* **Design.** Four LLaVA-type models x three benchmarks (LLaVA-W, MaXM, ViSIT, in the
+  paper's 600 : 2142 : 5740 task proportions) x 14 query languages (Table 2's task counts),
+  each task answered by each model with and without the image, so the image effect is
+  within task. The ``paper`` size repeats every task over 12 sampling *runs* (ids carry
+  ``-r<run>``): 7,741 tasks x 12 runs x 4 models x 2 arms = 743,136 benchmark completions.
+* **Answer language.** Per model x benchmark x language x arm the share of faithful answers
+  is fixed so that the true image-induced fidelity loss (IFL), pooled over a model x
+  benchmark's completions, equals :data:`TARGET_IFL` (the paper's Figure 1). Faithful counts
+  are drawn as *quotas* (systematically rounded expected counts, then the tasks with the
+  lowest latent "difficulty" score answer unfaithfully), not as independent coin flips: the
+  demo's finite-population truth then equals the paper's numbers up to one completion per
+  arm even in the small demo, so comparing an estimate with the oracle measures the
+  estimator, not simulation noise. The shared task latent makes a task that fails without
+  the image likelier to fail with it, as real paired data do.
+* **Wrong languages** are mostly English (85 %), else a neighbouring study language, another
+  Latin-script language, a non-study script or no language (digits, emoji). English queries
+  are faithful 99 % of the time in both arms: a switch *to English* cannot show there.
+* **Texts** come from :mod:`annotator.demo_phrases` (real phrases in every language), from a
+  single word to five sentences, shorter with the image, so that the fastText surrogate
+  makes its real errors.
+* **Ablation** (Section 4.2, Table 4): 2x2x2 variants of LLM x vision encoder x training data
+  for Chinese and German (benchmark :data:`ABLATION_BENCHMARK`). Without the image every
+  variant has the same fidelity; with it, fidelity is additive in the three components with
+  Table 4's coefficients. That makes :data:`ABLATION_EFFECTS` exactly the coefficients of
+  ``fidelity ~ image + image:llm + image:vision + image:data`` *and* the components' effects
+  on IFL in a saturated model (no component has a text-only main effect).
+* **Correctness.** A true ``correct`` (oracle) and ``matches_gold`` (NA for open-ended
+  tasks), and a simulated judge (``judge_correct``) that agrees about 87 % of the time with
+  errors that depend on language, answer language and length (it misses right answers in
+  low-resource languages and one-word answers; it accepts long wrong answers).
+
+Everything is drawn from one ``numpy.random.default_rng(seed)``: the same size and seed give
+the same study, and nothing seeds global state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from annotator.demo_phrases import CONCEPT_QUESTION, CONCEPTS, QUESTION_TYPES, VARIETIES
+from annotator.languages import ANSWER_CLASSES, STUDY_LANGUAGES
+
+__all__ = [
+    "ABLATION_BENCHMARK",
+    "ABLATION_COMPONENTS",
+    "ABLATION_EFFECTS",
+    "BENCHMARK_TASKS",
+    "BENCHMARKS",
+    "LANGUAGE_TASKS",
+    "MODELS",
+    "SIZES",
+    "TARGET_IFL",
+    "DemoReport",
+    "DemoSize",
+    "DemoStudy",
+    "ProgressCallback",
+    "build_demo",
+    "load_demo",
+    "write_oracle",
+]
+
+#: The four models of the main study.
+MODELS: tuple[str, ...] = ("llava-v1.5-7b", "llava-v1.5-13b", "bakllava", "llava-gemma-2b")
+
+#: Benchmark -> number of tasks in the paper; only the proportions are used.
+BENCHMARK_TASKS: Mapping[str, int] = {"LLaVA-W": 600, "MaXM": 2142, "ViSIT": 5740}
+BENCHMARKS: tuple[str, ...] = tuple(BENCHMARK_TASKS)
+
+#: Query language (ISO 639-3) -> tasks in the paper's Table 2, over all benchmarks (sum 7,740;
+#: the benchmark sizes above sum to 8,482, so only their proportions are kept).
+LANGUAGE_TASKS: Mapping[str, int] = {
+    "zho": 862, "hin": 845, "eng": 842, "heb": 805, "tha": 793, "ara": 585, "ben": 585,
+    "jpn": 585, "spa": 585, "deu": 525, "fra": 324, "ron": 284, "rus": 60, "urd": 60,
+}
+LANGUAGES: tuple[str, ...] = tuple(LANGUAGE_TASKS)
+
+#: True IFL in percentage points (Figure 1): fidelity without image minus fidelity with image,
+#: pooled over all completions (hence languages) of a model x benchmark. Endpoints are the
+#: paper's; MaXM, which the figure places between the other two, and bakllava's LLaVA-W
+#: value are our choices.
+TARGET_IFL: Mapping[str, Mapping[str, float]] = {
+    "llava-v1.5-7b": {"LLaVA-W": 13.7, "MaXM": 9.8, "ViSIT": 5.9},
+    "llava-v1.5-13b": {"LLaVA-W": 19.2, "MaXM": 15.0, "ViSIT": 10.8},
+    "bakllava": {"LLaVA-W": 3.5, "MaXM": 2.2, "ViSIT": 1.0},
+    "llava-gemma-2b": {"LLaVA-W": 42.9, "MaXM": 47.9, "ViSIT": 52.9},
+}
+
+#: The benchmark column of the ablation completions: kept apart from the three benchmarks so
+#: that the main study's benchmark x language strata hold the main study only.
+ABLATION_BENCHMARK = "ablation"
+
+#: Ablation language -> component -> (LLaVA reference level, alternative level).
+ABLATION_COMPONENTS: Mapping[str, Mapping[str, tuple[str, str]]] = {
+    "zho": {"llm": ("vicuna", "yi"), "vision": ("clip", "dinov2"), "data": ("en", "zh")},
+    "deu": {"llm": ("vicuna", "leo"), "vision": ("clip", "dinov2"), "data": ("en", "de")},
+}
+
+#: Table 4: coefficient of image:<component> (alternative level = 1) in the linear probability
+#: model ``fidelity ~ image + image:llm + image:vision + image:data``; positive = less loss.
+ABLATION_EFFECTS: Mapping[str, Mapping[str, float]] = {
+    "zho": {"llm": 0.17, "vision": -0.20, "data": -0.16},
+    "deu": {"llm": 0.07, "vision": -0.11, "data": -0.37},
+}
+
+# Ablation baselines: fidelity without the image (every variant), and with it for the LLaVA
+# reference (vicuna, clip, en). Chosen so every variant stays within [0.24, 0.93].
+_ABLATION_TEXT_FIDELITY = {"zho": 0.90, "deu": 0.93}
+_ABLATION_REFERENCE_IMAGE_FIDELITY = {"zho": 0.62, "deu": 0.72}
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big a demo is: a share of the paper's tasks, repeated over runs, plus the ablation."""
+
+    task_fraction: float  #: share of Table 2's tasks in every benchmark x language stratum
+    runs: int  #: sampling runs over the same tasks (each run answers every task again)
+    ablation_tasks: int  #: tasks per ablation language (each answered by 8 variants x 2 arms)
+    min_tasks: int = 2  #: floor per benchmark x language stratum, so every stratum exists
+
+
+#: ``small`` builds and imports in seconds (18,672 rows, every benchmark x language stratum
+#: present); ``paper`` has about the paper's ~730k benchmark completions (7,741 tasks x 12 runs
+#: x 4 models x 2 arms = 743,136) plus 32,000 ablation rows (2 languages x 1,000 tasks x 16).
+SIZES: Mapping[str, DemoSize] = {
+    "small": DemoSize(task_fraction=0.25, runs=1, ablation_tasks=100),
+    "paper": DemoSize(task_fraction=1.0, runs=12, ablation_tasks=1000),
+}
+
+# --- answer language -----------------------------------------------------------------------
+
+# Fidelity without the image, by query language (lower for low-resource languages) and model.
+_BASE_FIDELITY = {
+    "eng": 0.99, "zho": 0.95, "spa": 0.96, "deu": 0.96, "fra": 0.96, "rus": 0.95, "jpn": 0.93,
+    "ara": 0.91, "hin": 0.90, "heb": 0.90, "ron": 0.90, "tha": 0.89, "ben": 0.87, "urd": 0.85,
+}
+_MODEL_FIDELITY_OFFSET = {
+    "llava-v1.5-7b": 0.0, "llava-v1.5-13b": 0.01, "bakllava": -0.02, "llava-gemma-2b": -0.04,
+}
+# How strongly the image hurts each language, relative to the model x benchmark's mean. English
+# gets none: the loss shows as switching to English, which an English answer cannot.
+_IFL_LANGUAGE_WEIGHT = {
+    "eng": 0.0, "zho": 0.8, "spa": 0.8, "deu": 0.8, "fra": 0.85, "rus": 0.9, "jpn": 1.0,
+    "ron": 1.0, "ara": 1.1, "hin": 1.1, "heb": 1.1, "tha": 1.15, "ben": 1.2, "urd": 1.25,
+}
+_MIN_FIDELITY = 0.02
+# Correlation of the unfaithfulness scores of one task's completions (all models, both arms).
+_TASK_CORRELATION = 0.5
+
+# Unfaithful answers to a non-English query: mostly English, then the rest.
+_WRONG_MIX = {"english": 0.85, "neighbour": 0.06, "other_latin": 0.04, "none": 0.04, "other": 0.01}
+_NEIGHBOURS: Mapping[str, tuple[str, ...]] = {
+    "zho": ("japanese",), "jpn": ("chinese",), "hin": ("urdu", "bengali"), "urd": ("hindi", "arabic"),
+    "ara": ("urdu",), "heb": ("arabic",), "tha": ("chinese",), "ben": ("hindi",),
+    "spa": ("french", "romanian"), "fra": ("spanish",), "ron": ("french", "spanish"),
+    "deu": ("french",), "rus": ("german",),
+}
+# Unfaithful answers to an English query: bare numbers and emoji first.
+_ENGLISH_WRONG_MIX = {"none": 0.5, "other_latin": 0.2, "spanish": 0.1, "german": 0.1, "other": 0.1}
+
+# --- texts ---------------------------------------------------------------------------------
+
+# Share of open-ended tasks (no single gold answer: matches_gold is NA), by benchmark.
+_OPEN_SHARE = {"LLaVA-W": 1.0, "MaXM": 0.0, "ViSIT": 0.2, ABLATION_BENCHMARK: 0.2}
+# Answer length (one word, one sentence, 2-5 sentences) of closed tasks, by benchmark and arm:
+# answers to image queries are shorter, so the language ID errs more often in that arm.
+# (LLaVA-W has no closed tasks; the ablation's are ViSIT-like.)
+_VISIT_LENGTH = ((0.25, 0.40, 0.35), (0.35, 0.35, 0.30))
+_LENGTH_MIX = {
+    "MaXM": ((0.60, 0.30, 0.10), (0.70, 0.22, 0.08)),
+    "ViSIT": _VISIT_LENGTH,
+    "LLaVA-W": _VISIT_LENGTH,
+    ABLATION_BENCHMARK: _VISIT_LENGTH,
+}
+_OPEN_LENGTH_MIX = (0.0, 0.30, 0.70)
+_WORD, _SENTENCE, _LONG = 0, 1, 2
+
+# --- correctness ---------------------------------------------------------------------------
+
+_LOW_RESOURCE = frozenset({"urd", "ben", "tha", "heb", "hin"})
+# Chance that a closed answer with the image matches the gold answer, by model.
+_MODEL_QUALITY = {
+    "llava-v1.5-7b": 0.52, "llava-v1.5-13b": 0.58, "bakllava": 0.54, "llava-gemma-2b": 0.42,
+}
+_ABLATION_QUALITY = 0.50
+_CORRECT_IF_MATCH = 0.97  # a gold-matching answer can still be wrong (hedged, contradictory)
+_CORRECT_IF_NO_MATCH = 0.15  # a synonym, or a gold answer that is itself wrong
+_CORRECT_NA = 0.01  # unjudgeable (refusal, broken output)
+
+
+def _judge_miss(low_resource: np.ndarray, unfaithful: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """P(judge says wrong | correct): misses right answers in rare languages and one-word ones."""
+    return 0.04 + 0.10 * low_resource + 0.06 * unfaithful + 0.05 * word
+
+
+def _judge_false_alarm(low_resource: np.ndarray, long: np.ndarray) -> np.ndarray:
+    """P(judge says right | wrong): a verbosity bias, and laxness in rare languages."""
+    return 0.10 + 0.15 * long + 0.05 * low_resource
+
+
+# --- public types --------------------------------------------------------------------------
+
+#: ``progress(stage, done, total)``: called while loading, e.g. to drive a progress bar.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoStudy:
+    """A built demo: the completions to import and their true labels.
+
+    ``completions`` follows the input schema of ``ifl import`` (plus covariates ``task``,
+    the id shared by one task's completions, and ``run``). ``oracle`` has one row per
+    completion: ``completion_id``, ``answer_language`` (an answer class), ``matches_gold`` and
+    ``correct`` (pandas nullable booleans; ``<NA>`` = NA).
+    """
+
+    completions: pd.DataFrame
+    oracle: pd.DataFrame
+    size: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What :func:`load_demo` did."""
+
+    size: str
+    seed: int
+    completions: int
+    oracle_rows: int
+    import_report: Any  #: whatever ``annotator.ingest.import_frame`` returned
+    build_seconds: float
+    load_seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"demo ({self.size}, seed {self.seed}): {self.completions} completions built in "
+            f"{self.build_seconds:.1f} s; imported with their true labels ({self.oracle_rows} "
+            f"oracle rows) in {self.load_seconds:.1f} s"
+        )
+
+
+# --- building ------------------------------------------------------------------------------
+
+
+def _stratum_tasks(spec: DemoSize) -> np.ndarray:
+    """Tasks per benchmark x language: Table 2's counts split in the benchmark proportions."""
+    bench_share = np.array(list(BENCHMARK_TASKS.values()), float)
+    bench_share /= bench_share.sum()
+    lang_tasks = np.array(list(LANGUAGE_TASKS.values()), float)
+    counts = np.rint(np.outer(bench_share, lang_tasks) * spec.task_fraction).astype(int)
+    return np.maximum(counts, spec.min_tasks)
+
+
+def _fidelity_table(counts: np.ndarray) -> np.ndarray:
+    """Faithful share [model, benchmark, language, arm] whose pooled IFL hits TARGET_IFL.
+
+    Within a model x benchmark the per-language loss is ``s * weight[language]``, capped so
+    fidelity stays >= 2 %; ``s`` is found by bisection so that the loss averaged with the
+    stratum's task counts equals the target.
+    """
+    weight = np.array([_IFL_LANGUAGE_WEIGHT[lang] for lang in LANGUAGES])
+    table = np.empty((len(MODELS), len(BENCHMARKS), len(LANGUAGES), 2))
+    for m, model in enumerate(MODELS):
+        base = np.array([_BASE_FIDELITY[lang] for lang in LANGUAGES]) + _MODEL_FIDELITY_OFFSET[model]
+        base = np.clip(base, _MIN_FIDELITY, 1 - _MIN_FIDELITY / 2)
+        room = base - _MIN_FIDELITY
+        for b, benchmark in enumerate(BENCHMARKS):
+            target = TARGET_IFL[model][benchmark] / 100
+            share = counts[b] / counts[b].sum()
+            if share @ np.where(weight > 0, room, 0) < target:
+                raise ValueError(f"IFL target {target:.3f} unreachable for {model} on {benchmark}")
+            low, high = 0.0, 10.0
+            for _ in range(60):
+                mid = (low + high) / 2
+                low, high = (mid, high) if share @ np.minimum(mid * weight, room) < target else (low, mid)
+            loss = np.minimum(high * weight, room)
+            table[m, b, :, 0] = base
+            table[m, b, :, 1] = base - loss
+    return table
+
+
+def _quota_unfaithful(
+    rng: np.random.Generator,
+    p_faithful: np.ndarray,
+    cell: np.ndarray,
+    group: np.ndarray,
+    score: np.ndarray,
+) -> np.ndarray:
+    """Unfaithful flags with exactly the expected count per cell, up to rounding.
+
+    Expected unfaithful counts are rounded systematically (one uniform offset per group) over
+    the cells of a group, so each cell's count is unbiased and a group's total is within one
+    of its expectation. In each cell the rows with the lowest ``score`` are the unfaithful.
+    Cells must be nested in groups.
+    """
+    n_cells = int(cell.max()) + 1
+    expected = np.bincount(cell, weights=1 - p_faithful, minlength=n_cells)
+    size = np.bincount(cell, minlength=n_cells)
+    cell_group = np.zeros(n_cells, int)
+    cell_group[cell] = group
+    order = np.lexsort((np.arange(n_cells), cell_group))
+    offset = rng.random(int(group.max()) + 1)
+    sorted_group = cell_group[order]
+    cumulative = np.cumsum(expected[order])
+    group_start = np.r_[0.0, cumulative][np.searchsorted(sorted_group, sorted_group, side="left")]
+    within = cumulative - group_start
+    upper = np.floor(within + offset[sorted_group])
+    lower = np.floor(within - expected[order] + offset[sorted_group])
+    quota = np.empty(n_cells, int)
+    quota[order] = np.minimum(upper - lower, size[order]).astype(int)
+
+    row_order = np.lexsort((score, cell))
+    first = np.r_[0, np.cumsum(size)[:-1]]
+    rank = np.empty(len(cell), int)
+    rank[row_order] = np.arange(len(cell)) - first[cell[row_order]]
+    return rank < quota[cell]
+
+
+def _pick(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
+    """One category per row from a [rows, categories] probability matrix."""
+    cumulative = np.cumsum(probabilities, axis=1)
+    u = rng.random(len(probabilities)) * cumulative[:, -1]
+    return (u[:, None] >= cumulative).sum(axis=1)
+
+
+def _wrong_class_matrix() -> np.ndarray:
+    """[query language, answer class] probabilities of the class of an unfaithful answer."""
+    index = {name: i for i, name in enumerate(ANSWER_CLASSES)}
+    matrix = np.zeros((len(LANGUAGES), len(ANSWER_CLASSES)))
+    for q, lang in enumerate(LANGUAGES):
+        if lang == "eng":
+            for name, p in _ENGLISH_WRONG_MIX.items():
+                matrix[q, index[name]] += p
+            continue
+        for name, p in _WRONG_MIX.items():
+            if name == "neighbour":
+                for neighbour in _NEIGHBOURS[lang]:
+                    matrix[q, index[neighbour]] += p / len(_NEIGHBOURS[lang])
+            else:
+                matrix[q, index[name]] += p
+    return matrix
+
+
+class _Bank:
+    """The phrase bank as object arrays, indexed [variety, slot] for vectorised assembly."""
+
+    def __init__(self) -> None:
+        varieties = list(VARIETIES.values())
+        self.codes = [variety.code for variety in varieties]
+        self.words = np.array([variety.words for variety in varieties], dtype=object)
+        self.sentences = np.array([variety.sentences for variety in varieties], dtype=object)
+        splits = [[template.split("{}") for template in variety.templates] for variety in varieties]
+        self.prefix = np.array([[split[0] for split in row] for row in splits], dtype=object)
+        self.suffix = np.array([[split[1] for split in row] for row in splits], dtype=object)
+        self.joiner = np.array([variety.joiner for variety in varieties], dtype=object)
+        by_class: dict[str, list[int]] = {name: [] for name in ANSWER_CLASSES}
+        for i, variety in enumerate(varieties):
+            by_class[variety.answer_class].append(i)
+        self.class_first = np.array([by_class[name][0] for name in ANSWER_CLASSES])
+        self.class_count = np.array([len(by_class[name]) for name in ANSWER_CLASSES])
+        self.questions = {code: VARIETIES[code].questions for code in LANGUAGES}
+
+
+def _object_add(*parts: np.ndarray) -> np.ndarray:
+    """Elementwise string concatenation of object arrays (numpy calls ``str.__add__``)."""
+    result = parts[0]
+    for part in parts[1:]:
+        result = result + part
+    return result
+
+
+def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
+    """Build the demo study (no database): completions in the import schema and their truth.
+
+    ``size`` is a key of :data:`SIZES`. Pure and deterministic: the same arguments give equal
+    frames; all randomness comes from ``numpy.random.default_rng(seed)``.
+    """
+    try:
+        spec = SIZES[size]
+    except KeyError:
+        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}") from None
+    rng = np.random.default_rng(seed)
+    bank = _Bank()
+    benchmarks_all = (*BENCHMARKS, ABLATION_BENCHMARK)
+    n_models = len(MODELS)
+
+    # ---- tasks: main study (benchmark x language strata), then the ablation languages ----
+    counts = _stratum_tasks(spec)
+    task_bench = np.repeat(np.repeat(np.arange(len(BENCHMARKS)), len(LANGUAGES)), counts.ravel())
+    task_lang = np.repeat(np.tile(np.arange(len(LANGUAGES)), len(BENCHMARKS)), counts.ravel())
+    ablation_langs = list(ABLATION_COMPONENTS)
+    n_ablation = spec.ablation_tasks * len(ablation_langs)
+    task_bench = np.r_[task_bench, np.full(n_ablation, len(BENCHMARKS))]
+    task_lang = np.r_[task_lang, np.repeat([LANGUAGES.index(l) for l in ablation_langs], spec.ablation_tasks)]
+    n_tasks = len(task_bench)
+    n_main_tasks = n_tasks - n_ablation
+    # Number tasks within their stratum, for readable ids ("maxm-deu-00017").
+    stratum = task_bench * len(LANGUAGES) + task_lang
+    first_of_stratum = np.r_[0, np.cumsum(np.bincount(stratum, minlength=stratum.max() + 1))[:-1]]
+    task_number = np.arange(n_tasks) - first_of_stratum[stratum]
+
+    open_share = np.array([_OPEN_SHARE[b] for b in benchmarks_all])
+    task_open = rng.random(n_tasks) < open_share[task_bench]
+    task_concept = rng.integers(len(CONCEPTS), size=n_tasks)
+    question_of_concept = np.array([QUESTION_TYPES.index(CONCEPT_QUESTION[c]) for c in CONCEPTS])
+    open_question = QUESTION_TYPES.index("describe") + rng.integers(2, size=n_tasks)
+    task_question = np.where(task_open, open_question, question_of_concept[task_concept])
+    task_reference = rng.integers(bank.sentences.shape[1], size=n_tasks)
+    task_latent = rng.standard_normal(n_tasks)
+
+    # ---- completions: main tasks x runs x models x arms, then ablation tasks x variants x arms
+    per_task = spec.runs * n_models * 2
+    main_task = np.repeat(np.arange(n_main_tasks), per_task)
+    main_run = np.tile(np.repeat(np.arange(spec.runs), n_models * 2), n_main_tasks)
+    main_model = np.tile(np.repeat(np.arange(n_models), 2), n_main_tasks * spec.runs)
+    main_image = np.tile(np.array([0, 1]), n_main_tasks * spec.runs * n_models)
+
+    variants = list(itertools.product((0, 1), repeat=3))  # (llm, vision, data) at level 0/1
+    n_variants = len(variants)
+    ab_task = np.repeat(np.arange(n_main_tasks, n_tasks), n_variants * 2)
+    ab_variant = np.tile(np.repeat(np.arange(n_variants), 2), n_ablation)
+    ab_image = np.tile(np.array([0, 1]), n_ablation * n_variants)
+
+    task = np.r_[main_task, ab_task]
+    image = np.r_[main_image, ab_image].astype(bool)
+    run = np.r_[main_run, np.zeros(len(ab_task), int)]
+    n_main = len(main_task)
+    n_rows = len(task)
+    is_ablation = np.r_[np.zeros(n_main, bool), np.ones(len(ab_task), bool)]
+    bench = task_bench[task]
+    lang = task_lang[task]
+
+    # Model names: the four models, then one name per ablation language x variant.
+    variant_names: list[str] = []
+    variant_levels: list[tuple[str, str, str]] = []
+    for ab_lang in ablation_langs:
+        components = ABLATION_COMPONENTS[ab_lang]
+        for llm, vision, data in variants:
+            chosen = (components["llm"][llm], components["vision"][vision], components["data"][data])
+            variant_levels.append(chosen)
+            # Named by the target language's ISO 639-1 code, which is its training-data level.
+            variant_names.append(f"ablation-{components['data'][1]}-{'-'.join(chosen)}")
+    ab_lang_slot = np.array([ablation_langs.index(LANGUAGES[l]) for l in task_lang[ab_task]], int)
+    model_index = np.r_[main_model, n_models + ab_lang_slot * n_variants + ab_variant]
+
+    # ---- who answers faithfully: quotas per cell, lowest task scores fail first ----
+    table = _fidelity_table(counts)
+    p_faithful = np.empty(n_rows)
+    p_faithful[:n_main] = table[main_model, bench[:n_main], lang[:n_main], main_image]
+    levels = np.array(variants)[ab_variant]  # [rows, 3] indicators llm, vision, data
+    text_fid = np.array([_ABLATION_TEXT_FIDELITY[l] for l in ablation_langs])[ab_lang_slot]
+    image_fid = np.array([_ABLATION_REFERENCE_IMAGE_FIDELITY[l] for l in ablation_langs])[ab_lang_slot]
+    effects = np.array([[ABLATION_EFFECTS[l][c] for c in ("llm", "vision", "data")] for l in ablation_langs])
+    image_fid = image_fid + (levels * effects[ab_lang_slot]).sum(axis=1)
+    p_faithful[n_main:] = np.where(ab_image == 1, image_fid, text_fid)
+    if not ((p_faithful >= _MIN_FIDELITY) & (p_faithful <= 1)).all():
+        raise RuntimeError("demo parameters give a faithfulness probability outside [0.02, 1]")
+
+    n_langs, n_bench_all = len(LANGUAGES), len(benchmarks_all)
+    group = (model_index * n_bench_all + bench) * 2 + image  # model x benchmark x arm
+    cell = group * n_langs + lang  # ... x language
+    score = np.sqrt(_TASK_CORRELATION) * task_latent[task] + np.sqrt(1 - _TASK_CORRELATION) * rng.standard_normal(n_rows)
+    _, cell = np.unique(cell, return_inverse=True)
+    _, group = np.unique(group, return_inverse=True)
+    unfaithful = _quota_unfaithful(rng, p_faithful, cell, group, score)
+
+    # ---- answer class ----
+    class_index = {name: i for i, name in enumerate(ANSWER_CLASSES)}
+    query_class = np.array([class_index[STUDY_LANGUAGES[l]] for l in LANGUAGES])[lang]
+    answer_class = query_class.copy()
+    wrong = np.flatnonzero(unfaithful)
+    answer_class[wrong] = _pick(rng, _wrong_class_matrix()[lang[wrong]])
+
+    # ---- correctness truth: chance of the gold answer (closed) or a right answer (open) ----
+    quality = np.r_[np.array([_MODEL_QUALITY[m] for m in MODELS]), np.full(len(variant_names), _ABLATION_QUALITY)]
+    low_resource = np.isin(np.array(LANGUAGES), list(_LOW_RESOURCE))[lang].astype(float)
+    p_right = (
+        quality[model_index]
+        - 0.06 * (bench == BENCHMARKS.index("ViSIT"))
+        - 0.08 * low_resource
+        - 0.05 * unfaithful
+    )
+    p_right = np.where(image, p_right, 0.3 * p_right + 0.08)  # without the image: mostly guessing
+    is_open = task_open[task]
+    matches = rng.random(n_rows) < np.clip(p_right, 0.02, 0.98)
+    p_correct = np.where(
+        is_open,
+        np.clip(p_right + 0.10, 0.02, 0.98),
+        np.where(matches, _CORRECT_IF_MATCH, _CORRECT_IF_NO_MATCH),
+    )
+    correct = rng.random(n_rows) < p_correct
+    correct_na = rng.random(n_rows) < _CORRECT_NA
+
+    # ---- texts ----
+    length_mix = np.array([_LENGTH_MIX[b][i] for b in benchmarks_all for i in (0, 1)])
+    mix = np.where(is_open[:, None], np.array(_OPEN_LENGTH_MIX)[None, :], length_mix[bench * 2 + image])
+    mode = _pick(rng, mix)
+    variety = bank.class_first[answer_class] + (rng.random(n_rows) * bank.class_count[answer_class]).astype(int)
+    concept = task_concept[task]
+    question_type = question_of_concept[concept]
+    type_concepts = [np.flatnonzero(question_of_concept == q) for q in range(len(QUESTION_TYPES))]
+    type_size = np.array([max(len(c), 1) for c in type_concepts])
+    type_first = np.array([c[0] if len(c) else 0 for c in type_concepts])
+    position = concept - type_first[question_type]
+    other = (position + 1 + (rng.random(n_rows) * (type_size[question_type] - 1)).astype(int)) % type_size[question_type]
+    word_index = np.where(matches, concept, type_first[question_type] + other)
+    template = rng.integers(bank.prefix.shape[1], size=n_rows)
+    n_sentences = bank.sentences.shape[1]
+    start = rng.integers(n_sentences, size=n_rows)
+    extra = np.where(mode == _LONG, rng.integers(1, 5, size=n_rows), 0)
+
+    word = bank.words[variety, word_index]
+    framed = _object_add(bank.prefix[variety, template], word, bank.suffix[variety, template])
+    closed_head = np.where(mode == _WORD, word, framed)
+    text = np.where(is_open, bank.sentences[variety, start], closed_head)
+    for i in range(1, 5):
+        more = np.flatnonzero(extra >= i)
+        text[more] = _object_add(
+            text[more], bank.joiner[variety[more]], bank.sentences[variety[more], (start[more] + i) % n_sentences]
+        )
+
+    query_variety = np.array([bank.codes.index(code) for code in LANGUAGES])[task_lang]
+    question_bank = np.array([bank.questions[code] for code in LANGUAGES], dtype=object)
+    task_prompt = question_bank[task_lang, task_question]
+    task_gold = np.where(
+        task_open,
+        _object_add(
+            bank.sentences[query_variety, task_reference],
+            bank.joiner[query_variety],
+            bank.sentences[query_variety, (task_reference + 1) % n_sentences],
+        ),
+        bank.words[query_variety, task_concept],
+    )
+
+    # ---- judge (surrogate for correctness) ----
+    miss = _judge_miss(low_resource, unfaithful.astype(float), (mode == _WORD).astype(float))
+    false_alarm = _judge_false_alarm(low_resource, (mode == _LONG).astype(float))
+    p_judge_yes = np.where(correct_na, 0.5, np.where(correct, 1 - miss, false_alarm))
+    judge_correct = rng.random(n_rows) < p_judge_yes
+
+    # ---- frames ----
+    bench_slug = np.array([b.lower().replace("-", "") for b in benchmarks_all], dtype=object)
+    lang_codes = np.array(LANGUAGES, dtype=object)
+    task_ids = _object_add(
+        bench_slug[task_bench], np.full(n_tasks, "-", dtype=object), lang_codes[task_lang],
+        np.array([f"-{k:05d}" for k in task_number], dtype=object),
+    )
+    model_names = np.array([*MODELS, *variant_names], dtype=object)
+    run_tags = np.array([f"-r{r}-" for r in range(spec.runs)], dtype=object)
+    arm_tags = np.array(["-txt", "-img"], dtype=object)
+    ids = _object_add(task_ids[task], run_tags[run], model_names[model_index], arm_tags[image.astype(int)])
+
+    design = np.array([(None, None, None), *variant_levels], dtype=object)
+    design_index = np.where(is_ablation, model_index - n_models + 1, 0)
+    completions = pd.DataFrame(
+        {
+            "id": ids,
+            "model": model_names[model_index],
+            "benchmark": np.array(benchmarks_all, dtype=object)[bench],
+            "query_language": lang_codes[lang],
+            "image": image,
+            "prompt": task_prompt[task],
+            "completion": text,
+            "gold_answer": task_gold[task],
+            "llm": design[design_index, 0],
+            "vision_encoder": design[design_index, 1],
+            "train_language": design[design_index, 2],
+            "judge_correct": judge_correct,
+            "task": task_ids[task],
+            "run": run,
+        }
+    )
+    oracle = pd.DataFrame(
+        {
+            "completion_id": ids,
+            "answer_language": np.array(ANSWER_CLASSES, dtype=object)[answer_class],
+            "matches_gold": pd.array(np.where(is_open, None, matches), dtype="boolean"),
+            "correct": pd.array(np.where(correct_na, None, correct), dtype="boolean"),
+        }
+    )
+    return DemoStudy(completions=completions, oracle=oracle, size=size, seed=seed)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def write_oracle(
+    connection: Connection,
+    oracle: pd.DataFrame,
+    progress: ProgressCallback | None = None,
+    chunk_size: int = 10_000,
+) -> int:
+    """Write ``oracle`` into ``demo_oracle``, replacing the rows of the same completions.
+
+    Runs in the caller's transaction (it takes a connection, not an engine), so a caller can
+    make it all or nothing, or put it in the same transaction as the completions' import.
+    Replacing by completion id, rather than emptying the table, keeps the truth of demo
+    completions that this call does not touch (e.g. those of a bigger demo loaded before)
+    and still valid. Returns the number of rows written.
+    """
+    from annotator.bulk import upsert_rows
+    from db.models import DemoOracle
+
+    total = len(oracle)
+    frame = pd.DataFrame(
+        {
+            "completion_id": oracle["completion_id"].astype(object),
+            "answer_language": oracle["answer_language"].astype(object),
+            "matches_gold": _nullable(oracle["matches_gold"]),
+            "correct": _nullable(oracle["correct"]),
+        }
+    )
+    for start in range(0, total, chunk_size):
+        stop = min(start + chunk_size, total)
+        upsert_rows(connection, DemoOracle.__table__, frame.iloc[start:stop], ["completion_id"])
+        if progress is not None:
+            progress("oracle", stop, total)
+    return total
+
+
+def _nullable(values: pd.Series) -> list[bool | None]:
+    """Plain Python booleans with None for NA, as the database driver wants them."""
+    missing = values.isna().to_numpy()
+    present = values.to_numpy(dtype=bool, na_value=False).tolist()
+    return [None if na else value for value, na in zip(present, missing.tolist())]
+
+
+def load_demo(
+    engine: Engine,
+    size: str = "small",
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> DemoReport:
+    """Build the demo, import its completions and write its truth into ``demo_oracle``.
+
+    The completions go through ``annotator.ingest.import_rows`` (source ``"demo"``) like any
+    import, and the oracle replaces the ``demo_oracle`` rows in the same transaction, so the
+    demo is written whole or not at all and re-running replaces it. Language ID, sampling and
+    accounts are the caller's business.
+    """
+    from annotator.ingest import import_rows
+    from annotator.storage import writer
+
+    started = time.perf_counter()
+    if progress is not None:
+        progress("build", 0, 1)
+    study = build_demo(size, seed)
+    built = time.perf_counter()
+    if progress is not None:
+        progress("build", 1, 1)
+        progress("import", 0, len(study.completions))
+    with writer(engine).begin() as connection:
+        import_report = import_rows(connection, study.completions, source="demo")
+        if progress is not None:
+            progress("import", len(study.completions), len(study.completions))
+        written = write_oracle(connection, study.oracle, progress)
+    return DemoReport(
+        size=size,
+        seed=seed,
+        completions=len(study.completions),
+        oracle_rows=written,
+        import_report=import_report,
+        build_seconds=built - started,
+        load_seconds=time.perf_counter() - built,
+    )
