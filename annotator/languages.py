@@ -80,8 +80,11 @@ def class_for_script(iso639_3: str, script: str) -> str:
     This is the paper's rule (Appendix C): most scripts identify a class on their own;
     Arabic script is split into Urdu and Arabic by the language code; Latin script keeps
     the five study languages written in it apart and lumps the rest into ``other_latin``;
-    any other script is ``other`` and ``Zzzz`` (no script: digits, emoji) is ``none``.
+    any other script is ``other`` and ``Zzzz`` (no script: digits, emoji) is ``none``, as is
+    ``zxx`` (no linguistic content) in any script.
     """
+    if iso639_3 == "zxx":  # "no linguistic content" (GlotLID's zxx_* labels), whatever the script
+        return "none"
     if script in _SCRIPT_CLASS:
         return _SCRIPT_CLASS[script]
     if script == "Arab":
