@@ -1,0 +1,58 @@
+"""Small numerical helpers shared by the estimators (sandwich pieces, cluster sums, PSD repair)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+__all__ = ["cluster_sum", "nearest_psd_keep_diag", "outer_sum"]
+
+
+def cluster_sum(moments: NDArray | sp.spmatrix, cluster_codes: NDArray[np.intp] | None) -> NDArray | sp.spmatrix:
+    """Sum moment rows within clusters (identity when ``cluster_codes`` is None).
+
+    Why: the clustered sandwich meat is ``sum_c s_c s_c^T`` with ``s_c`` the sum of the moment
+    contributions of cluster ``c`` (Liang and Zeger 1986); R's ``dsl`` computes exactly this.
+    """
+    if cluster_codes is None:
+        return moments
+    n_clusters = int(cluster_codes.max()) + 1
+    indicator = sp.csr_matrix(
+        (np.ones(len(cluster_codes)), (cluster_codes, np.arange(len(cluster_codes)))),
+        shape=(n_clusters, len(cluster_codes)),
+    )
+    summed = indicator @ moments
+    return summed
+
+
+def outer_sum(rows: NDArray | sp.spmatrix) -> NDArray:
+    """Return ``rows^T rows`` as a dense array (``rows`` may be sparse)."""
+    product = rows.T @ rows
+    return product.toarray() if sp.issparse(product) else np.asarray(product)
+
+
+def nearest_psd_keep_diag(matrix: NDArray, max_iter: int = 100) -> NDArray:
+    """Nearest positive semi-definite matrix with the diagonal held fixed.
+
+    Why: the element-wise median of per-split covariance matrices (DSL's split combination) need
+    not be positive definite; R's ``dsl`` then calls ``Matrix::nearPD(keepDiag = TRUE)``. This is the
+    alternating-projections algorithm of Higham (2002, IMA J. Numer. Anal. 22:329) that ``nearPD``
+    implements: project onto the PSD cone (with Dykstra's correction), then restore the diagonal.
+    The diagonal (the variances, i.e. the reported standard errors) is left exactly as it was.
+    """
+    target_diag = np.diag(matrix).copy()
+    current = matrix.copy()
+    correction = np.zeros_like(matrix)
+    for _ in range(max_iter):
+        shifted = current - correction
+        values, vectors = np.linalg.eigh(shifted)
+        projected = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+        correction = projected - shifted
+        updated = projected.copy()
+        np.fill_diagonal(updated, target_diag)
+        converged = np.linalg.norm(updated - current) <= 1e-10 * max(np.linalg.norm(current), 1.0)
+        current = updated
+        if converged:
+            break
+    return (current + current.T) / 2.0

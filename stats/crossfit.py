@@ -1,0 +1,169 @@
+"""Cross-fitted predictions g-hat of the predicted variable(s), as DSL needs them.
+
+DSL (Egami, Hinck, Stewart and Wei 2023, "Using imperfect surrogates for downstream inference",
+NeurIPS, Section 3) replaces the unknown labels on every row by ``g_hat(X) = E[Y | surrogate,
+features, R = 1]``, fitted on the labeled rows. The bias-corrected moment stays unbiased whatever
+``g_hat`` is, but its variance theory needs ``g_hat`` of row ``i`` to be fitted without row ``i``:
+hence K-fold cross-fitting (Chernozhukov et al. 2018), repeated over ``sample_split`` random fold
+draws whose results DSL combines by the median.
+
+The predictions are a property of the data and the learner, not of any one regression: compute
+them once with :func:`cross_fit_predictions` and pass them as ``g_hat=`` to every
+:func:`stats.dsl` call on that data (or on row subsets of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from sklearn.base import clone
+from threadpoolctl import ThreadpoolController
+
+from stats._formula import as_list
+from stats.learners import Learner, default_learner
+
+__all__ = ["cross_fit_predictions", "fold_assignments", "learner_inputs"]
+
+
+def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.float64]:
+    """Numeric input matrix for the g-hat learner, like R's ``model.matrix(~ prediction + feature)``.
+
+    Numeric and boolean columns are used as they are; string, object and categorical columns are
+    one-hot encoded with one indicator per level (no reference level is dropped: the learners are
+    regularised, so full coding costs nothing and keeps every level's effect shrunk alike).
+    """
+    if not columns:
+        raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
+    # Encode each column (numeric: itself; categorical: integer codes), then fill one
+    # preallocated matrix: at 730k rows this avoids copying every block a second time.
+    encoded: list[tuple[str, NDArray, int]] = []
+    for column in columns:
+        values = data[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            numbers = values.to_numpy(dtype=np.float64)
+            if np.isnan(numbers).any():
+                raise ValueError(f"learner input column {column!r} has missing values")
+            encoded.append(("numeric", numbers, 1))
+        else:
+            codes, levels = pd.factorize(values, sort=True)
+            if (codes < 0).any():
+                raise ValueError(f"learner input column {column!r} has missing values")
+            encoded.append(("one-hot", codes, len(levels)))
+    matrix = np.zeros((len(data), sum(width for _, _, width in encoded)))
+    offset = 0
+    for kind, values, width in encoded:
+        if kind == "numeric":
+            matrix[:, offset] = values
+        else:
+            matrix[np.arange(len(data)), offset + values] = 1.0
+        offset += width
+    return matrix
+
+
+def fold_assignments(n_units: int, cross_fit: int, rng: np.random.Generator) -> NDArray[np.intp]:
+    """Random, balanced fold labels ``0..cross_fit-1`` for ``n_units`` units (rows or clusters).
+
+    Balanced like R's ``dsl`` (``rep(1:K, each = floor(n/K))`` plus the remainder, shuffled).
+    """
+    if cross_fit < 2:
+        raise ValueError("cross_fit must be at least 2")
+    return rng.permutation(np.arange(n_units) % cross_fit)
+
+
+def _fit_predict(learner: Learner, x_train: NDArray, y_train: NDArray, x_test: NDArray) -> NDArray[np.float64]:
+    """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers."""
+    observed = np.unique(y_train)
+    if observed.size == 0:
+        raise ValueError("no labeled rows in the training folds: too few labels for cross-fitting")
+    if observed.size == 1:
+        # A training fold with a single label value (possible with few labels) has nothing to
+        # learn from, and classifiers refuse to fit: predict that value.
+        return np.full(len(x_test), float(observed[0]))
+    fitted = clone(learner).fit(x_train, y_train)
+    if hasattr(fitted, "predict_proba"):
+        classes = list(fitted.classes_)
+        if len(classes) != 2:
+            raise ValueError("a classifier learner needs a binary predicted variable")
+        return fitted.predict_proba(x_test)[:, classes.index(max(classes))]
+    return np.asarray(fitted.predict(x_test), dtype=np.float64)
+
+
+def cross_fit_predictions(
+    data: pd.DataFrame,
+    predicted_var: str | Sequence[str],
+    prediction: str | Sequence[str] | None = None,
+    feature: str | Sequence[str] | None = None,
+    *,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+    cluster: str | None = None,
+) -> NDArray[np.float64] | dict[str, NDArray[np.float64]]:
+    """Cross-fitted g-hat for every row of ``data``, for each of ``sample_split`` fold draws.
+
+    For each split, units (rows, or clusters when ``cluster`` is given, so that a cluster is never
+    on both sides) are dealt at random into ``cross_fit`` folds; for each fold the learner is
+    trained on the *labeled* rows of the other folds (target: the predicted variable; inputs: the
+    ``prediction`` column(s) and the ``feature`` columns, see :func:`learner_inputs`) and predicts
+    *every* row of the held-out fold. Rows are labeled where all predicted variables are non-NA.
+
+    Parameters
+    ----------
+    data : DataFrame
+        All rows, labeled and unlabeled; input columns must have no missing values.
+    predicted_var : str or list of str
+        Column(s) with the gold labels (NA where unlabeled).
+    prediction, feature : str or list of str, optional
+        Learner inputs: the surrogate prediction(s) and further covariates.
+    cross_fit, sample_split : int
+        Number of folds and of independent fold draws.
+    seed : int or numpy.random.Generator
+        Seeds the fold draws (a fresh Generator from an int; nothing global is touched).
+    learner : object with ``fit(X, y)`` and ``predict(X)`` or ``predict_proba(X)``, optional
+        Cloned for every fit; default :func:`stats.learners.default_learner`.
+    cluster : str, optional
+        Column whose groups are kept within one fold.
+
+    Returns
+    -------
+    ndarray of shape (sample_split, n_rows), or dict of them keyed by predicted variable
+        An array when ``predicted_var`` is a single name, else a dict; both are accepted as
+        ``g_hat=`` by :func:`stats.dsl`.
+    """
+    targets = [predicted_var] if isinstance(predicted_var, str) else list(predicted_var)
+    inputs = [c for c in dict.fromkeys(as_list(prediction) + as_list(feature)) if c not in targets]
+    x = learner_inputs(data, inputs)
+    labels = data[targets].to_numpy(dtype=np.float64)
+    labeled = ~np.isnan(labels).any(axis=1)
+    rng = np.random.default_rng(seed)
+    learner = default_learner() if learner is None else learner
+    unit = np.arange(len(data)) if cluster is None else pd.factorize(data[cluster], sort=True)[0]
+    n_units = int(unit.max()) + 1
+
+    labeled_rows = np.flatnonzero(labeled)
+    out = np.empty((len(targets), sample_split, len(data)))
+    # Small dense fits (about 1000 x 100) run several times faster on one BLAS thread than on
+    # several, whose start-up dominates; the limit is scoped to this loop.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        for split in range(sample_split):
+            fold = fold_assignments(n_units, cross_fit, rng)[unit]
+            for k in range(cross_fit):
+                held_out = np.flatnonzero(fold == k)
+                train = labeled_rows[fold[labeled_rows] != k]
+                x_test = x[held_out]
+                for t in range(len(targets)):
+                    out[t, split, held_out] = _fit_predict(learner, x[train], labels[train, t], x_test)
+    if isinstance(predicted_var, str):
+        return out[0]
+    return {name: out[t] for t, name in enumerate(targets)}
+
+
+@cache
+def _blas_controller() -> ThreadpoolController:
+    """Inspecting the loaded thread pools takes milliseconds: do it once."""
+    return ThreadpoolController()

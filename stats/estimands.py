@@ -1,0 +1,505 @@
+"""The study's estimands on the analysis frame, each by three estimators side by side.
+
+The analysis frame has one row per completion (column contract: ``completion_id, model,
+benchmark, query_language, image, llm, vision_encoder, train_language, stratum, sample_prob,
+labeled, fidelity, correct, pred_fidelity, pred_probability, pred_correct, completion_chars``).
+
+Estimands (population = all completions of the covered strata, see :mod:`stats.design`):
+
+* ``image_effect`` -- image-induced change, the coefficient ``b_1`` of ``outcome ~ image`` within a
+  model x benchmark cell (optionally also by query language). With a binary regressor it is the
+  difference in mean outcome with and without image; for ``fidelity`` it is the image-induced
+  fidelity loss IFL (negative = loss), for ``correct`` the image-induced change in accuracy.
+* ``interaction`` -- per target language, ``fidelity ~ image + image:llm + image:vision +
+  image:data`` on the ablation models: how the image effect differs from the reference LLaVA
+  (llm ``vicuna``, vision ``clip``, data ``en``) when one component is swapped.
+
+Estimators: ``dsl`` (cross-fitted DSL, :func:`stats.dsl`), ``surrogate`` (OLS of the surrogate on
+all rows: no labels, biased) and ``labeled`` (design-weighted OLS on the gold labels only).
+
+Missing gold answers: items whose ``correct`` is NA ("cannot tell") count as unlabeled for the
+accuracy estimands, and each stratum's inclusion probability becomes (items with a definite
+answer) / ``N_h``. This is valid if "cannot tell" is missing at random within stratum; it then
+targets accuracy over all completions of the stratum.
+
+Speed: g-hat depends on the data and the learner, not on the regression, so
+:func:`study_predictions` cross-fits once over the whole frame per outcome and every estimand
+reuses the predictions of its rows (``g_hat=``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import stats as sps
+
+from stats._formula import formula_names, formula_outcome, with_outcome
+from stats.baselines import labeled_ols, surrogate_ols
+from stats.crossfit import cross_fit_predictions
+from stats.design import InterimDesign, interim_design, interim_sample_prob
+from stats.dsl import DSLResults, dsl
+from stats.learners import Learner
+from stats.power import labels_for_halfwidth, power_dsl
+
+__all__ = [
+    "ABLATION_COLUMNS",
+    "ABLATION_REFERENCE",
+    "ESTIMATORS",
+    "INTERACTION_FORMULA",
+    "LEARNER_INPUTS",
+    "SURROGATE",
+    "TIDY_COLUMNS",
+    "EstimandFit",
+    "StudyAnalysis",
+    "ablation_frame",
+    "analyse_study",
+    "image_effect_fits",
+    "image_effect_table",
+    "interaction_fits",
+    "interaction_table",
+    "outcome_design",
+    "power_table",
+    "study_predictions",
+    "tidy_estimates",
+]
+
+ESTIMATORS: tuple[str, ...] = ("dsl", "surrogate", "labeled")
+#: Gold outcome -> its surrogate column.
+SURROGATE: Mapping[str, str] = {"fidelity": "pred_fidelity", "correct": "pred_correct"}
+#: Gold outcome -> (surrogate, further learner features) for g-hat. ``log_chars`` is
+#: ``log(1 + completion_chars)``; numeric inputs with missing values (``pred_correct`` where the
+#: judge failed) are mean-filled and get a ``<name>_missing`` indicator.
+LEARNER_INPUTS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "fidelity": (
+        "pred_fidelity",
+        ("pred_probability", "log_chars", "image", "query_language", "model", "benchmark"),
+    ),
+    "correct": (
+        "pred_correct",
+        ("pred_fidelity", "pred_probability", "log_chars", "image", "query_language", "model", "benchmark"),
+    ),
+}
+#: Formula variable -> analysis-frame column, for the ablation (interaction) regression.
+ABLATION_COLUMNS: Mapping[str, str] = {"llm": "llm", "vision": "vision_encoder", "data": "train_language"}
+#: Reference level of each ablation variable: the original LLaVA.
+ABLATION_REFERENCE: Mapping[str, str] = {"llm": "vicuna", "vision": "clip", "data": "en"}
+INTERACTION_FORMULA = "fidelity ~ image + image:llm + image:vision + image:data"
+TIDY_COLUMNS: tuple[str, ...] = (
+    "estimand", "outcome", "model", "benchmark", "language", "term", "estimator",
+    "estimate", "se", "ci_low", "ci_high", "n", "n_labeled",
+)
+
+
+@dataclass(frozen=True)
+class EstimandFit:
+    """One estimand on one population cell, fitted by each estimator.
+
+    ``results`` maps estimator name to a results object with ``params``, ``bse`` and
+    ``conf_int(alpha)`` (:class:`stats.DSLResults` or statsmodels), or to None where the estimator
+    could not run (no labels, or a singular design); ``note`` then says why.
+    """
+
+    estimand: str
+    outcome: str
+    model: str | None
+    benchmark: str | None
+    language: str | None
+    terms: tuple[str, ...]
+    n: int
+    n_labeled: int
+    results: Mapping[str, Any]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """Everything :func:`analyse_study` computes.
+
+    Attributes
+    ----------
+    estimates : DataFrame
+        Tidy estimates (:data:`TIDY_COLUMNS`) of every estimand, outcome and estimator.
+    power : DataFrame
+        For each DSL estimate: SE and CI half-width now and with twice the labels, and the labels
+        needed for ``target_halfwidth``.
+    designs : dict
+        Outcome -> :class:`stats.InterimDesign` (the effective design each outcome was analysed with).
+    fits : list of EstimandFit
+        The fitted results behind the tables.
+    notes : list of str
+        Coverage and anything that could not be estimated.
+    """
+
+    estimates: pd.DataFrame
+    power: pd.DataFrame
+    designs: dict[str, InterimDesign]
+    fits: list[EstimandFit]
+    notes: list[str] = field(default_factory=list)
+
+
+def outcome_design(frame: pd.DataFrame, outcome: str = "fidelity") -> InterimDesign:
+    """Interim design for an outcome: labeled = gold ``outcome`` present (so NA answers do not count)."""
+    return interim_design(frame["stratum"], frame[outcome].notna(), frame["sample_prob"])
+
+
+def study_predictions(
+    frame: pd.DataFrame,
+    outcome: str = "fidelity",
+    *,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+) -> NDArray[np.float64]:
+    """Cross-fitted g-hat of ``outcome`` for every row of the frame, shape (sample_split, N).
+
+    Learner inputs are :data:`LEARNER_INPUTS` ``[outcome]``. Labeled rows are those with a gold
+    ``outcome``; compute this once and pass it as ``g_hat`` to the estimand functions.
+    """
+    prediction, features = LEARNER_INPUTS[outcome]
+    inputs, names = _learner_inputs_frame(frame, [prediction, *features])
+    inputs[outcome] = frame[outcome].to_numpy(dtype=np.float64)
+    return cross_fit_predictions(
+        inputs, outcome, names[0], names[1:], cross_fit=cross_fit, sample_split=sample_split,
+        seed=seed, learner=learner,
+    )
+
+
+def _learner_inputs_frame(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Learner input columns; a numeric column with gaps is mean-filled and gets an indicator."""
+    out: dict[str, pd.Series] = {}
+    for column in columns:
+        values = np.log1p(frame["completion_chars"].astype(np.float64)) if column == "log_chars" else frame[column]
+        if pd.api.types.is_numeric_dtype(values) and values.isna().any():
+            out[column] = values.fillna(values.mean()).fillna(0.0)
+            out[f"{column}_missing"] = values.isna().astype(np.float64)
+        else:
+            out[column] = values
+    return pd.DataFrame(out).reset_index(drop=True), list(out)
+
+
+def image_effect_fits(
+    frame: pd.DataFrame,
+    outcome: str = "fidelity",
+    *,
+    per_language: bool = False,
+    by: Sequence[str] = ("model", "benchmark"),
+    estimators: Sequence[str] = ESTIMATORS,
+    g_hat: NDArray[np.float64] | None = None,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+) -> list[EstimandFit]:
+    """Image effect ``b_1`` of ``outcome ~ image`` in every model x benchmark cell (x language).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The analysis frame (all rows; g-hat rows must align with it).
+    outcome : {"fidelity", "correct"}
+    per_language : bool
+        Also split cells by ``query_language``.
+    by : sequence of str
+        Cell-defining columns (default model and benchmark).
+    estimators : sequence of {"dsl", "surrogate", "labeled"}
+    g_hat : ndarray (S, N), optional
+        Precomputed :func:`study_predictions` for ``outcome``; computed here if omitted.
+    cross_fit, sample_split, seed, learner
+        For computing g-hat when it is not given.
+    """
+    cells = list(by) + (["query_language"] if per_language else [])
+    formula = f"{outcome} ~ image"
+    return _fit_cells(
+        frame, outcome, formula, cells, "image_effect", estimators, g_hat,
+        dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
+        report_terms=("image",),
+    )
+
+
+def image_effect_table(
+    frame: pd.DataFrame, outcome: str = "fidelity", *, alpha: float = 0.05, **kwargs: Any
+) -> pd.DataFrame:
+    """Tidy table of :func:`image_effect_fits` (``term`` is ``image``); keyword arguments as there."""
+    return tidy_estimates(image_effect_fits(frame, outcome, **kwargs), alpha=alpha)
+
+
+def ablation_frame(frame: pd.DataFrame, reference: Mapping[str, str] = ABLATION_REFERENCE) -> pd.DataFrame:
+    """Rows of the ablation models, with formula variables ``llm``, ``vision``, ``data``.
+
+    Each is a categorical copy of its :data:`ABLATION_COLUMNS` column whose first category is the
+    reference level, so patsy's default treatment coding contrasts every other level with the
+    reference (terms like ``image:llm[T.qwen2]``). Rows missing any component (models outside the
+    ablation) are dropped; unused levels are removed.
+    """
+    columns = list(ABLATION_COLUMNS.values())
+    rows = frame.loc[frame[columns].notna().all(axis=1)]
+    if rows.empty:
+        raise ValueError("no rows of ablation models (llm, vision_encoder, train_language all set)")
+    renamed = {}
+    for variable, column in ABLATION_COLUMNS.items():
+        levels = sorted(rows[column].astype(str).unique())
+        if reference[variable] not in levels:
+            raise ValueError(f"reference level {reference[variable]!r} of {variable!r} is not in the data")
+        ordered = [reference[variable]] + [level for level in levels if level != reference[variable]]
+        renamed[variable] = pd.Categorical(rows[column].astype(str), categories=ordered)
+    return rows.assign(**renamed)
+
+
+def interaction_fits(
+    frame: pd.DataFrame,
+    formula: str = INTERACTION_FORMULA,
+    *,
+    languages: Sequence[str] = ("zho", "deu"),
+    reference: Mapping[str, str] = ABLATION_REFERENCE,
+    estimators: Sequence[str] = ESTIMATORS,
+    g_hat: NDArray[np.float64] | None = None,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+) -> list[EstimandFit]:
+    """The ablation interaction regression, per target language (paper Section 4.2, Table 4).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The analysis frame (all rows; g-hat rows align with it).
+    formula : str
+        patsy formula on the variables of :func:`ablation_frame`; its outcome (``fidelity`` or
+        ``correct``) selects surrogate and g-hat.
+    languages : sequence of str
+        Target query languages, one regression each.
+    reference : mapping
+        Reference level per ablation variable.
+    estimators, g_hat, cross_fit, sample_split, seed, learner
+        As in :func:`image_effect_fits`.
+    """
+    outcome = formula_outcome(formula)
+    fits = _fit_cells(
+        frame, outcome, formula, ["query_language"], "interaction", estimators, g_hat,
+        dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
+        prepare=lambda rows: ablation_frame(rows, reference),
+        restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
+    )
+    found = {fit.language for fit in fits}
+    missing = [
+        EstimandFit("interaction", outcome, None, None, language, (), 0, 0,
+                    {e: None for e in estimators}, note="no covered rows in this language")
+        for language in languages if language not in found
+    ]
+    return fits + missing
+
+
+def interaction_table(
+    frame: pd.DataFrame, formula: str = INTERACTION_FORMULA, *, alpha: float = 0.05, **kwargs: Any
+) -> pd.DataFrame:
+    """Tidy table of :func:`interaction_fits`; keyword arguments as there."""
+    return tidy_estimates(interaction_fits(frame, formula, **kwargs), alpha=alpha)
+
+
+def _fit_cells(
+    frame: pd.DataFrame,
+    outcome: str,
+    formula: str,
+    cells: list[str],
+    estimand: str,
+    estimators: Sequence[str],
+    g_hat: NDArray[np.float64] | None,
+    crossfit_args: dict[str, Any],
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    restrict: NDArray[np.intp] | None = None,
+    report_terms: tuple[str, ...] | None = None,
+) -> list[EstimandFit]:
+    """Fit one formula by each estimator in every cell of the covered population.
+
+    ``prepare`` turns a cell's rows into the regression data (the interaction regression's
+    :func:`ablation_frame`); ``restrict`` limits the rows (positions in ``frame``);
+    ``report_terms`` are the terms to tabulate (default: all but the intercept).
+    """
+    unknown = set(estimators) - set(ESTIMATORS)
+    if unknown:
+        raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
+    if "dsl" in estimators and g_hat is None:
+        g_hat = study_predictions(frame, outcome, **crossfit_args)
+    labeled = frame[outcome].notna().to_numpy()
+    pi = interim_sample_prob(frame["stratum"], labeled)
+    covered = outcome_design(frame, outcome).covered(frame["stratum"])
+    positions = np.flatnonzero(covered) if restrict is None else restrict[covered[restrict]]
+    # Only the columns the formula and estimators use go to them: smaller copies, faster patsy.
+    columns = set(formula_names(formula, frame.columns)) | {outcome, SURROGATE[outcome]}
+    if prepare is not None:
+        columns |= set(ABLATION_COLUMNS.values())
+    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions)
+    groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
+    fits = []
+    for key, members in groups.items():
+        labels = dict(zip(cells, key if isinstance(key, tuple) else (key,), strict=True))
+        data = slim.iloc[members]
+        problems = []
+        if prepare is not None:
+            try:
+                data = prepare(data)
+            except ValueError as error:  # e.g. the reference model is missing in this cell
+                data, problems = data.iloc[:0], [str(error)]
+        if len(data) == 0 and not problems:
+            problems = ["no rows to analyse in this cell"]
+        position = data["_position"].to_numpy()
+        results: dict[str, Any] = dict.fromkeys(estimators)
+        for estimator in estimators if len(data) else ():
+            try:
+                if estimator == "dsl":
+                    results[estimator] = dsl(
+                        "lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position]
+                    )
+                elif estimator == "surrogate":
+                    results[estimator] = surrogate_ols(formula, data, SURROGATE[outcome])
+                else:
+                    results[estimator] = labeled_ols(formula, data, pi[position])
+            except (np.linalg.LinAlgError, ValueError) as error:
+                results[estimator] = None
+                problems.append(f"{estimator}: {error}")
+        fitted = [r for r in results.values() if r is not None]
+        fits.append(
+            EstimandFit(
+                estimand=estimand,
+                outcome=outcome,
+                model=labels.get("model"),
+                benchmark=labels.get("benchmark"),
+                language=labels.get("query_language"),
+                terms=report_terms or (tuple(t for t in fitted[0].params.index if t != "Intercept") if fitted else ()),
+                n=len(data),
+                n_labeled=int(labeled[position].sum()),
+                results=results,
+                note="; ".join(problems),
+            )
+        )
+    return fits
+
+
+def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataFrame:
+    """One row per estimand cell x term x estimator (:data:`TIDY_COLUMNS`).
+
+    The interval is the normal ``1 - alpha`` interval for DSL and the t interval of statsmodels
+    for the baselines (their ``conf_int``); an estimator that could not run gives NaNs.
+    """
+    records = []
+    for fit in fits:
+        for estimator, result in fit.results.items():
+            terms = fit.terms or (None,)
+            if result is not None:
+                ci = result.conf_int(alpha)
+            for term in terms:
+                ok = result is not None and term in result.params.index
+                records.append(
+                    {
+                        "estimand": fit.estimand,
+                        "outcome": fit.outcome,
+                        "model": fit.model,
+                        "benchmark": fit.benchmark,
+                        "language": fit.language,
+                        "term": term,
+                        "estimator": estimator,
+                        "estimate": result.params[term] if ok else np.nan,
+                        "se": result.bse[term] if ok else np.nan,
+                        "ci_low": ci.loc[term, 0] if ok else np.nan,
+                        "ci_high": ci.loc[term, 1] if ok else np.nan,
+                        "n": fit.n,
+                        "n_labeled": 0 if estimator == "surrogate" else fit.n_labeled,
+                    }
+                )
+    return pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
+
+
+def power_table(
+    fits: Sequence[EstimandFit],
+    *,
+    label_factor: float = 2.0,
+    target_halfwidth: float | None = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Predicted precision of every DSL estimate with more labels (:func:`stats.power_dsl`).
+
+    Columns: the estimand keys, ``n_labeled``, ``se`` and ``halfwidth`` now,
+    ``se_more``/``halfwidth_more`` with ``label_factor`` times the labels (same allocation), and
+    ``labels_needed`` for ``target_halfwidth`` (labels in the cell; NaN if unreachable).
+    """
+    z = sps.norm.ppf(1.0 - alpha / 2.0)
+    records = []
+    for fit in fits:
+        result = fit.results.get("dsl")
+        if not isinstance(result, DSLResults):
+            continue
+        more = round(label_factor * result.n_labeled)
+        predicted = power_dsl(result, [more])
+        needed = (
+            labels_for_halfwidth(result, target_halfwidth, alpha)
+            if target_halfwidth is not None else pd.Series(np.nan, index=result.terms)
+        )
+        for term in fit.terms:
+            records.append(
+                {
+                    "estimand": fit.estimand, "outcome": fit.outcome, "model": fit.model,
+                    "benchmark": fit.benchmark, "language": fit.language, "term": term,
+                    "n_labeled": result.n_labeled,
+                    "se": result.bse[term], "halfwidth": z * result.bse[term],
+                    "labels_more": more,
+                    "se_more": predicted.iloc[1][term], "halfwidth_more": z * predicted.iloc[1][term],
+                    "labels_needed": needed[term],
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def analyse_study(
+    frame: pd.DataFrame,
+    *,
+    outcomes: Sequence[str] = ("fidelity", "correct"),
+    per_language: bool = False,
+    languages: Sequence[str] = ("zho", "deu"),
+    interaction_formula: str = INTERACTION_FORMULA,
+    estimators: Sequence[str] = ESTIMATORS,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+    alpha: float = 0.05,
+    target_halfwidth: float | None = 0.05,
+) -> StudyAnalysis:
+    """All estimands of the study, for each outcome, by each estimator, plus power and coverage.
+
+    For each outcome g-hat is cross-fitted once over the whole frame (:func:`study_predictions`)
+    and reused by every estimand. The interaction formula's outcome is replaced by each outcome in
+    turn.
+    """
+    rng = np.random.default_rng(seed)
+    fits: list[EstimandFit] = []
+    designs: dict[str, InterimDesign] = {}
+    notes: list[str] = []
+    for outcome in outcomes:
+        designs[outcome] = outcome_design(frame, outcome)
+        notes.append(f"{outcome}: {designs[outcome].describe()}")
+        g_hat = None
+        if "dsl" in estimators:
+            g_hat = study_predictions(
+                frame, outcome, cross_fit=cross_fit, sample_split=sample_split, seed=rng, learner=learner
+            )
+        fits += image_effect_fits(frame, outcome, per_language=per_language, estimators=estimators, g_hat=g_hat)
+        formula = with_outcome(interaction_formula, outcome)
+        fits += interaction_fits(frame, formula, languages=languages, estimators=estimators, g_hat=g_hat)
+    notes += [
+        f"{f.estimand}/{f.outcome} {f.model or ''} {f.benchmark or ''} {f.language or ''}: {f.note}".replace("  ", " ")
+        for f in fits if f.note
+    ]
+    return StudyAnalysis(
+        estimates=tidy_estimates(fits, alpha),
+        power=power_table(fits, target_halfwidth=target_halfwidth, alpha=alpha),
+        designs=designs,
+        fits=fits,
+        notes=notes,
+    )
