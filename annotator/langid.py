@@ -23,7 +23,6 @@ the study's decision; the probability of such a row is not a confidence in ``non
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib.resources
 import math
@@ -34,7 +33,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from annotator.bulk import upsert_rows
 from annotator.languages import (
     ANSWER_CLASSES,
     UnknownLanguageError,
@@ -51,6 +49,7 @@ from annotator.languages import (
     class_for_script,
     query_language_class,
 )
+from annotator.storage import writer
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -465,183 +464,6 @@ def predict_languages(
 # --------------------------------------------------------------------------------------------
 
 
-_COLUMNS = (
-    "completion_id",
-    "source",
-    "model_version",
-    "raw_label",
-    "probability",
-    "language_class",
-    "predicted_fidelity",
-    "predicted_correct",
-    "created_at",
-)
-_UPDATED = _COLUMNS[2:]
-# Rows per multi-row INSERT: large enough that per-statement costs vanish, small enough to
-# stay far below SQLite's (32,766) and PostgreSQL's (65,535) bound-parameter limits.
-_ROWS_PER_STATEMENT = 1000
-
-
-def _dialect_insert(dialect_name: str) -> Callable[..., Any]:
-    if dialect_name == "sqlite":
-        return sqlite.insert
-    if dialect_name == "postgresql":
-        return postgresql.insert
-    raise NotImplementedError(f"language-ID upserts support SQLite and PostgreSQL, not {dialect_name}")
-
-
-def _upsert_statement(dialect_name: str, rows: int = 1) -> Any:
-    """``INSERT ... VALUES (...) x rows ON CONFLICT (completion_id, source) DO UPDATE``.
-
-    Built with the dialect's own ``insert().on_conflict_do_update``: re-running a source
-    replaces its rows (same ids) instead of failing on the unique key or duplicating them,
-    and other sources' rows are untouched. Every column is a named bind parameter
-    ``r{row}_{column}``, so no Python-side default sneaks in per row.
-    """
-    from db.models import Prediction
-
-    insert = _dialect_insert(dialect_name)
-    values = [{column: bindparam(f"r{i}_{column}") for column in _COLUMNS} for i in range(rows)]
-    statement = insert(Prediction.__table__).values(values if rows > 1 else values[0])
-    return statement.on_conflict_do_update(
-        index_elements=["completion_id", "source"],
-        set_={column: statement.excluded[column] for column in _UPDATED},
-    )
-
-
-def _unnest_upsert_statement() -> Any:
-    """PostgreSQL: ``INSERT ... SELECT * FROM unnest(<one array per column>) ON CONFLICT ...``.
-
-    One statement and nine array parameters per batch, whatever its size: psycopg adapts
-    lists in C and parses the query once, where a multi-row VALUES of thousands of
-    parameters is re-parsed in Python on every call (too long for its query cache).
-    """
-    from db.models import Prediction
-
-    table = Prediction.__table__
-    arrays = [bindparam(column, type_=postgresql.ARRAY(table.c[column].type)) for column in _COLUMNS]
-    rows = func.unnest(*arrays).table_valued(*_COLUMNS).render_derived(name="batch")
-    statement = postgresql.insert(table).from_select(list(_COLUMNS), select(*(rows.c[c] for c in _COLUMNS)))
-    return statement.on_conflict_do_update(
-        index_elements=["completion_id", "source"],
-        set_={column: statement.excluded[column] for column in _UPDATED},
-    )
-
-
-_COMPILED_UPSERTS: dict[tuple[Any, ...], str] = {}
-
-
-class _UpsertWriter:
-    """Bulk upserts of one run's prediction rows, compiled once and sent as driver SQL.
-
-    SQLAlchemy's per-row parameter processing costs more than the database's own work for
-    rows this small, so the statement is compiled once for the connection's dialect and
-    executed with plain DBAPI values (str, float, bool, None and the run's timestamp,
-    converted once by the column type's own bind processor). SQLite gets multi-row VALUES
-    statements (one statement step per thousand rows halves its cost against executemany),
-    their parameters laid out by slice assignment rather than row by row; PostgreSQL gets
-    one ``unnest`` statement per batch.
-    """
-
-    def __init__(self, connection: Connection, source: str, model_version: str, created_at: datetime) -> None:
-        from db.models import Prediction
-
-        self._connection = connection
-        self._dialect = connection.dialect
-        _dialect_insert(self._dialect.name)  # refuse other databases up front
-        column_type = Prediction.__table__.c.created_at.type.dialect_impl(self._dialect)
-        process = column_type.bind_processor(self._dialect)
-        self._constants = {
-            "source": source,
-            "model_version": model_version,
-            "predicted_correct": None,
-            "created_at": process(created_at) if process else created_at,
-        }
-        self._unnest: str | None = None
-        if self._dialect.name == "postgresql":
-            compiled = _unnest_upsert_statement().compile(dialect=self._dialect)
-            if compiled.positional or set(compiled.binds) != set(_COLUMNS):
-                raise RuntimeError(f"unexpected bind parameters in the upsert: {sorted(compiled.binds)}")
-            self._unnest = compiled.string
-            return
-        limit = _bind_parameter_limit(connection)
-        self.rows_per_statement = max(1, min(_ROWS_PER_STATEMENT, limit // len(_COLUMNS)))
-        self._single = self._compile(1)
-        self._multi: str | None = None
-        self._template: list[Any] = []
-
-    def _compile(self, rows: int) -> str:
-        """The SQL of a ``rows``-row upsert whose ``?`` follow row-major ``_COLUMNS`` order.
-
-        Cached per dialect: compiling 9,000 parameters takes a noticeable fraction of a
-        second, and the text never changes.
-        """
-        key = (type(self._dialect), self._dialect.paramstyle, rows)
-        if key not in _COMPILED_UPSERTS:
-            compiled = _upsert_statement(self._dialect.name, rows).compile(dialect=self._dialect)
-            names = [f"r{i}_{column}" for i in range(rows) for column in _COLUMNS]
-            if not compiled.positional or list(compiled.positiontup or ()) != names:
-                raise RuntimeError("unexpected bind parameters in the compiled upsert")
-            _COMPILED_UPSERTS[key] = compiled.string
-        return _COMPILED_UPSERTS[key]
-
-    def write(
-        self,
-        completion_ids: Sequence[str],
-        raw_labels: Sequence[str | None],
-        probabilities: Sequence[float | None],
-        language_classes: Sequence[str],
-        fidelities: Sequence[bool | None],
-    ) -> None:
-        """Upsert one batch, given column by column."""
-        n = len(completion_ids)
-        if not n:
-            return
-        varying = {
-            "completion_id": completion_ids,
-            "raw_label": raw_labels,
-            "probability": probabilities,
-            "language_class": language_classes,
-            "predicted_fidelity": fidelities,
-        }
-        if self._unnest is not None:
-            arrays = {name: list(varying[name]) if name in varying else [self._constants[name]] * n for name in _COLUMNS}
-            self._connection.exec_driver_sql(self._unnest, arrays)
-            return
-        width, step = len(_COLUMNS), self.rows_per_statement
-        full = n - n % step if step > 1 else 0
-        if full:
-            if self._multi is None:
-                self._multi = self._compile(step)
-                self._template = [None] * (width * step)
-                for name, value in self._constants.items():
-                    self._template[_COLUMNS.index(name) :: width] = [value] * step
-            slots = [(_COLUMNS.index(name), values) for name, values in varying.items()]
-            for start in range(0, full, step):
-                flat = self._template.copy()
-                for offset, values in slots:
-                    flat[offset::width] = values[start : start + step]
-                self._connection.exec_driver_sql(self._multi, tuple(flat))
-        if full < n:
-            columns = [
-                varying[name][full:] if name in varying else [self._constants[name]] * (n - full) for name in _COLUMNS
-            ]
-            self._connection.exec_driver_sql(self._single, list(zip(*columns)))
-
-
-def _bind_parameter_limit(connection: Connection) -> int:
-    """How many bound parameters one statement may carry on this connection."""
-    if connection.dialect.name == "sqlite":
-        import sqlite3
-
-        raw = connection.connection.dbapi_connection
-        getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
-        if getlimit is not None:
-            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-        return 999 if sqlite3.sqlite_version_info < (3, 32) else 32_766
-    return 65_535
-
-
 def _validate_source(source: str) -> str:
     source = source.strip()
     if not source or len(source) > 100:
@@ -695,30 +517,18 @@ def run_language_id(
 ) -> LidReport:
     """Predict the answer language of every completion and upsert it into ``predictions``.
 
-    ``source`` defaults to ``"lid176"`` or ``"glotlid"`` as the model's labels say. Rows
-    are read by keyset pagination on the primary key, ``batch_size`` at a time, so memory
-    stays bounded (about two pages) for the study's ~730k completions on SQLite and
-    PostgreSQL alike, and written with bulk upserts. ``progress(done, total)`` is called
-    on the calling thread after every batch is written; ``progress_bar`` shows a tqdm bar on
-    stderr for the CLI.
-
-    Everything happens in one write transaction: a failure (or an exception raised by
-    ``progress`` to cancel) leaves the previous predictions as they were. On SQLite that
-    transaction holds the database's write lock for the whole run (about 25 s for 730k
-    completions at 30k/s); annotators' writes wait (busy timeout) meanwhile.
-
-    Writing batch *k* runs in a helper thread while batch *k+1* is predicted: SQLite and
-    psycopg release the GIL while they work, so the two overlap. Only one thread uses the
-    connection at any time (the next page is read after the previous write has finished).
-    Connections tied to their thread (SQLite ``:memory:``, ``check_same_thread``) are
-    written from the calling thread instead.
+    ``source`` defaults to ``"lid176"`` or ``"glotlid"`` as the model's labels say.
+    Completions are read by keyset pagination on the primary key, ``batch_size`` at a time,
+    and predicted with no transaction open; ``progress(done, total)`` is called after every
+    batch (``progress_bar`` shows a tqdm bar on stderr for the CLI). Then all predictions are
+    written in one short transaction through :func:`annotator.bulk.upsert_rows`: a failure, or
+    an exception raised by ``progress`` to cancel, leaves the previous predictions as they
+    were, and on SQLite the write lock is held for the write alone (seconds at 730k rows), not
+    for the whole run, so annotators' saves are not kept waiting past the busy timeout.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from tqdm.auto import tqdm
 
-    from annotator.storage import session_scope
-    from db.models import Completion
+    from db.models import Completion, Prediction
 
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -729,106 +539,35 @@ def run_language_id(
     source = _validate_source(source) if source is not None else scheme
     with _model_file(model_path) as real:
         report = LidReport(source=source, model_version=model_version(model_path), model_path=str(real))
-    version = report.model_version
-    counts: Counter[str] = Counter()
 
-    with _gc_paused(), session_scope(engine, write=True) as session:
-        connection = session.connection()
-        writer = _UpsertWriter(connection, source, version, datetime.now(UTC))
-        pages = _CompletionPages(connection, batch_size)
+    batches: list[pd.DataFrame] = []
+    with engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(Completion)).scalar_one()
-        bar = tqdm(total=total, unit="completion", desc=f"language ID ({source})", disable=not progress_bar)
-        pending: Future[None] | None = None
-        pending_rows = 0
-        done = 0
+        pages = _CompletionPages(connection, batch_size)
+        with tqdm(total=total, unit="completion", desc=f"language ID ({source})", disable=not progress_bar) as bar:
+            rows = pages.fetch(None)
+            while rows:
+                ids, query_languages, texts = zip(*rows)
+                batch = predict_languages(texts, model, query_languages)
+                batch.insert(0, "completion_id", ids)
+                batches.append(batch)
+                bar.update(len(ids))
+                if progress is not None:
+                    progress(sum(len(b) for b in batches), total)
+                rows = pages.fetch(ids[-1])
+        connection.rollback()  # end the read transaction before writing
 
-        def finish_pending() -> None:
-            """Wait for the write in flight (re-raising its error), then report progress."""
-            nonlocal pending, done
-            if pending is None:
-                return
-            future, pending = pending, None
-            future.result()
-            done += pending_rows
-            bar.update(pending_rows)
-            if progress is not None:
-                progress(done, total)
+    predictions = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(
+        columns=["completion_id", "raw_label", "probability", "language_class", "predicted_fidelity"]
+    )
+    if len(predictions):
+        predictions = predictions.assign(source=source, model_version=report.model_version)
+        with writer(engine).begin() as connection:
+            upsert_rows(connection, Prediction.__table__, predictions, ["completion_id", "source"], stamp="created_at")
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ifl-lid-writer") as threads:
-            pool = threads if _usable_from(threads, connection) else _Inline()
-            try:
-                rows = pages.fetch(None)
-                while rows:
-                    ids, query_languages, texts = zip(*rows)
-                    del rows
-                    frame = predict_languages(texts, model, query_languages)  # overlaps the write
-                    del texts
-                    probability = [None if math.isnan(p) else p for p in frame["probability"].tolist()]
-                    language_class = frame["language_class"].tolist()
-                    fidelity = frame["predicted_fidelity"].to_numpy(dtype=object, na_value=None).tolist()
-                    raw_label = frame["raw_label"].tolist()
-                    del frame
-                    counts.update(language_class)
-                    report.faithful += fidelity.count(True)
-                    finish_pending()  # the connection is free again
-                    rows = pages.fetch(ids[-1])
-                    pending = pool.submit(writer.write, ids, raw_label, probability, language_class, fidelity)
-                    pending_rows = len(ids)
-                finish_pending()
-            finally:
-                bar.close()
-        # Leaving the executor waited for any write still in flight, so on failure the
-        # session rolls back only once the connection is idle again.
-
-    report.rows = done
+    counts = Counter(predictions["language_class"].tolist())
+    report.rows = len(predictions)
+    report.faithful = int((predictions["predicted_fidelity"] == True).sum())  # noqa: E712 - nullable
     report.counts = {name: counts.get(name, 0) for name in ANSWER_CLASSES}
     report.seconds = time.perf_counter() - started
     return report
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk run, as bulk loaders commonly do.
-
-    A run allocates millions of small, acyclic objects; that triggers full collections,
-    each scanning the whole heap (pandas, SQLAlchemy, the app's own state): about a tenth
-    of the run's time. Nothing the run allocates needs the collector, and reference
-    counting still frees everything. The previous state is restored on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _usable_from(threads: Any, connection: Connection) -> bool:
-    """Whether ``connection`` may be used from the pool's thread (SQLite may refuse)."""
-    if connection.dialect.name != "sqlite":
-        return True
-    raw = connection.connection.dbapi_connection
-
-    def probe() -> None:
-        raw.cursor().close()  # sqlite3 checks the thread on every call
-
-    try:
-        threads.submit(probe).result()
-    except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError, whatever the driver
-        return False
-    return True
-
-
-class _Inline:
-    """An executor that runs each task at once, in the calling thread."""
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        from concurrent.futures import Future
-
-        future: Future[Any] = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as error:  # noqa: BLE001 - handed over to whoever waits
-            future.set_exception(error)
-        return future

@@ -434,25 +434,27 @@ def test_failure_mid_run_leaves_nothing_half_written(study_engine) -> None:
     assert _predictions(study_engine) == {}
 
 
-def test_failed_write_rolls_back_the_whole_run(study_engine, monkeypatch) -> None:
-    calls = []
-    write = langid._UpsertWriter.write
+def test_failed_write_keeps_the_previous_predictions(study_engine, monkeypatch) -> None:
+    def stored() -> dict[str, tuple]:
+        return {key: (p.raw_label, p.probability, p.language_class, p.predicted_fidelity, p.created_at)
+                for key, p in _predictions(study_engine).items()}
 
-    def failing_write(self, completion_ids, *columns):
-        calls.append(len(completion_ids))
-        if len(calls) == 3:
-            raise RuntimeError("disk full")
-        write(self, completion_ids, *columns)
+    run_language_id(study_engine, batch_size=5)
+    before = stored()
+    real_upsert = langid.upsert_rows
 
-    monkeypatch.setattr(langid._UpsertWriter, "write", failing_write)
+    def fail_half_way(connection, table, frame, keys, stamp=None):
+        real_upsert(connection, table, frame.iloc[: len(frame) // 2].assign(raw_label="__label__xx"), keys, stamp)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(langid, "upsert_rows", fail_half_way)
     with pytest.raises(RuntimeError, match="disk full"):
         run_language_id(study_engine, batch_size=5)
-    assert calls == [5, 5, 5]
-    assert _predictions(study_engine) == {}
+    assert stored() == before
 
 
-def test_in_memory_sqlite_is_written_from_the_calling_thread() -> None:
-    """A :memory: connection is tied to its thread: the run must not hand it to another."""
+def test_in_memory_sqlite() -> None:
+    """A :memory: database lives in one connection: reading and writing must both reach it."""
     engine = make_engine("sqlite://")
     upgrade_database(engine)
     _add_completions(engine, {"m1": ("eng", SENTENCES["eng"]), "m2": ("rus", SENTENCES["rus"])})
@@ -545,26 +547,3 @@ def test_glotlid_model_from_a_path(engine, glotlid_style_model: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
-
-
-def test_postgres_upsert_statement_compiles() -> None:
-    from sqlalchemy import create_engine
-
-    dialect = create_engine("postgresql+psycopg://user@localhost/none").dialect  # never connects
-    sql = str(langid._upsert_statement("postgresql", 2).compile(dialect=dialect))
-    assert "ON CONFLICT (completion_id, source) DO UPDATE SET" in sql
-    assert "language_class = excluded.language_class" in sql
-    assert "%(r1_completion_id)s" in sql
-    with pytest.raises(NotImplementedError, match="mysql"):
-        langid._upsert_statement("mysql")
-
-
-def test_multi_row_statements_and_tail_rows(study_engine, monkeypatch) -> None:
-    """Batches larger than one statement go out as multi-row VALUES plus a tail."""
-    monkeypatch.setattr(langid, "_ROWS_PER_STATEMENT", 4)
-    run_language_id(study_engine, batch_size=10)
-    rows = _predictions(study_engine)
-    assert len(rows) == len(SENTENCES) + 3
-    assert rows["c13"].language_class == "urdu" and rows["c91"].language_class == "none"
-    run_language_id(study_engine, batch_size=9)
-    assert len(_predictions(study_engine)) == len(SENTENCES) + 3
