@@ -81,10 +81,16 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def writer(engine: Engine) -> Engine:
-    """The engine for read-then-write transactions: on SQLite they begin IMMEDIATE."""
-    if engine.dialect.name == "sqlite":
-        return engine.execution_options(sqlite_begin="IMMEDIATE")
-    return engine
+    """The engine for read-then-write transactions: on SQLite they begin IMMEDIATE.
+
+    Kept on the engine (an attribute, so it lives and dies with it): building the option
+    engine costs more than a claim's own SQL.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    if "_ifl_writer" not in engine.__dict__:
+        engine.__dict__["_ifl_writer"] = engine.execution_options(sqlite_begin="IMMEDIATE")
+    return engine.__dict__["_ifl_writer"]
 
 
 @contextmanager

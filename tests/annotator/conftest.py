@@ -1,0 +1,115 @@
+"""Fixtures for routing tests: a sampled study built directly (without the sampler) and accounts.
+
+The sample rows are written by hand, so routing is tested on its own: every stratum gets a
+seeded random ``queue_position`` order and a seeded share of double-annotated items, like
+the sampler makes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.orm import Session
+
+from annotator.accounts import add_annotator
+from db.models import (
+    Adjudication,
+    Annotation,
+    AnnotationEvent,
+    Assignment,
+    Sample,
+    SampleItem,
+    SampleStratum,
+)
+
+
+def create_sample(
+    engine: Engine, completions: pd.DataFrame, *, name: str = "test", seed: int = 0, double_share: float = 0.1
+) -> pd.DataFrame:
+    """A sample holding every row of ``completions`` (id, benchmark, query_language).
+
+    Returns the items: completion_id, stratum, query_language, queue_position, double_annotate.
+    """
+    rng = np.random.default_rng(seed)
+    items = completions[["id", "benchmark", "query_language"]].rename(columns={"id": "completion_id"}).copy()
+    items["stratum"] = items["benchmark"] + "|" + items["query_language"]
+    items["queue_position"] = 0
+    for index in items.groupby("stratum").groups.values():
+        items.loc[index, "queue_position"] = rng.permutation(len(index))
+    items["double_annotate"] = rng.random(len(items)) < double_share
+    with Session(engine) as session, session.begin():
+        sample = Sample(name=name, seed=seed, n_target=len(items), weights={"scheme": "test"},
+                        overlap_share=double_share)
+        session.add(sample)
+        session.flush()
+        for (stratum, benchmark, language), group in items.groupby(["stratum", "benchmark", "query_language"]):
+            session.add(SampleStratum(sample_id=sample.id, stratum=stratum, benchmark=benchmark,
+                                      query_language=language, population=len(group), weight_sum=float(len(group)),
+                                      expected=float(len(group)), drawn=len(group)))
+        session.execute(insert(SampleItem), [
+            {"sample_id": sample.id, "completion_id": row.completion_id, "stratum": row.stratum,
+             "query_language": row.query_language, "inclusion_probability": 1.0,
+             "queue_position": int(row.queue_position), "round": 1, "double_annotate": bool(row.double_annotate)}
+            for row in items.itertuples()
+        ])
+    return items.drop(columns="benchmark").reset_index(drop=True)
+
+
+@pytest.fixture
+def make_study(
+    insert_completions: Callable[[Engine, pd.DataFrame], int],
+    completion_frame: Callable[..., pd.DataFrame],
+) -> Callable[..., pd.DataFrame]:
+    """``make_study(engine, {(benchmark, lang): n}, double_share=0.1)``: completions + a sample of all."""
+
+    def make(engine: Engine, counts: Mapping[tuple[str, str], int], **options) -> pd.DataFrame:
+        frame = completion_frame(counts)
+        frame["prompt"] = "prompt of " + frame["id"]
+        frame["gold_answer"] = "gold"
+        insert_completions(engine, frame)
+        return create_sample(engine, frame, **options)
+
+    return make
+
+
+@pytest.fixture
+def add_account() -> Callable[..., int]:
+    """``add_account(engine, name, "deu,eng", role="annotator")``: an account without a password."""
+
+    def add(engine: Engine, name: str, languages: str, role: str = "annotator") -> int:
+        return add_annotator(engine, name, languages, role, password=None)
+
+    return add
+
+
+def snapshot(engine: Engine) -> dict[str, object]:
+    """Everything a refused request must leave unchanged: rows of the labeling tables."""
+    with Session(engine) as session:
+        return {
+            model.__tablename__: sorted(
+                tuple(str(value) for value in row) for row in session.execute(select(*model.__table__.columns))
+            )
+            for model in (Assignment, Annotation, AnnotationEvent, Adjudication)
+        }
+
+
+def count(engine: Engine, model: type) -> int:
+    """Rows in ``model``'s table."""
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture(name="db_snapshot")
+def snapshot_fixture() -> Callable[[Engine], dict[str, object]]:
+    """:func:`snapshot`, for tests."""
+    return snapshot
+
+
+@pytest.fixture(name="row_count")
+def count_fixture() -> Callable[[Engine, type], int]:
+    """:func:`count`, for tests."""
+    return count
