@@ -44,7 +44,8 @@ CSV rules (:func:`write_csv`, for every kind)
     least one label in every stratum (``label_prob > 0``); ``correct`` works the same way with
     ``prediction = "pred_correct"``, after dropping labeled rows whose ``correct`` is NA.
 
-``estimates``: whatever table ``stats`` returns, through :func:`write_csv`.
+``estimates``: every estimate of :func:`annotator.estimates.study_estimates`, one row per
+estimand, estimator and term (columns of ``stats.TIDY_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ __all__ = [
     "write_csv",
 ]
 
-EXPORT_KINDS = ("gold", "dsl")
+EXPORT_KINDS = ("gold", "dsl", "estimates")
 #: Per-annotator columns of the gold export: ``annotator_<k>_<field>``.
 ANNOTATOR_FIELDS = ("id", "name", "answer_language", "matches_gold", "correct", "comment", "labeled_at")
 DSL_COLUMNS = (*ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("sample_prob") + 1], "label_prob",
@@ -186,14 +187,16 @@ def _dsl_frame(engine: Engine, sample_id: int | None) -> pd.DataFrame:
 
 
 def export_frame(engine: Engine, kind: str, sample_id: int | None = None) -> pd.DataFrame:
-    """The table of ``kind`` (``gold`` or ``dsl``, see the module docstring), before CSV rules."""
+    """The table of ``kind`` (``gold``, ``dsl`` or ``estimates``, see the module docstring), before CSV rules."""
     if kind == "gold":
         return _gold_frame(engine, sample_id)
     if kind == "dsl":
         return _dsl_frame(engine, sample_id)
-    raise ValueError(
-        f"unknown export {kind!r} (use one of {', '.join(EXPORT_KINDS)}; estimates are written with write_csv)"
-    )
+    if kind == "estimates":
+        from annotator.estimates import study_estimates
+
+        return study_estimates(engine, sample_id=sample_id).all_estimates
+    raise ValueError(f"unknown export {kind!r} (use one of {', '.join(EXPORT_KINDS)})")
 
 
 def export(

@@ -127,7 +127,7 @@ def test_dsl_export_reads_back_with_na_where_unlabeled(labeled_study, tmp_path):
 
 
 def test_unknown_kind_and_missing_sample(engine: Engine, tmp_path):
-    with pytest.raises(ValueError, match="unknown export 'estimates'"):
-        export_frame(engine, "estimates")
+    with pytest.raises(ValueError, match="unknown export 'summary'"):
+        export_frame(engine, "summary")
     with pytest.raises(NoSampleError):
         export(engine, "gold", tmp_path / "gold.csv")

@@ -1,0 +1,236 @@
+"""The ``ifl`` command: every pipeline step from a shell, on any SQLAlchemy URL.
+
+Each sub-command is a thin shell over a service function in ``annotator`` or ``stats``;
+the Streamlit pages call the same functions. Errors a user can fix (a bad file, an unknown
+annotator) print one clear line and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from annotator.storage import database_url, is_empty, make_engine, upgrade_database
+
+__all__ = ["main", "build_parser"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    engine = make_engine(database_url(args.db))
+    upgrade_database(engine)
+    return engine
+
+
+def _progress_bar(total_label: str) -> Callable[[int, int], None]:
+    """A tqdm bar driven by the services' ``progress(done, total)`` callbacks."""
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit=total_label, file=sys.stderr)
+        bar["bar"].n = done
+        bar["bar"].refresh()
+        if done >= total:
+            bar["bar"].close()
+
+    return update
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> None:
+    _engine(args)
+    print(f"database at head: {database_url(args.db)}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from annotator.ingest import import_file
+
+    print(import_file(_engine(args), args.file, args.format))
+
+
+def cmd_lid(args: argparse.Namespace) -> None:
+    from annotator.langid import run_language_id
+
+    report = run_language_id(
+        _engine(args), model_path=args.model, source=args.source, progress=_progress_bar("completions")
+    )
+    print(report)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from annotator.setup_demo import set_up_demo
+
+    engine = _engine(args)
+    if not is_empty(engine) and not args.force:
+        raise SystemExit("error: the database already holds completions; pass --force to add the demo anyway")
+    for line in set_up_demo(engine, size=args.size, seed=args.seed, labeled_share=args.labeled_share):
+        print(line)
+
+
+def cmd_simulate_annotators(args: argparse.Namespace) -> None:
+    from annotator.simulate import simulate_annotators
+
+    labeled = simulate_annotators(_engine(args), n=args.n, error_rate=args.error_rate, seed=args.seed)
+    print(f"simulated annotators labeled {labeled} items")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from annotator.sampling import current_sample_id, design_report, draw_sample, load_weights, top_up
+
+    engine = _engine(args)
+    weights = load_weights(args.weights) if args.weights else None
+    if args.top_up:
+        sample_id = current_sample_id(engine)
+        if sample_id is None:
+            raise SystemExit("error: there is no sample to top up; draw one first (ifl sample --n N --seed S)")
+        summary = top_up(engine, sample_id, n_total=args.n, seed=args.seed)
+    else:
+        summary = draw_sample(engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap)
+    print(summary)
+    if args.report:
+        print(design_report(engine).to_string(index=False))
+
+
+def cmd_annotators_add(args: argparse.Namespace) -> None:
+    from annotator.accounts import add_annotator
+
+    if args.password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+    languages = [language for language in args.languages.split(",") if language.strip()]
+    annotator_id = add_annotator(_engine(args), args.name, languages, role=args.role, password=password)
+    print(f"added {args.role} {args.name} (id {annotator_id}) reading {', '.join(languages)}")
+
+
+def cmd_annotators_list(args: argparse.Namespace) -> None:
+    from annotator.accounts import list_annotators
+
+    print(list_annotators(_engine(args)).to_string(index=False))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from annotator.export import export
+
+    rows = export(_engine(args), args.kind, args.out)
+    print(f"wrote {rows} rows to {args.out}")
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    from annotator.estimates import study_estimates
+
+    estimates = study_estimates(_engine(args), seed=args.seed)
+    for name, table in estimates.tables().items():
+        print(f"\n== {name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+    for note in estimates.notes:
+        print(f"note: {note}")
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    """Start the Streamlit app; on an empty database, set up the demo study first."""
+    engine = _engine(args)
+    if is_empty(engine) and not args.no_demo:
+        from annotator.setup_demo import set_up_demo
+
+        for line in set_up_demo(engine, size="small", seed=0):
+            print(line)
+    env = dict(os.environ, IFL_DATABASE_URL=database_url(args.db))
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.port", str(args.port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+    raise SystemExit(subprocess.call(command, env=env))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ifl", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="SQLAlchemy URL (default: $IFL_DATABASE_URL or sqlite:///db/ifl.sqlite)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="schema migrations").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="create or upgrade the schema (Alembic)").set_defaults(handler=cmd_db_upgrade)
+
+    imp = commands.add_parser("import", help="import completions (CSV, JSON Lines or Parquet)")
+    imp.add_argument("file")
+    imp.add_argument("--format", choices=["csv", "jsonl", "parquet"])
+    imp.set_defaults(handler=cmd_import)
+
+    lid = commands.add_parser("lid", help="predict each completion's language with fastText")
+    lid.add_argument("--model", help="a GlotLID .bin/.ftz on disk (default: the lid.176 model that ships with the app)")
+    lid.add_argument("--source", help="name the predictions are stored under (default: lid176 or glotlid)")
+    lid.set_defaults(handler=cmd_lid)
+
+    demo = commands.add_parser("demo", help="set up the realistic demo study")
+    demo.add_argument("--size", choices=["small", "paper"], default="small")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--labeled-share", type=float, default=0.5,
+                      help="share of the sample the simulated annotators label (default 0.5)")
+    demo.add_argument("--force", action="store_true", help="add the demo to a database that is not empty")
+    demo.set_defaults(handler=cmd_demo)
+
+    sim = commands.add_parser("simulate-annotators", help="label sampled demo items from the oracle")
+    sim.add_argument("--n", type=int, help="how many items (default: all that are left)")
+    sim.add_argument("--error-rate", type=float, default=0.03)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(handler=cmd_simulate_annotators)
+
+    sample = commands.add_parser("sample", help="draw (or top up) the stratified gold-standard sample")
+    sample.add_argument("--n", type=int, required=True, help="sample size (with --top-up: the new total)")
+    sample.add_argument("--seed", type=int, required=True)
+    sample.add_argument("--weights", help="a TOML file of weights (default: the paper's)")
+    sample.add_argument("--overlap", type=float, default=0.1, help="share of items annotated twice")
+    sample.add_argument("--top-up", action="store_true", help="grow the current sample to --n items")
+    sample.add_argument("--report", action="store_true", help="print the design report")
+    sample.set_defaults(handler=cmd_sample)
+
+    annotators = commands.add_parser("annotators", help="manage annotator accounts").add_subparsers(
+        dest="annotators_command", required=True
+    )
+    add = annotators.add_parser("add", help="add an account (password asked, or read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--languages", required=True, help="comma-separated, e.g. de,en")
+    add.add_argument("--role", choices=["annotator", "researcher", "admin"], default="annotator")
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(handler=cmd_annotators_add)
+    annotators.add_parser("list", help="list accounts").set_defaults(handler=cmd_annotators_list)
+
+    export = commands.add_parser("export", help="write the gold standard, DSL input or estimates as CSV")
+    export.add_argument("kind", choices=["gold", "dsl", "estimates"])
+    export.add_argument("--out", required=True)
+    export.set_defaults(handler=cmd_export)
+
+    estimate = commands.add_parser("estimate", help="print the study's debiased estimates")
+    estimate.add_argument("--seed", type=int, default=1234)
+    estimate.set_defaults(handler=cmd_estimate)
+
+    app = commands.add_parser("app", help="run the web app (sets up the demo on an empty database)")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--no-demo", action="store_true", help="start on an empty database")
+    app.set_defaults(handler=cmd_app)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from annotator.errors import USER_ERRORS
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

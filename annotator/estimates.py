@@ -1,0 +1,137 @@
+"""The study's debiased estimates from the database: the analysis frame fed to ``stats``.
+
+This is the one place where the stored study meets the estimators, so the dashboard, the CLI
+(``ifl estimate``) and the ``estimates`` export report the same numbers. Estimation is by
+:func:`stats.analyse_study`: DSL beside the surrogate-only and labeled-only estimators, with
+each stratum's effective inclusion probability (labels so far / stratum size), so the figures
+are valid at any point while annotation is under way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from annotator.analysis import LabelCount, analysis_frame, label_count
+from annotator.sampling import STRATUM_SEPARATOR
+from db.models import Prediction, Sample
+from stats import ABLATION_COLUMNS, StudyAnalysis, analyse_study
+
+__all__ = ["StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
+
+
+class StudyVersion(NamedTuple):
+    """Changes whenever anything the estimates depend on changes: a cache key for them.
+
+    Labels alone are not enough: a top-up changes inclusion probabilities and a new language
+    ID run changes the surrogate, without a single new label.
+    """
+
+    labels: LabelCount
+    samples: int
+    sample_updated_at: datetime | None
+    predictions: int
+    predictions_updated_at: datetime | None
+
+
+def study_version(engine: Engine) -> StudyVersion:
+    """The current :class:`StudyVersion`, in two cheap queries."""
+    statement = select(
+        select(func.count()).select_from(Sample).scalar_subquery(),
+        select(func.max(Sample.updated_at)).scalar_subquery(),
+        select(func.count()).select_from(Prediction).scalar_subquery(),
+        select(func.max(Prediction.created_at)).scalar_subquery(),
+    )
+    with engine.connect() as connection:
+        row = connection.execute(statement).one()
+    return StudyVersion(label_count(engine), *row)
+
+
+@dataclass(frozen=True)
+class StudyEstimates:
+    """The estimate tables a researcher reads, split by estimand.
+
+    Attributes
+    ----------
+    ifl : image effect on fidelity per model x benchmark (IFL; negative = fidelity lost); the
+        ``ablation`` column marks the ablation variants (see :func:`ablation_models`)
+    interaction : the interaction regression per target language (``language`` column)
+    accuracy : image effect on correctness per model x benchmark, and its interaction regression
+    strata : per stratum: size, sampled, labeled, effective probability; ``empty`` marks sampled
+        strata with no labels yet (excluded from the estimates until they have some)
+    power : precision of each DSL estimate now, with twice the labels, and labels needed
+    all_estimates : every row of the above in one tidy table (the ``estimates`` export)
+    """
+
+    ifl: pd.DataFrame
+    interaction: pd.DataFrame
+    accuracy: pd.DataFrame
+    strata: pd.DataFrame
+    power: pd.DataFrame
+    all_estimates: pd.DataFrame
+    labels: LabelCount
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Name -> table, for printing and downloads."""
+        return {
+            "ifl": self.ifl,
+            "interaction": self.interaction,
+            "accuracy": self.accuracy,
+            "strata": self.strata,
+            "power": self.power,
+        }
+
+
+def ablation_models(frame: pd.DataFrame) -> set[str]:
+    """Models whose every completion names its design (llm, vision encoder, training data).
+
+    They are the ablation variants of the interaction regression; the dashboard shows the
+    image effect of the other models first, as the paper's Figure 1 does.
+    """
+    designed = frame[list(ABLATION_COLUMNS.values())].notna().all(axis=1)
+    return set(designed.groupby(frame["model"]).all().loc[lambda all_set: all_set].index)
+
+
+def _strata_table(analysis: StudyAnalysis) -> pd.DataFrame:
+    design = analysis.designs["fidelity"]
+    strata = design.strata.copy()
+    # From the right: a benchmark name may contain the separator, a language code cannot.
+    strata[["benchmark", "query_language"]] = strata["stratum"].str.rsplit(STRATUM_SEPARATOR, n=1, expand=True)
+    strata["empty"] = strata["stratum"].isin(design.empty_strata)
+    return strata
+
+
+def study_estimates(
+    engine: Engine,
+    seed: int = 1234,
+    *,
+    sample_id: int | None = None,
+    per_language: bool = False,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+) -> StudyEstimates:
+    """Estimate every estimand of the study from what is stored now."""
+    labels = label_count(engine)
+    frame = analysis_frame(engine, sample_id=sample_id)
+    analysis = analyse_study(
+        frame, per_language=per_language, cross_fit=cross_fit, sample_split=sample_split, seed=seed
+    )
+    estimates = analysis.estimates
+    estimates["ablation"] = estimates["model"].isin(ablation_models(frame))
+    fidelity = estimates["outcome"] == "fidelity"
+    image_effect = estimates["estimand"] == "image_effect"
+    return StudyEstimates(
+        ifl=estimates[fidelity & image_effect].reset_index(drop=True),
+        interaction=estimates[fidelity & ~image_effect].reset_index(drop=True),
+        accuracy=estimates[~fidelity].reset_index(drop=True),
+        strata=_strata_table(analysis),
+        power=analysis.power,
+        all_estimates=estimates,
+        labels=labels,
+        notes=analysis.notes,
+    )
