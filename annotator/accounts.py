@@ -35,6 +35,7 @@ __all__ = [
     "AnnotatorInfo",
     "add_annotator",
     "authenticate",
+    "get_account",
     "change_password",
     "hash_password",
     "list_annotators",
@@ -253,13 +254,25 @@ def authenticate(engine: Engine, name: str, password: str) -> AnnotatorInfo | No
         matches = verify_password(password, stored if stored is not None else _dummy_hash())
         if row is None or stored is None or not matches or not row.active:
             return None
-        return AnnotatorInfo(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            languages=tuple(sorted(language.language for language in row.languages)),
-            active=row.active,
-        )
+        return _info(row)
+
+
+def _info(row: Annotator) -> AnnotatorInfo:
+    return AnnotatorInfo(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        languages=tuple(sorted(language.language for language in row.languages)),
+        active=row.active,
+    )
+
+
+def get_account(engine: Engine, annotator_id: int) -> AnnotatorInfo | None:
+    """The account as stored now (None if it is gone), so a signed-in session sees role,
+    language and deactivation changes on its next page run rather than at its next sign-in."""
+    with session_scope(engine) as session:
+        row = session.get(Annotator, annotator_id)
+        return _info(row) if row is not None else None
 
 
 def list_annotators(engine: Engine) -> pd.DataFrame:

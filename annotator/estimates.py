@@ -21,7 +21,11 @@ from annotator.sampling import STRATUM_SEPARATOR
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, StudyAnalysis, analyse_study
 
-__all__ = ["StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
+__all__ = ["NotEstimableError", "StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
+
+
+class NotEstimableError(ValueError):
+    """The study has no sample or no gold label yet, so there is nothing to estimate from."""
 
 
 class StudyVersion(NamedTuple):
@@ -118,6 +122,10 @@ def study_estimates(
     """Estimate every estimand of the study from what is stored now."""
     labels = label_count(engine)
     frame = analysis_frame(engine, sample_id=sample_id)
+    if not frame["sampled"].any():
+        raise NotEstimableError("no sample has been drawn yet: draw one (ifl sample) and label some of it")
+    if not frame["labeled"].any():
+        raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
     analysis = analyse_study(
         frame, per_language=per_language, cross_fit=cross_fit, sample_split=sample_split, seed=seed
     )

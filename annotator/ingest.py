@@ -302,7 +302,15 @@ def _count_completions(connection) -> int:
     return connection.execute(select(func.count()).select_from(Completion)).scalar_one()
 
 
-def import_file(engine: Engine, path: str | Path, fmt: str | None = None) -> ImportReport:
-    """Read, validate and upsert a completions file (see the module docstring for its schema)."""
-    frame = read_table(path, fmt)
-    return import_frame(engine, frame, source=str(path))
+def import_file(engine: Engine, path: str | Path, fmt: str | None = None, *, display_name: str | None = None) -> ImportReport:
+    """Read, validate and upsert a completions file (see the module docstring for its schema).
+
+    ``display_name`` is the name errors and the report use (an upload's own name, where the
+    file was saved under a temporary path).
+    """
+    name = display_name or str(path)
+    try:
+        frame = read_table(path, fmt)
+    except IngestError as error:
+        raise IngestError(name, error.reason, error.row, error.column) from None
+    return import_frame(engine, frame, source=name)

@@ -163,3 +163,16 @@ def test_dropping_a_language_releases_its_claims(engine, make_study):
     with Session(engine) as session:
         statuses = dict(session.execute(select(Assignment.annotator_id, Assignment.status)).all())
     assert statuses == {annotator_id: "released", other: "claimed"}
+
+
+def test_get_account_sees_changes_made_after_sign_in(engine):
+    annotator_id = add_annotator(engine, "eve", ["de"], role="annotator", password="pw-eve")
+    signed_in = authenticate(engine, "eve", "pw-eve")
+    accounts.set_role(engine, annotator_id, "researcher")
+    accounts.set_languages(engine, annotator_id, ["fr", "en"])
+    now = accounts.get_account(engine, annotator_id)
+    assert (signed_in.role, now.role) == ("annotator", "researcher")
+    assert now.languages == ("eng", "fra")
+    accounts.set_active(engine, annotator_id, False)
+    assert accounts.get_account(engine, annotator_id).active is False
+    assert accounts.get_account(engine, 10_000) is None

@@ -104,3 +104,14 @@ def test_cli_runs_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     gold_csv = tmp_path / "gold.csv"
     cli_main(["--db", url, "export", "gold", "--out", str(gold_csv)])
     assert len(pd.read_csv(gold_csv)) == 600
+
+
+def test_nothing_to_estimate_says_why(tmp_path: Path) -> None:
+    from annotator.demo import load_demo
+    from annotator.estimates import NotEstimableError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'bare.sqlite'}")
+    upgrade_database(engine)
+    load_demo(engine, size="small", seed=0)
+    with pytest.raises(NotEstimableError, match="no sample has been drawn yet"):
+        study_estimates(engine)

@@ -185,3 +185,14 @@ def test_cli_import_reports_errors_without_traceback(tmp_path: Path, capsys: pyt
     good = write(tmp_path / "good.csv", HEADER + "".join(GOOD_ROWS))
     cli_main(["--db", url, "import", str(good), "--format", "csv"])
     assert "4 rows (4 new" in capsys.readouterr().out
+
+
+def test_display_name_is_what_errors_name(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """An upload saved under a temporary path is reported under the user's own file name."""
+    saved = write(tmp_path / "upload.csv", HEADER + "c1,m,MaXM,de,maybe,t,,,\n")
+    with pytest.raises(IngestError) as raised:
+        import_file(sqlite_engine, saved, display_name="my completions.csv")
+    assert str(raised.value).startswith("my completions.csv, row 1, column 'image'")
+    empty = write(tmp_path / "empty.csv", "")
+    with pytest.raises(IngestError, match=r"^my completions.csv: the file is empty"):
+        import_file(sqlite_engine, empty, display_name="my completions.csv")

@@ -1,0 +1,133 @@
+"""Layout helpers shared by the app shell and the pages: the engine, who is signed in, role
+checks, and showing untrusted text. No study logic: that lives in ``annotator`` and ``stats``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+
+from annotator.accounts import AnnotatorInfo, get_account
+from annotator.export import csv_bytes
+from annotator.storage import database_url, get_engine, upgrade_database
+
+ALL_ROLES = ("annotator", "researcher", "admin")
+RESEARCH_ROLES = ("researcher", "admin")
+ADMIN_ROLES = ("admin",)
+
+#: Display names of the answer-language classes that are not one language's name.
+_CLASS_NAMES = {"other_latin": "Other (Latin script)", "other": "Other (another script)", "none": "No language"}
+# Every ASCII punctuation character can be backslash-escaped in CommonMark.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+
+
+@st.cache_resource(show_spinner=False)
+def engine_for(url: str) -> Engine:
+    """The engine of ``url``, schema at head; one per process and URL."""
+    engine = get_engine(url)
+    upgrade_database(engine)
+    return engine
+
+
+def engine() -> Engine:
+    """The study's engine (``IFL_DATABASE_URL``, else the embedded SQLite), schema at head."""
+    return engine_for(database_url())
+
+
+def current_user() -> AnnotatorInfo | None:
+    """The signed-in account of this browser session as stored now, or None.
+
+    Re-read on every run, so a role or language change, or a deactivation, applies at once.
+    """
+    user = st.session_state.get("user")
+    if user is None:
+        return None
+    account = get_account(engine(), user.id)
+    if account is None or not account.active:
+        st.session_state.pop("user", None)
+        return None
+    st.session_state["user"] = account
+    return account
+
+
+def require_role(roles: tuple[str, ...]) -> AnnotatorInfo:
+    """The signed-in account if its role is one of ``roles``; else a message and the page stops.
+
+    Every page calls this first, so a page opened by its URL is refused like a hidden one.
+    """
+    user = current_user()
+    if user is None:
+        st.error("Please sign in first.")
+        st.stop()
+    if user.role not in roles:
+        st.error(f"This page is for {' and '.join(f'{role}s' for role in roles)}; you are signed in as {user.role}.")
+        st.stop()
+    return user
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` made safe for elements that render Markdown (messages, captions)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", "  \n")
+
+
+def show_error(error: object) -> None:
+    """A refused action's message, as plain text (it may quote user data)."""
+    st.error(escape_markdown(error))
+
+
+def flash(kind: str, message: object) -> None:
+    """Keep a message for the next run (``success``, ``info``, ``warning``, ``error`` or ``toast``)."""
+    st.session_state["flash"] = (kind, str(message))
+
+
+def show_flash() -> None:
+    """Show the message kept by :func:`flash`, once."""
+    if "flash" in st.session_state:
+        kind, message = st.session_state.pop("flash")
+        if kind == "toast":
+            st.toast(escape_markdown(message), icon=":material/check:")
+        else:
+            getattr(st, kind)(escape_markdown(message))
+
+
+def show_untrusted(title: str, text: str | None, *, empty: str = "(none)") -> None:
+    """Untrusted text (prompts, completions, gold answers) under a caption, never as Markdown."""
+    st.caption(title)
+    st.text(text if text else empty)
+
+
+def show_image(image_path: str | None, image_url: str | None) -> None:
+    """The item's image when a readable image file or an http(s) URL is given."""
+    if image_url and image_url.lower().startswith(("http://", "https://")):
+        st.image(image_url, width="stretch")
+    elif image_path and Path(image_path).suffix.lower() in _IMAGE_SUFFIXES and Path(image_path).is_file():
+        st.image(image_path, width="stretch")
+    elif image_path or image_url:
+        st.caption("The image could not be shown (no readable image file or http(s) URL).")
+
+
+def class_label(answer_class: str | None) -> str:
+    """Display name of an answer-language class (``german`` -> German)."""
+    if answer_class is None:
+        return ""
+    return _CLASS_NAMES.get(answer_class, answer_class.replace("_", " ").capitalize())
+
+
+def show_table(frame: pd.DataFrame, key: str, **options) -> None:
+    """A table (cells are shown as plain text) in a container tests can find by ``key``."""
+    with st.container(key=key):
+        st.dataframe(frame, hide_index=True, **options)
+
+
+def download_csv(label: str, data: pd.DataFrame | Callable[[], pd.DataFrame], file_name: str, key: str) -> None:
+    """A download button for a table, in the export's CSV encoding (formula cells neutralised).
+
+    Pass a callable for big tables: it runs only when the button is clicked.
+    """
+    payload = (lambda: csv_bytes(data())) if callable(data) else csv_bytes(data)
+    st.download_button(label, payload, file_name=file_name, mime="text/csv", key=key, on_click="ignore")

@@ -1,0 +1,98 @@
+"""Annotators (admins): accounts, the languages each reads, roles, activation and passwords."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from annotator import accounts
+from annotator.languages import STUDY_LANGUAGES, language_name
+from annotator.routing import unroutable_languages
+from pages._common import ADMIN_ROLES, ALL_ROLES, engine, flash, require_role, show_flash, show_table
+
+require_role(ADMIN_ROLES)
+db = engine()
+
+
+def language_label(code: str) -> str:
+    return f"{language_name(code)} ({code})"
+
+
+def load_account() -> None:
+    """Put the selected account's settings into the edit form."""
+    row = accounts.list_annotators(db).set_index("name").loc[st.session_state["account"]]
+    st.session_state.update(
+        account_languages=[code for code in row["languages"].split(",") if code],
+        account_role=row["role"],
+        account_active=bool(row["active"]),
+        account_password="",
+    )
+
+
+def save_account() -> None:
+    name = st.session_state["account"]
+    row = accounts.list_annotators(db).set_index("name").loc[name]
+    try:
+        accounts.set_languages(db, name, st.session_state["account_languages"])
+        if st.session_state["account_role"] != row["role"]:
+            accounts.set_role(db, name, st.session_state["account_role"])
+        if st.session_state["account_active"] != bool(row["active"]):
+            accounts.set_active(db, name, st.session_state["account_active"])
+        if st.session_state["account_password"]:
+            accounts.change_password(db, name, st.session_state["account_password"])
+    except accounts.AccountError as error:
+        flash("error", error)
+    else:
+        flash("success", f"Saved {name}. A new role applies at their next sign-in.")
+        load_account()
+
+
+def add_account() -> None:
+    name = st.session_state["new_name"]
+    try:
+        accounts.add_annotator(db, name, st.session_state["new_languages"], role=st.session_state["new_role"],
+                               password=st.session_state["new_password"])
+    except accounts.AccountError as error:
+        flash("error", error)
+    else:
+        flash("success", f"Added {name}.")
+        for key in ("new_name", "new_languages", "new_password"):
+            st.session_state.pop(key)
+
+
+st.title("Annotators")
+show_flash()
+people = accounts.list_annotators(db)
+show_table(people, key="annotators_table",
+             column_config={"n_annotations": st.column_config.NumberColumn("labels")})
+
+stuck = unroutable_languages(db)
+if not stuck.empty:
+    st.warning("Some open work has nobody who can take it: add the language to an annotator.")
+    show_table(stuck, key="unroutable_table")
+
+edit, add = st.columns(2, gap="large")
+with edit:
+    st.subheader("Change an account")
+    if st.session_state.get("account") not in set(people["name"]):
+        st.session_state["account"] = people["name"].iloc[0]
+        load_account()
+    st.selectbox("Account", people["name"], key="account", on_change=load_account)
+    options = sorted(set(STUDY_LANGUAGES) | set(st.session_state["account_languages"]))
+    with st.form("edit_account"):
+        st.multiselect("Languages they read", options, key="account_languages", format_func=language_label,
+                       accept_new_options=True, help="Pick, or type a code or English name (it, ita, Italian).")
+        st.selectbox("Role", ALL_ROLES, key="account_role")
+        st.toggle("Active (may sign in and label)", key="account_active")
+        st.text_input("New password (leave empty to keep)", type="password", key="account_password",
+                      autocomplete="new-password")
+        st.form_submit_button("Save changes", key="account_save", type="primary", on_click=save_account)
+
+with add:
+    st.subheader("Add an account")
+    with st.form("add_account"):
+        st.text_input("Name", key="new_name", max_chars=200)
+        st.multiselect("Languages they read", sorted(STUDY_LANGUAGES), key="new_languages",
+                       format_func=language_label, accept_new_options=True)
+        st.selectbox("Role", ALL_ROLES, key="new_role")
+        st.text_input("Password", type="password", key="new_password", autocomplete="new-password")
+        st.form_submit_button("Add account", key="new_submit", type="primary", on_click=add_account)

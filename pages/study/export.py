@@ -1,0 +1,59 @@
+"""Export (researchers): the gold standard, the DSL-ready table, the estimates and the figures.
+
+Tables use the CLI's CSV rules (``annotator.export``: UTF-8, NA as empty cells, formula-like
+text neutralised). Figures are interactive HTML: a PNG would need kaleido and a browser on the
+server. Big tables are built only when their button is clicked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import plotly.io
+import streamlit as st
+
+from annotator.export import export_frame
+from annotator.sampling import current_sample_id
+from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
+from pages._study import not_estimable, study_estimates, study_figures
+
+require_role(RESEARCH_ROLES)
+db = engine()
+
+
+def html_of(figure: dict) -> Callable[[], str]:
+    """The figure as a standalone HTML page, written only when downloaded."""
+    return lambda: plotly.io.to_html(figure, include_plotlyjs="cdn")
+
+
+st.title("Export")
+sample_id = current_sample_id(db)
+
+st.subheader("Gold standard and DSL input")
+if sample_id is None:
+    st.info("Nothing to export yet: draw a sample first (Sample design).")
+else:
+    st.caption(f"Sample {sample_id}. The gold standard has one row per sampled item with every annotator's label "
+               "and the resolved label; the DSL table has one row per completion, ready for R's dsl() "
+               "(use label_prob as sample_prob while labeling goes on).")
+    with st.container(horizontal=True):
+        download_csv("Gold standard (CSV)", lambda: export_frame(db, "gold"), "gold.csv", key="download_gold")
+        download_csv("DSL input (CSV)", lambda: export_frame(db, "dsl"), "dsl.csv", key="download_dsl")
+
+st.subheader("Estimates and figures")
+reason = not_estimable()
+if reason is not None:
+    st.info(reason)
+    st.stop()
+study = study_estimates()
+st.caption("Every estimate in one tidy table, or each table of the dashboard on its own.")
+with st.container(horizontal=True):
+    download_csv("All estimates (CSV)", study.all_estimates, "estimates.csv", key="download_estimates")
+    for name, frame in study.tables().items():
+        download_csv(f"{name} (CSV)", frame, f"estimates-{name}.csv", key=f"download_estimates_{name}")
+st.caption("The figures as interactive HTML (plotly.js is loaded from its CDN when opened). PNG export would "
+           "need kaleido and a browser on the server, which the app does not ship.")
+with st.container(horizontal=True):
+    for name, figure in study_figures().items():
+        st.download_button(f"{name} (HTML)", html_of(figure), file_name=f"figure-{name}.html", mime="text/html",
+                           key=f"download_figure_{name}", on_click="ignore")
