@@ -19,6 +19,10 @@ ALL_ROLES = ("annotator", "researcher", "admin")
 RESEARCH_ROLES = ("researcher", "admin")
 ADMIN_ROLES = ("admin",)
 
+#: Form value -> stored value of the yes/no/NA questions (matches gold, correct).
+ANSWERS = {"yes": True, "no": False, "na": None}
+ANSWER_TEXT = {"yes": "Yes", "no": "No", "na": "Can't tell"}
+
 #: Display names of the answer-language classes that are not one language's name.
 _CLASS_NAMES = {"other_latin": "Other (Latin script)", "other": "Other (another script)", "none": "No language"}
 # Every ASCII punctuation character can be backslash-escaped in CommonMark.

@@ -14,6 +14,8 @@ import streamlit as st
 from annotator import routing
 from annotator.languages import ANSWER_CLASSES, language_name, query_language_class
 from pages._common import (
+    ANSWER_TEXT,
+    ANSWERS,
     ALL_ROLES,
     class_label,
     engine,
@@ -28,9 +30,6 @@ from pages._common import (
 user = require_role(ALL_ROLES)
 db = engine()
 
-#: Form value -> stored value of the yes/no/NA questions.
-ANSWERS = {"yes": True, "no": False, "na": None}
-ANSWER_TEXT = {"yes": "Yes", "no": "No", "na": "Can't tell"}
 #: Question (its session key) -> (title, shortcut per answer).
 QUESTIONS = {
     "matches_gold": ("2. Does the answer match the gold answer?", {"yes": "1", "no": "2", "na": "3"}),

@@ -13,6 +13,8 @@ from annotator.agreement import AdjudicationError, adjudicate, adjudication_queu
 from annotator.languages import ANSWER_CLASSES, language_name
 from annotator.routing import RoutingError
 from pages._common import (
+    ANSWER_TEXT,
+    ANSWERS,
     RESEARCH_ROLES,
     class_label,
     engine,
@@ -27,8 +29,6 @@ from pages._common import (
 
 user = require_role(RESEARCH_ROLES)
 db = engine()
-ANSWERS = {"yes": True, "no": False, "na": None}
-ANSWER_TEXT = {"yes": "Yes", "no": "No", "na": "Can't tell"}
 
 st.title("Adjudicate")
 show_flash()
