@@ -23,6 +23,9 @@ __all__ = ["upsert_rows"]
 
 # Rows per executemany call: large enough to amortise calls, small enough for memory.
 _BATCH = 20_000
+# Rows per multi-row INSERT on SQLite, and SQLite's limit on bound parameters (since 3.32).
+_ROWS_PER_STATEMENT = 500
+_SQLITE_MAX_PARAMETERS = 32_766
 
 
 def _column_values(frame: pd.DataFrame, name: str) -> list[Any]:
@@ -72,17 +75,36 @@ def upsert_rows(
     if stamp:
         processor = table.c[stamp].type.dialect_impl(dialect).bind_processor(dialect)
         columns[stamp] = [processor(now) if processor else now] * len(frame)
+    # SQLite: one statement of many VALUES rows costs about half as much per row as executemany
+    # of one-row statements; its size stays under SQLite's limit of bound parameters.
     compiled = upsert(insert(table)).compile(dialect=dialect, column_keys=names)
-    if compiled.positional:
-        order = [compiled.binds[name].key for name in compiled.positiontup]
-        parameters: list[Any] = list(zip(*(columns[name] for name in order)))
-    else:
-        parameters = [dict(zip(columns, row)) for row in zip(*columns.values())]
-    sql = str(compiled)
-    return sum(
-        connection.exec_driver_sql(sql, parameters[start : start + _BATCH]).rowcount
-        for start in range(0, len(parameters), _BATCH)
-    )
+    order = [compiled.binds[name].key for name in compiled.positiontup]
+    rows: list[tuple[Any, ...]] = list(zip(*(columns[name] for name in order)))
+    per_statement = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_MAX_PARAMETERS // len(order)))
+    single = str(compiled)
+    head, values, tail = _split_values(single, len(order))
+    touched = 0
+    full = len(rows) - len(rows) % per_statement
+    if full:
+        many = head + ", ".join([values] * per_statement) + tail
+        batches = [
+            tuple(value for row in rows[start : start + per_statement] for value in row)
+            for start in range(0, full, per_statement)
+        ]
+        for start in range(0, len(batches), _BATCH // per_statement or 1):
+            touched += connection.exec_driver_sql(many, batches[start : start + (_BATCH // per_statement or 1)]).rowcount
+    if full < len(rows):
+        touched += connection.exec_driver_sql(single, rows[full:]).rowcount
+    return touched
+
+
+def _split_values(sql: str, width: int) -> tuple[str, str, str]:
+    """``INSERT ... VALUES (?, ...) ON CONFLICT ...`` as (head, one row's placeholders, tail)."""
+    placeholders = "(" + ", ".join(["?"] * width) + ")"
+    head, found, tail = sql.partition(" VALUES " + placeholders)
+    if not found:
+        raise ValueError(f"unexpected INSERT statement: {sql[:200]}")
+    return head + " VALUES ", placeholders, tail
 
 
 def _upsert_by_copy(connection: Connection, table: Table, frame: pd.DataFrame, names: list[str], stamp, now, upsert) -> int:

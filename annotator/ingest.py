@@ -142,10 +142,23 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
 
     try:
         if fmt == "csv":
-            return pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+            return _read_csv(text)
         return pd.read_json(StringIO(text), lines=True, dtype=False)
     except (ValueError, pd.errors.ParserError) as error:
         raise IngestError(str(path), f"not readable as {fmt} ({error})") from None
+
+
+def _read_csv(text: str) -> pd.DataFrame:
+    """CSV as strings, empty cells missing: pyarrow's parser (several times faster at 730k
+    rows), or pandas' own where pyarrow refuses the file (ragged rows), which pads short rows
+    so that validation can name the missing cell."""
+    from io import BytesIO, StringIO
+
+    options = dict(dtype=str, keep_default_na=False, na_values=[""])
+    try:
+        return pd.read_csv(BytesIO(text.encode("utf-8")), engine="pyarrow", **options)
+    except Exception:  # pyarrow's ArrowInvalid and kin: let the C parser read or explain it
+        return pd.read_csv(StringIO(text), **options)
 
 
 def _strings(series: pd.Series) -> pd.Series:
