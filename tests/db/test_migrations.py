@@ -1,0 +1,63 @@
+"""The schema: migrations match the models, upgrade and downgrade cleanly, constraints hold."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from annotator.storage import _alembic_config
+from db.models import Base
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    """Autogenerate finds nothing to add: every model change came with its migration."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_downgrade_to_base_and_back(engine: Engine) -> None:
+    command.downgrade(_alembic_config(engine), "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    command.upgrade(_alembic_config(engine), "head")
+    assert {"completions", "annotations", "assignments"} <= set(inspect(engine).get_table_names())
+
+
+def test_constraints_live_in_the_database(engine: Engine) -> None:
+    """A client that bypasses the services (a notebook, raw SQL) still cannot break the rules."""
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO completions (id, model, benchmark, query_language, image, completion, imported_at) "
+            "VALUES ('c1', 'm', 'MaXM', 'deu', true, 'x', CURRENT_TIMESTAMP)"
+        ))
+        connection.execute(text(
+            "INSERT INTO annotators (id, name, role, password_hash, active, created_at) "
+            "VALUES (1, 'a', 'annotator', 'h', true, CURRENT_TIMESTAMP)"
+        ))
+    bad_statements = [
+        "INSERT INTO annotators (id, name, role, password_hash, active, created_at) "
+        "VALUES (2, 'b', 'boss', 'h', true, CURRENT_TIMESTAMP)",  # unknown role
+        "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+        "VALUES ('c1', 1, 'klingon', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",  # not an answer class
+        "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+        "VALUES ('nope', 1, 'german', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",  # no such completion
+        "INSERT INTO predictions (completion_id, source, probability, created_at) "
+        "VALUES ('c1', 'lid176', 1.5, CURRENT_TIMESTAMP)",  # probability above 1
+    ]
+    for statement in bad_statements:
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text(statement))
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+            "VALUES ('c1', 1, 'german', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+    with pytest.raises(IntegrityError), engine.begin() as connection:  # one label per annotator and item
+        connection.execute(text(
+            "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+            "VALUES ('c1', 1, 'english', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
