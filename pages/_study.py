@@ -7,6 +7,8 @@ seconds recomputes and redraws nothing until a label changes.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -37,9 +39,39 @@ def _figures(url: str, version: estimates.StudyVersion) -> dict[str, dict]:
     return {name: draw(study).to_dict() for name, draw in FIGURES.items()}
 
 
+def recompute_seconds() -> float:
+    """At most one recompute of the estimates per this many seconds and database (a recompute
+    takes ~20 s at the paper's 730k completions); meanwhile the last estimates are shown.
+    ``IFL_DASHBOARD_RECOMPUTE_SECONDS``, default 60."""
+    return float(os.environ.get("IFL_DASHBOARD_RECOMPUTE_SECONDS", "60"))
+
+
+@st.cache_resource(show_spinner=False)
+def _shown_versions() -> dict[str, tuple[estimates.StudyVersion, float]]:
+    """Per database: the version whose estimates are shown, and when it was first shown."""
+    return {}
+
+
 def _key() -> tuple[str, estimates.StudyVersion]:
-    """Cache key: labels, samples and predictions alike change what the estimates are."""
-    return database_url(), estimates.study_version(engine())
+    """Cache key: labels, samples and predictions alike change what the estimates are.
+
+    A newer version replaces the shown one only once :func:`recompute_seconds` have passed, so
+    annotators labeling all day do not keep the server recomputing.
+    """
+    url, current = database_url(), estimates.study_version(engine())
+    shown = _shown_versions()
+    previous = shown.get(url)
+    if previous is not None and previous[0] != current and time.monotonic() - previous[1] < recompute_seconds():
+        return url, previous[0]
+    if previous is None or previous[0] != current:
+        shown[url] = (current, time.monotonic())
+    return url, current
+
+
+def labels_waiting() -> int:
+    """Labels stored since the estimates on show were computed (0 when they are current)."""
+    url, shown = _key()
+    return estimates.study_version(engine()).labels.annotations - shown.labels.annotations
 
 
 def not_estimable() -> str | None:

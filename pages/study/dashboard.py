@@ -12,7 +12,15 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import RESEARCH_ROLES, download_csv, require_role, show_table
-from pages._study import ESTIMATORS, agreement, not_estimable, study_estimates, study_figures
+from pages._study import (
+    ESTIMATORS,
+    agreement,
+    labels_waiting,
+    not_estimable,
+    recompute_seconds,
+    study_estimates,
+    study_figures,
+)
 
 require_role(RESEARCH_ROLES)
 REFRESH_SECONDS = 10
@@ -56,6 +64,10 @@ def results() -> None:
         return
     study = study_estimates()
     figures = study_figures()
+    newer = labels_waiting()
+    if newer > 0:
+        st.caption(f"{newer} newer label(s) will be included at the next update "
+                   f"(the estimates are recomputed at most every {recompute_seconds():.0f} s).")
     unlabeled = study.strata[study.strata["empty"]]
     st.caption(f"Refreshed at {datetime.now():%H:%M:%S}" + (f", again every {REFRESH_SECONDS} s." if live else "."))
     labels, adjudicated, strata, waiting = st.columns(4)

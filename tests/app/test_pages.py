@@ -214,7 +214,8 @@ def test_dashboard_shows_the_estimates(sign_in, study: Engine) -> None:
     assert ("chart_ifl_ablation" in charts) == bool(expected.ifl["ablation"].any())
 
 
-def test_dashboard_follows_new_labels(sign_in, study: Engine) -> None:
+def test_dashboard_follows_new_labels(sign_in, study: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IFL_DASHBOARD_RECOMPUTE_SECONDS", "0")
     at = open_page(sign_in("rosa"), "pages/study/dashboard.py")
     before = label_count(study)
     anna = accounts.authenticate(study, "anna", "demo")
@@ -224,6 +225,23 @@ def test_dashboard_follows_new_labels(sign_in, study: Engine) -> None:
     at.run()
     assert not at.exception
     assert at.metric[0].value == str(label_count(study).annotations)
+
+
+def test_dashboard_recomputes_at_most_once_a_minute(sign_in, study: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New labels show as waiting until the interval has passed, then in the estimates."""
+    monkeypatch.setenv("IFL_DASHBOARD_RECOMPUTE_SECONDS", "3600")
+    at = open_page(sign_in("rosa"), "pages/study/dashboard.py")
+    before = label_count(study).annotations
+    anna = accounts.authenticate(study, "anna", "demo")
+    item = routing.claim_next(study, anna.id)
+    routing.submit(study, anna.id, item.completion_id, "english", True, True)
+    at.run()
+    assert not at.exception
+    assert at.metric[0].value == str(before)
+    assert any("1 newer label(s) will be included" in caption.value for caption in at.caption)
+    monkeypatch.setenv("IFL_DASHBOARD_RECOMPUTE_SECONDS", "0")
+    at.run()
+    assert at.metric[0].value == str(before + 1)
 
 
 def test_adjudicating_resolves_a_disagreement(sign_in, study: Engine) -> None:
