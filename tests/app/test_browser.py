@@ -2,7 +2,9 @@
 
 An annotator signs in and labels three items with the keyboard shortcuts alone, signs out; a
 researcher signs in and finds the new labels counted and the estimates on the dashboard.
-Screenshots of both pages go to ``docs/screenshots/``. Needs Debian's ``/usr/bin/chromium``
+Screenshots of both pages are taken on every run; they replace the README's in
+``docs/screenshots/`` when ``IFL_UPDATE_SCREENSHOTS=1`` (else they go to the test's temporary
+folder, so a test run leaves the working tree clean). Needs Debian's ``/usr/bin/chromium``
 (``scripts/test`` installs it); skipped where it is missing.
 """
 
@@ -35,7 +37,7 @@ pytestmark = [
 ]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+README_SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 1000}
 WAIT_MS = 60_000
 
@@ -136,7 +138,8 @@ def metric(page, label: str):
     return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
 
 
-def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, module_demo: Path) -> None:
+def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, module_demo: Path, tmp_path: Path) -> None:
+    shots = README_SCREENSHOTS if os.environ.get("IFL_UPDATE_SCREENSHOTS") == "1" else tmp_path
     from playwright.sync_api import expect
 
     engine = make_engine(f"sqlite:///{module_demo}")
@@ -186,8 +189,8 @@ def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, mo
             expect(page.locator(f".st-key-{button} [data-testid='stBaseButton-primary']")).to_be_visible()
         if labeled == 2:
             expect(page.get_by_test_id("stToast")).to_have_count(0)  # the last save's toast has gone
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "annotate.png"))
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "annotate.png"))
         page.keyboard.press("Control+Enter")
         labeled += 1
         expect(total).to_have_text(str(labeled))
@@ -208,7 +211,8 @@ def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, mo
     expect(page.locator(".st-key-chart_ifl .main-svg").first).to_be_visible()
     page.set_viewport_size({"width": VIEWPORT["width"], "height": 1500})  # room for the forest plot
     page.wait_for_timeout(1500)  # let the plot finish drawing
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"))
+    page.screenshot(path=str(shots / "dashboard.png"))
+    assert (shots / "annotate.png").stat().st_size > 10_000 and (shots / "dashboard.png").stat().st_size > 10_000
 
     # The gold standard downloads with anna's labels in it.
     page.get_by_role("link", name="Export").click()
