@@ -413,10 +413,10 @@ def predict_languages(
     ``predicted_fidelity`` (class == the query language's class; NA for a missing query
     language). Texts without a letter are ``none`` (see the module docstring).
 
-    Texts go to fastText in chunks of a few thousand (its C++ loop is far faster than one
-    call per text) and labels are mapped through a per-model dict, so the cost per text is
-    the model's own. fastText holds the GIL while it predicts; between chunks another thread
-    (``run_language_id``'s database writer) gets its turn.
+    Each distinct text is predicted once (short answers such as "yes", "2" or "dog" repeat
+    across a study), in chunks of a few thousand: fastText's C++ loop is far faster than one
+    call per text. Labels are mapped through a per-model dict, so the cost per distinct text
+    is the model's own.
     """
     n = len(texts)
     if query_languages is not None and len(query_languages) != n:
@@ -425,28 +425,32 @@ def predict_languages(
     # fastText reads one line per text: newlines inside become spaces, one ends each line.
     # Anything but a non-empty string (None, NaN from a DataFrame) is an empty text.
     lines = [text.replace("\n", " ") + "\n" if text and isinstance(text, str) else "\n" for text in texts]
+    distinct: dict[str, int] = {}
+    positions = np.fromiter((distinct.setdefault(line, len(distinct)) for line in lines), dtype=np.intp, count=n)
+    unique_lines = list(distinct)
     labels_per_text: list[Any] = []
     probs_per_text: list[Any] = []
-    for start in range(0, n, _PREDICT_CHUNK):
-        labels, probs = _fasttext_predict(model, lines[start : start + _PREDICT_CHUNK])
+    for start in range(0, len(unique_lines), _PREDICT_CHUNK):
+        labels, probs = _fasttext_predict(model, unique_lines[start : start + _PREDICT_CHUNK])
         labels_per_text += labels
         probs_per_text += probs
 
-    raw_labels = [labels[0] if len(labels) else None for labels in labels_per_text]
-    probability = np.concatenate(probs_per_text).astype(np.float64) if n else np.empty(0)
-    if len(probability) != n:  # some text got no label at all (k=1 gives at most one)
-        probability = np.fromiter(
-            (probs[0] if len(probs) else np.nan for probs in probs_per_text), dtype=np.float64, count=n
-        )
-    np.clip(probability, 0.0, 1.0, out=probability)
-    language_class = [
-        (classes[label] if label is not None else "none") if has_letter(text) else "none"
-        for label, text in zip(raw_labels, lines)
+    unique_labels = [labels[0] if len(labels) else None for labels in labels_per_text]
+    # k=1 gives at most one label per text; NaN where a text got none.
+    unique_probability = np.fromiter(
+        (probs[0] if len(probs) else np.nan for probs in probs_per_text), dtype=np.float64, count=len(unique_lines)
+    )
+    np.clip(unique_probability, 0.0, 1.0, out=unique_probability)
+    unique_classes = [
+        (classes[label] if label is not None else "none") if has_letter(line) else "none"
+        for label, line in zip(unique_labels, unique_lines)
     ]
+    raw_labels = [unique_labels[i] for i in positions]
+    language_class = [unique_classes[i] for i in positions]
     frame = pd.DataFrame(
         {
             "raw_label": pd.Series(raw_labels, dtype=object),
-            "probability": probability,
+            "probability": unique_probability[positions],
             "language_class": pd.Series(language_class, dtype=object),
         }
     )

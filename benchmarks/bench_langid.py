@@ -81,6 +81,16 @@ def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return query_languages, texts
 
 
+def _letters(number: int) -> str:
+    """A distinct lowercase tag per number (base 26), so no two texts are the same."""
+    tag = ""
+    while True:
+        number, digit = divmod(number, 26)
+        tag += chr(ord("a") + digit)
+        if number == 0:
+            return tag
+
+
 def insert_completions(engine, query_languages: list[str], texts: list[str]) -> list[str]:
     """Plain SQL executemany: the benchmark measures language ID, not the ORM's inserts."""
     now = datetime.now(UTC)
@@ -137,11 +147,20 @@ def main() -> None:
         help="database URL instead of a temporary SQLite file (a scratch database: it must hold "
         "no other completions; the benchmark's own rows are deleted afterwards)",
     )
+    parser.add_argument(
+        "--distinct",
+        action="store_true",
+        help="make every text distinct (a tag of letters is appended), the "
+        "worst case for predicting each distinct text once; by default texts repeat as short answers do",
+    )
     args = parser.parse_args()
 
     query_languages, texts = make_texts(args.rows)
+    if args.distinct:
+        texts = [f"{text} {_letters(i)}" for i, text in enumerate(texts)]
     mean_chars = sum(map(len, texts)) / len(texts)
-    print(f"{args.rows:,} texts, mean {mean_chars:.0f} characters, batch size {args.batch_size:,}")
+    share = len(set(texts)) / len(texts)
+    print(f"{args.rows:,} texts ({share:.0%} distinct), mean {mean_chars:.0f} characters, batch size {args.batch_size:,}")
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
     with Timer() as timer:
