@@ -85,7 +85,14 @@ def cmd_simulate_annotators(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from annotator.sampling import current_sample_id, design_report, draw_sample, load_weights, top_up
+    from annotator.sampling import (
+        current_sample_id,
+        design_report,
+        draw_sample,
+        load_weights,
+        sample_rounds,
+        top_up,
+    )
 
     engine = _engine(args)
     weights = load_weights(args.weights) if args.weights else None
@@ -99,6 +106,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(summary)
     if args.report:
         print(design_report(engine).to_string(index=False))
+        print(sample_rounds(engine).to_string(index=False))
 
 
 def cmd_annotators_add(args: argparse.Namespace) -> None:

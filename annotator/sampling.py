@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session
 from annotator.labels import resolved_labels
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import session_scope
-from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow
+from db.models import Completion, Sample, SampleItem, SampleRound, SampleStratum, utcnow
 
 __all__ = [
     "PAPER_WEIGHTS",
@@ -72,6 +72,7 @@ __all__ = [
     "WeightsError",
     "allocate",
     "current_sample_id",
+    "sample_rounds",
     "design_report",
     "draw_sample",
     "fetch_frame",
@@ -442,6 +443,7 @@ def draw_sample(
         session.execute(insert(SampleStratum), strata.assign(sample_id=sample.id).to_dict("records"))
         probability = drawn / strata["population"].to_numpy()
         session.execute(insert(SampleItem), _item_rows(picks, sample.id, probability, 1, double))
+        session.add(SampleRound(sample_id=sample.id, round=1, seed=seed, n_total=n, added=n))
         return SampleSummary(
             sample_id=sample.id, name=name, seed=seed, n=n, added=n, strata=len(strata),
             population=len(population), double_annotate=int(double.sum()), rounds=1,
@@ -527,11 +529,28 @@ def top_up(
             [{"s_id": sample.id, "s_key": current["stratum"].iat[h], "s_pi": float(probability[h])} for h in grown],
         )
         sample.n_target, sample.rounds, sample.updated_at = target, round_, utcnow()
+        session.add(SampleRound(sample_id=sample.id, round=round_, seed=seed, n_total=target, added=len(picks)))
         return SampleSummary(
             sample_id=sample.id, name=sample.name, seed=seed, n=target, added=len(picks),
             strata=len(current), population=len(population), double_annotate=int(n_double + double.sum()),
             rounds=round_, seconds=time.perf_counter() - started,
         )
+
+
+def sample_rounds(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
+    """The rounds of a sample (default: the newest): round, seed, n_total, added, created_at.
+
+    Drawing with round 1's seed and topping up with each later round's seed and ``n_total``,
+    on the same completions, gives the same sample.
+    """
+    with session_scope(engine) as session:
+        sample = _resolve_sample(session, sample_id)
+        rows = session.execute(
+            select(SampleRound.round, SampleRound.seed, SampleRound.n_total, SampleRound.added, SampleRound.created_at)
+            .where(SampleRound.sample_id == sample.id)
+            .order_by(SampleRound.round)
+        ).all()
+    return pd.DataFrame(rows, columns=["round", "seed", "n_total", "added", "created_at"])
 
 
 def current_sample_id(engine: Engine) -> int | None:

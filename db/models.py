@@ -43,6 +43,7 @@ __all__ = [
     "Prediction",
     "Sample",
     "SampleItem",
+    "SampleRound",
     "SampleStratum",
     "utcnow",
 ]
@@ -175,6 +176,22 @@ class SampleStratum(Base):
     sample: Mapped[Sample] = relationship(back_populates="strata")
 
     __table_args__ = (CheckConstraint("drawn >= 0 AND drawn <= population", name="drawn"),)
+
+
+class SampleRound(Base):
+    """One draw of a sample: the first (round 1) or a top-up, with the seed that made it, so
+    every round can be reproduced from the same completions."""
+
+    __tablename__ = "sample_rounds"
+
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seed: Mapped[int] = mapped_column(Integer)
+    n_total: Mapped[int] = mapped_column(Integer, comment="sample size after this round")
+    added: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (CheckConstraint("round >= 1 AND added >= 0 AND n_total > 0", name="round"),)
 
 
 class SampleItem(Base):

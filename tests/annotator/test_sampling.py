@@ -21,9 +21,10 @@ from annotator.sampling import (
     draw_sample,
     load_weights,
     plan_allocation,
+    sample_rounds,
     top_up,
 )
-from annotator.storage import session_scope
+from annotator.storage import make_engine, session_scope, upgrade_database
 from db.models import Sample, SampleItem, SampleStratum
 
 # Unequal benchmarks and languages, one stratum too small for its share, one tiny.
@@ -309,6 +310,26 @@ def test_top_up_keeps_items_and_updates_probabilities(study: Engine):
     again = top_up(study, None, n_more=10, seed=7)
     assert (again.n, again.rounds) == (100, 3)
     assert len(items_of(study, first.sample_id)) == 100
+
+
+def test_rounds_are_recorded_and_replay_to_the_same_sample(study: Engine, tmp_path, completion_frame, insert_completions):
+    first = draw_sample(study, 40, seed=5)
+    top_up(study, first.sample_id, n_total=90, seed=6)
+    top_up(study, None, n_more=10, seed=7)
+    rounds = sample_rounds(study)
+    assert rounds[["round", "seed", "n_total", "added"]].values.tolist() == [[1, 5, 40, 40], [2, 6, 90, 50], [3, 7, 100, 10]]
+
+    # The recorded seeds and sizes rebuild the sample on another database with the same completions.
+    replica = make_engine(f"sqlite:///{tmp_path / 'replica.sqlite'}")
+    upgrade_database(replica)
+    insert_completions(replica, completion_frame(COUNTS))
+    replayed = draw_sample(replica, int(rounds["n_total"].iat[0]), seed=int(rounds["seed"].iat[0]))
+    for row in rounds.iloc[1:].itertuples():
+        top_up(replica, replayed.sample_id, n_total=int(row.n_total), seed=int(row.seed))
+    columns = ["completion_id", "queue_position", "round", "inclusion_probability"]
+    original = items_of(study, first.sample_id)[columns].sort_values("completion_id").reset_index(drop=True)
+    rebuilt = items_of(replica, replayed.sample_id)[columns].sort_values("completion_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(original, rebuilt)
 
 
 def test_top_up_refuses_what_would_break_the_design(study: Engine, completion_frame, insert_completions):
