@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from annotator.storage import database_url, is_empty, make_engine, upgrade_database
+from stats import INTERACTION_FORMULA
 
 __all__ = ["main", "build_parser"]
 
@@ -85,6 +86,7 @@ def cmd_simulate_annotators(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from annotator.routing import unroutable_languages
     from annotator.sampling import (
         current_sample_id,
         design_report,
@@ -107,6 +109,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if args.report:
         print(design_report(engine).to_string(index=False))
         print(sample_rounds(engine).to_string(index=False))
+        unroutable = unroutable_languages(engine)
+        if len(unroutable):
+            print("sampled languages that no active annotator reads:")
+            print(unroutable.to_string(index=False))
 
 
 def cmd_annotators_add(args: argparse.Namespace) -> None:
@@ -137,7 +143,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_estimate(args: argparse.Namespace) -> None:
     from annotator.estimates import study_estimates
 
-    estimates = study_estimates(_engine(args), seed=args.seed)
+    estimates = study_estimates(
+        _engine(args), seed=args.seed, per_language=args.per_language, interaction_formula=args.formula
+    )
     for name, table in estimates.tables().items():
         print(f"\n== {name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
     for note in estimates.notes:
@@ -220,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     estimate = commands.add_parser("estimate", help="print the study's debiased estimates")
     estimate.add_argument("--seed", type=int, default=1234)
+    estimate.add_argument("--per-language", action="store_true", help="also IFL per query language")
+    estimate.add_argument("--formula", default=INTERACTION_FORMULA,
+                          help=f"the interaction regression (default: {INTERACTION_FORMULA!r})")
     estimate.set_defaults(handler=cmd_estimate)
 
     app = commands.add_parser("app", help="run the web app (sets up the demo on an empty database)")

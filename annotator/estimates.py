@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 from annotator.analysis import LabelCount, analysis_frame, label_count
 from annotator.sampling import STRATUM_SEPARATOR
 from db.models import Prediction, Sample
-from stats import ABLATION_COLUMNS, StudyAnalysis, analyse_study
+from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, StudyAnalysis, analyse_study
 
 __all__ = ["NotEstimableError", "StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
 
@@ -116,10 +116,16 @@ def study_estimates(
     *,
     sample_id: int | None = None,
     per_language: bool = False,
+    interaction_formula: str = INTERACTION_FORMULA,
     cross_fit: int = 5,
     sample_split: int = 10,
 ) -> StudyEstimates:
-    """Estimate every estimand of the study from what is stored now."""
+    """Estimate every estimand of the study from what is stored now.
+
+    ``per_language`` adds the image effect per model x benchmark x query language;
+    ``interaction_formula`` replaces the paper's ``fidelity ~ image + image:llm + image:vision
+    + image:data`` (variables ``llm``, ``vision``, ``data``; reference LLaVA).
+    """
     labels = label_count(engine)
     frame = analysis_frame(engine, sample_id=sample_id)
     if not frame["sampled"].any():
@@ -127,7 +133,8 @@ def study_estimates(
     if not frame["labeled"].any():
         raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
     analysis = analyse_study(
-        frame, per_language=per_language, cross_fit=cross_fit, sample_split=sample_split, seed=seed
+        frame, per_language=per_language, interaction_formula=interaction_formula,
+        cross_fit=cross_fit, sample_split=sample_split, seed=seed,
     )
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))

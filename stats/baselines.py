@@ -52,7 +52,11 @@ def labeled_ols(formula: str, data: pd.DataFrame, sample_prob: ArrayLike) -> Reg
 
 
 def _full_rank(model: RegressionModel) -> RegressionModel:
-    """Refuse a rank-deficient design: statsmodels would fit a pseudo-inverse solution."""
-    if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
+    """Refuse a design statsmodels would fit anyway with a meaningless result: rank-deficient
+    (a pseudo-inverse solution), or no more rows than parameters (HC1 divides by n - k)."""
+    rows, parameters = model.exog.shape
+    if np.linalg.matrix_rank(model.exog) < parameters:
         raise np.linalg.LinAlgError("singular design matrix (a regressor is constant or collinear)")
+    if rows <= parameters:
+        raise np.linalg.LinAlgError(f"{rows} rows for {parameters} parameters: no residual degree of freedom")
     return model

@@ -105,6 +105,17 @@ def test_cli_runs_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cli_main(["--db", url, "export", "gold", "--out", str(gold_csv)])
     assert len(pd.read_csv(gold_csv)) == 600
 
+    capsys.readouterr()
+    cli_main(["--db", url, "estimate", "--per-language", "--formula", "fidelity ~ image + image:llm"])
+    out = capsys.readouterr().out
+    assert "image:llm[T.leo]" in out and "image:vision" not in out
+    ifl_section = out.split("== ifl")[1].split("== interaction")[0]
+    assert " deu " in ifl_section  # per-language rows
+
+    cli_main(["--db", url, "sample", "--n", "650", "--seed", "4", "--top-up", "--report"])
+    out = capsys.readouterr().out
+    assert "added in round 2" in out and "n_total" in out
+
 
 def test_nothing_to_estimate_says_why(tmp_path: Path) -> None:
     from annotator.demo import load_demo
