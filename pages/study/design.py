@@ -16,6 +16,7 @@ from annotator.sampling import (
     design_report,
     draw_sample,
     plan_allocation,
+    sample_rounds,
     top_up,
 )
 from pages._common import (
@@ -63,6 +64,8 @@ else:
     download_csv("Download the design report (CSV)", report, f"design-sample-{sample_id}.csv", "design_download")
     with st.expander("Labeling progress per stratum"):
         show_table(queue_status(db), key="queue_status")
+    with st.expander("Rounds (the seed and size of each draw: replaying them rebuilds this sample)"):
+        show_table(sample_rounds(db, sample_id), key="sample_rounds")
 
     st.subheader("Top up")
     st.caption("Grows the current sample to a new total; the design stays exact and new items queue "

@@ -270,6 +270,9 @@ def test_design_page_tops_up_the_sample(sign_in, study: Engine) -> None:
     at.button(key="topup_run").click().run()
     assert not at.exception and not at.error
     assert int(design_report(study)["drawn"].sum()) == before + 50
+    at.run()
+    rounds = at.get_by_key("sample_rounds").dataframe[0].value
+    assert rounds["round"].tolist() == [1, 2] and rounds["n_total"].iat[-1] == before + 50
 
 
 def test_design_page_rejects_bad_weights(sign_in) -> None:
