@@ -48,8 +48,8 @@ from sqlalchemy.orm import Session
 
 from annotator.labels import RESOLVED_COLUMNS, resolved_labels
 from annotator.languages import query_language_class
-from annotator.sampling import current_sample_id, fetch_frame, stratum_key
-from annotator.storage import session_scope
+from annotator.sampling import current_sample_id, stratum_key
+from annotator.storage import fetch_frame, session_scope
 from db.models import (
     Adjudication,
     Annotation,

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from annotator.bulk import upsert_rows
 from annotator.languages import (
@@ -49,7 +49,7 @@ from annotator.languages import (
     class_for_script,
     query_language_class,
 )
-from annotator.storage import writer
+from annotator.storage import fetch_rows, writer
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -475,39 +475,16 @@ def _validate_source(source: str) -> str:
     return source
 
 
-class _CompletionPages:
-    """Completions in primary-key order, ``size`` at a time (keyset pagination).
+def _completion_pages(connection: Connection, size: int) -> Iterator[list[tuple[str, str, str]]]:
+    """(id, query_language, completion) of every completion in primary-key order, ``size`` at
+    a time: keyset pagination, as OFFSET would rescan and a server-side cursor would stay open."""
+    from db.models import Completion
 
-    Keyset rather than OFFSET (which rescans) or a server-side cursor (which would be open
-    while the same connection writes). Read through the DBAPI cursor: SQLAlchemy's Row
-    objects would double the cost of reading.
-    """
-
-    def __init__(self, connection: Connection, size: int) -> None:
-        from db.models import Completion
-
-        columns = select(Completion.id, Completion.query_language, Completion.completion)
-        first = columns.order_by(Completion.id).limit(bindparam("page_size", size))
-        after = columns.where(Completion.id > bindparam("last_id")).order_by(Completion.id).limit(
-            bindparam("page_size", size)
-        )
-        self._connection = connection
-        self._first = first.compile(dialect=connection.dialect)
-        self._after = after.compile(dialect=connection.dialect)
-        self._size = size
-
-    def fetch(self, last_id: str | None) -> list[tuple[str, str, str]]:
-        compiled = self._first if last_id is None else self._after
-        values = compiled.construct_params({"page_size": self._size, "last_id": last_id})
-        params: Any = (
-            tuple(values[name] for name in compiled.positiontup) if compiled.positional else values
-        )
-        cursor = self._connection.connection.cursor()
-        try:
-            cursor.execute(compiled.string, params)
-            return cursor.fetchall()
-        finally:
-            cursor.close()
+    page = select(Completion.id, Completion.query_language, Completion.completion).order_by(Completion.id).limit(size)
+    rows = fetch_rows(connection, page)
+    while rows:
+        yield rows
+        rows = fetch_rows(connection, page.where(Completion.id > rows[-1][0]))
 
 
 def run_language_id(
@@ -547,10 +524,8 @@ def run_language_id(
     batches: list[pd.DataFrame] = []
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(Completion)).scalar_one()
-        pages = _CompletionPages(connection, batch_size)
         with tqdm(total=total, unit="completion", desc=f"language ID ({source})", disable=not progress_bar) as bar:
-            rows = pages.fetch(None)
-            while rows:
+            for rows in _completion_pages(connection, batch_size):
                 ids, query_languages, texts = zip(*rows)
                 batch = predict_languages(texts, model, query_languages)
                 batch.insert(0, "completion_id", ids)
@@ -558,7 +533,6 @@ def run_language_id(
                 bar.update(len(ids))
                 if progress is not None:
                     progress(sum(len(b) for b in batches), total)
-                rows = pages.fetch(ids[-1])
         connection.rollback()  # end the read transaction before writing
 
     predictions = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(

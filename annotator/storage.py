@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+import pandas as pd
+from sqlalchemy import Connection, Engine, Executable, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "database_url",
+    "fetch_frame",
+    "fetch_rows",
     "get_engine",
     "is_empty",
     "make_engine",
@@ -119,6 +123,29 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(_alembic_config(engine), revision)
+
+
+def fetch_rows(connection: Connection, statement: Executable) -> list[tuple[Any, ...]]:
+    """The rows of a SELECT as plain tuples, straight from the DBAPI cursor.
+
+    SQLAlchemy's per-row ``Row`` objects cost seconds at 730k rows; the values are therefore
+    as the driver returns them (SQLite gives booleans as 0/1 and timestamps as text).
+    """
+    result = connection.execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def fetch_frame(connection: Connection, statement: Executable) -> pd.DataFrame:
+    """A SELECT into a DataFrame, like ``pandas.read_sql`` but about twice as fast on big
+    tables (see :func:`fetch_rows`: convert types after reading)."""
+    result = connection.execute(statement)
+    try:
+        return pd.DataFrame.from_records(result.cursor.fetchall(), columns=list(result.keys()))
+    finally:
+        result.close()
 
 
 def is_empty(engine: Engine) -> bool:
