@@ -12,15 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._common import RESEARCH_ROLES, download_csv, require_role, show_table
-from pages._study import (
-    ESTIMATORS,
-    agreement,
-    labels_waiting,
-    not_estimable,
-    recompute_seconds,
-    study_estimates,
-    study_figures,
-)
+from pages._study import ESTIMATORS, recompute_seconds, study_view
 
 require_role(RESEARCH_ROLES)
 REFRESH_SECONDS = 10
@@ -58,13 +50,14 @@ live = st.toggle(f"Live: refresh every {REFRESH_SECONDS} s", value=True, key="da
 
 @st.fragment(run_every=REFRESH_SECONDS if live else None)
 def results() -> None:
-    reason = not_estimable()
+    view = study_view()
+    reason = view.not_estimable()
     if reason is not None:
         st.info(reason)
         return
-    study = study_estimates()
-    figures = study_figures()
-    newer = labels_waiting()
+    study = view.estimates()
+    figures = view.figures()
+    newer = view.labels_waiting
     if newer > 0:
         st.caption(f"{newer} newer label(s) will be included at the next update "
                    f"(the estimates are recomputed at most every {recompute_seconds():.0f} s).")
@@ -115,7 +108,7 @@ def results() -> None:
             with st.expander("Notes from the estimation"):
                 st.text("\n".join(study.notes))
     with agreed:
-        pairs = agreement()
+        pairs = view.agreement()
         if pairs.empty:
             st.info("No item has two labels yet.")
         else:

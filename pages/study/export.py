@@ -15,7 +15,7 @@ import streamlit as st
 from annotator.export import export_frame
 from annotator.sampling import current_sample_id
 from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
-from pages._study import not_estimable, study_estimates, study_figures
+from pages._study import study_view
 
 require_role(RESEARCH_ROLES)
 db = engine()
@@ -41,11 +41,12 @@ else:
         download_csv("DSL input (CSV)", lambda: export_frame(db, "dsl"), "dsl.csv", key="download_dsl")
 
 st.subheader("Estimates and figures")
-reason = not_estimable()
+view = study_view()
+reason = view.not_estimable()
 if reason is not None:
     st.info(reason)
     st.stop()
-study = study_estimates()
+study = view.estimates()
 st.caption("Every estimate in one tidy table, or each table of the dashboard on its own.")
 with st.container(horizontal=True):
     download_csv("All estimates (CSV)", study.all_estimates, "estimates.csv", key="download_estimates")
@@ -54,6 +55,6 @@ with st.container(horizontal=True):
 st.caption("The figures as interactive HTML (plotly.js is loaded from its CDN when opened). PNG export would "
            "need kaleido and a browser on the server, which the app does not ship.")
 with st.container(horizontal=True):
-    for name, figure in study_figures().items():
+    for name, figure in view.figures().items():
         st.download_button(f"{name} (HTML)", html_of(figure), file_name=f"figure-{name}.html", mime="text/html",
                            key=f"download_figure_{name}", on_click="ignore")
