@@ -493,22 +493,18 @@ def run_language_id(
     source: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
-    *,
-    progress_bar: bool = False,
 ) -> LidReport:
     """Predict the answer language of every completion and upsert it into ``predictions``.
 
     ``source`` defaults to ``"lid176"`` or ``"glotlid"`` as the model's labels say.
     Completions are read by keyset pagination on the primary key, ``batch_size`` at a time,
     and predicted with no transaction open; ``progress(done, total)`` is called after every
-    batch (``progress_bar`` shows a tqdm bar on stderr for the CLI). Then all predictions are
+    batch (the CLI draws its progress bar from it). Then all predictions are
     written in one short transaction through :func:`annotator.bulk.upsert_rows`: a failure, or
     an exception raised by ``progress`` to cancel, leaves the previous predictions as they
     were, and on SQLite the write lock is held for the write alone (seconds at 730k rows), not
     for the whole run, so annotators' saves are not kept waiting past the busy timeout.
     """
-    from tqdm.auto import tqdm
-
     from db.models import Completion, Prediction
 
     if batch_size < 1:
@@ -524,15 +520,13 @@ def run_language_id(
     batches: list[pd.DataFrame] = []
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(Completion)).scalar_one()
-        with tqdm(total=total, unit="completion", desc=f"language ID ({source})", disable=not progress_bar) as bar:
-            for rows in _completion_pages(connection, batch_size):
-                ids, query_languages, texts = zip(*rows)
-                batch = predict_languages(texts, model, query_languages)
-                batch.insert(0, "completion_id", ids)
-                batches.append(batch)
-                bar.update(len(ids))
-                if progress is not None:
-                    progress(sum(len(b) for b in batches), total)
+        for rows in _completion_pages(connection, batch_size):
+            ids, query_languages, texts = zip(*rows)
+            batch = predict_languages(texts, model, query_languages)
+            batch.insert(0, "completion_id", ids)
+            batches.append(batch)
+            if progress is not None:
+                progress(sum(len(b) for b in batches), total)
         connection.rollback()  # end the read transaction before writing
 
     predictions = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(
