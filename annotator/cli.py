@@ -40,8 +40,7 @@ def _progress_bar(total_label: str) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
             bar["bar"] = tqdm(total=total, unit=total_label, file=sys.stderr)
-        bar["bar"].n = done
-        bar["bar"].refresh()
+        bar["bar"].update(done - bar["bar"].n)  # increments, so tqdm's rate is right
         if done >= total:
             bar["bar"].close()
 

@@ -498,8 +498,8 @@ def run_language_id(
 
     ``source`` defaults to ``"lid176"`` or ``"glotlid"`` as the model's labels say.
     Completions are read by keyset pagination on the primary key, ``batch_size`` at a time,
-    and predicted with no transaction open; ``progress(done, total)`` is called after every
-    batch (the CLI draws its progress bar from it). Then all predictions are
+    and predicted with no transaction open; ``progress(done, total)`` is called at the start
+    and after every batch (the CLI draws its progress bar from it). Then all predictions are
     written in one short transaction through :func:`annotator.bulk.upsert_rows`: a failure, or
     an exception raised by ``progress`` to cancel, leaves the previous predictions as they
     were, and on SQLite the write lock is held for the write alone (seconds at 730k rows), not
@@ -520,6 +520,8 @@ def run_language_id(
     batches: list[pd.DataFrame] = []
     with engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(Completion)).scalar_one()
+        if progress is not None and total:
+            progress(0, total)  # so a bar or a page shows the work, and times it, from the start
         for rows in _completion_pages(connection, batch_size):
             ids, query_languages, texts = zip(*rows)
             batch = predict_languages(texts, model, query_languages)

@@ -417,7 +417,7 @@ def test_source_name_and_progress_callback(study_engine) -> None:
     calls: list[tuple[int, int]] = []
     report = run_language_id(study_engine, source="lid176-test", batch_size=5, progress=lambda d, t: calls.append((d, t)))
     total = len(SENTENCES) + 3
-    assert calls == [(5, total), (10, total), (15, total), (total, total)]
+    assert calls == [(0, total), (5, total), (10, total), (15, total), (total, total)]
     assert report.source == "lid176-test"
     assert set(_predictions(study_engine, "lid176-test")) == set(_predictions(study_engine))
     with pytest.raises(ValueError, match="source"):
