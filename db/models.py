@@ -45,6 +45,9 @@ __all__ = [
     "SampleItem",
     "SampleRound",
     "SampleStratum",
+    "SignInFailure",
+    "SignInSession",
+    "StudySetting",
     "utcnow",
 ]
 
@@ -366,3 +369,45 @@ class DemoOracle(Base):
     __table_args__ = (
         CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),
     )
+
+
+class SignInSession(Base):
+    """A signed-in browser: the app keeps only the SHA-256 of the token the browser holds, so a
+    copy of the database signs nobody in. Revoked at sign-out; expires by itself."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_sign_in_sessions_annotator", "annotator_id"),)
+
+
+class SignInFailure(Base):
+    """Failed sign-ins per throttling key (``account:<name>`` or ``client:<address>``), kept
+    whether or not the name exists, so the delay tells nobody which names do."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
+
+
+class StudySetting(Base):
+    """A study-wide text setting edited in the app (``guidelines``: the annotation guidelines
+    as Markdown), with who changed it last."""
+
+    __tablename__ = "study_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[Optional[int]] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
