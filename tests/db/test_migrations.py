@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import CheckConstraint, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from annotator.storage import _alembic_config
@@ -76,3 +78,36 @@ def test_sample_rounds_backfill_round_one_of_older_samples(engine: Engine) -> No
         rows = connection.execute(text("SELECT sample_id, round, seed, n_total, added FROM sample_rounds")).all()
     # A topped-up sample's earlier seeds were never kept: it gets no invented round 1.
     assert [tuple(row) for row in rows] == [(1, 1, 7, 100, 100)]
+
+
+def _check_constraints_of_models() -> dict[tuple[str, str], str]:
+    """(table, constraint name) -> CHECK text, as the models declare them."""
+    checks = {}
+    for table in Base.metadata.sorted_tables:
+        for constraint in table.constraints:
+            if isinstance(constraint, CheckConstraint):
+                checks[(table.name, str(constraint.name))] = str(constraint.sqltext)
+    return checks
+
+
+def _literals(sql: str) -> set[str]:
+    """The quoted string literals of a CHECK (the allowed answer classes, roles, actions)."""
+    return set(re.findall(r"'([^']*)'", sql))
+
+
+def test_check_constraints_match_the_models(engine: Engine) -> None:
+    """Autogenerate does not compare CHECK constraints, so a value list in the models (answer
+    classes, roles) could drift from the migrations unseen. Compare names and allowed values of
+    every CHECK in the migrated database with the models'. (PostgreSQL rewrites the expression,
+    e.g. ``IN`` as ``= ANY (ARRAY[...])``, so the literals are compared, not the text.)"""
+    declared = _check_constraints_of_models()
+    inspector = inspect(engine)
+    found = {
+        (table, check["name"]): check["sqltext"]
+        for table in inspector.get_table_names()
+        if table != "alembic_version"
+        for check in inspector.get_check_constraints(table)
+    }
+    assert set(found) == set(declared)
+    for key, sql in declared.items():
+        assert _literals(found[key]) == _literals(sql), key
