@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,8 +21,13 @@ REFERENCE = REPO / ".." / "shared" / "reference" / "dsl"
 
 @pytest.fixture
 def reference_dir() -> Path:
+    """The R outputs. A user's clone has none and skips; CI (``CI=true``) always has them beside
+    the checkout, so there their absence fails instead of passing the R parity silently."""
     if not (REFERENCE / "r_outputs").is_dir():
-        pytest.skip("R reference outputs (../shared/reference/dsl) are not available")
+        message = f"R reference outputs ({REFERENCE}) are not available"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " on CI, where ../shared must be beside the checkout")
+        pytest.skip(message)
     return REFERENCE.resolve()
 
 
