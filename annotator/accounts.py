@@ -5,7 +5,10 @@ are stored canonically (ISO 639-3, whatever form was typed) as one row each. Pas
 kept as salted ``hashlib.scrypt`` hashes whose string records the cost parameters
 (``scrypt$n$r$p$salt$hash``), so the parameters can be raised later without breaking old
 hashes. Accounts that must never log in (the simulated annotators) get no password at all:
-their hash is a marker no password verifies against.
+their hash is a marker no password verifies against. New passwords have at least
+``MIN_PASSWORD_LENGTH`` characters (the demo study's accounts, made only in demo mode, are the
+one documented exception); setting a password or deactivating an account revokes the account's
+sign-in sessions, so a reset after a leak locks the old holder out at once.
 
 Functions that manage an account take it by id or by name, because the CLI speaks names and
 the pages ids.
@@ -28,9 +31,19 @@ from sqlalchemy.orm import Session
 
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import session_scope
-from db.models import ROLES, Annotation, Annotator, AnnotatorLanguage, Assignment, SampleItem, utcnow
+from db.models import (
+    ROLES,
+    Annotation,
+    Annotator,
+    AnnotatorLanguage,
+    Assignment,
+    SampleItem,
+    SignInSession,
+    utcnow,
+)
 
 __all__ = [
+    "MIN_PASSWORD_LENGTH",
     "AccountError",
     "AnnotatorInfo",
     "add_annotator",
@@ -41,6 +54,7 @@ __all__ = [
     "list_annotators",
     "set_active",
     "set_languages",
+    "set_password",
     "set_role",
     "verify_password",
 ]
@@ -50,6 +64,8 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_BYTES, _KEY_BYTES = 16, 32
 #: Stored for accounts without a password; it cannot parse as a scrypt hash, so nothing verifies.
 NO_PASSWORD = "!"
+#: Shortest new password: guessing is throttled, but a 1-character password falls to a few tries.
+MIN_PASSWORD_LENGTH = 10
 
 
 class AccountError(ValueError):
@@ -136,12 +152,23 @@ def _check_languages_for_role(role: str, languages: tuple[str, ...]) -> None:
         raise AccountError("an annotator needs at least one language they read (e.g. --languages de,en)")
 
 
-def _check_password(password: str | None) -> str:
+def _check_password(password: str | None, min_length: int = MIN_PASSWORD_LENGTH) -> str:
     if password is None:
         return NO_PASSWORD
     if not isinstance(password, str) or not password:
         raise AccountError("the password must not be empty")
+    if len(password) < min_length:
+        raise AccountError(f"the password must have at least {min_length} characters; nothing was changed")
     return hash_password(password)
+
+
+def _revoke_sessions(session: Session, annotator_id: int) -> None:
+    """End every open sign-in session of the account (see ``annotator.sessions``)."""
+    session.execute(
+        update(SignInSession)
+        .where((SignInSession.annotator_id == annotator_id) & SignInSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def _get(session: Session, annotator: int | str) -> Annotator:
@@ -171,12 +198,14 @@ def add_annotator(
     role: str = "annotator",
     *,
     password: str | None,
+    min_password_length: int = MIN_PASSWORD_LENGTH,
 ) -> int:
     """Create an account and return its id.
 
     ``languages`` may be codes or names in any form :func:`canonical_language` accepts (a
     comma-separated string too). ``password=None`` makes an account that cannot log in
-    (simulated annotators, service accounts).
+    (simulated annotators, service accounts). Only the demo set-up lowers
+    ``min_password_length``, for its documented ``demo`` password.
     """
     name = str(name).strip()
     if not name or len(name) > 200:
@@ -184,7 +213,7 @@ def add_annotator(
     role = _check_role(role)
     codes = _canonical_languages(languages)
     _check_languages_for_role(role, codes)
-    password_hash = _check_password(password)
+    password_hash = _check_password(password, min_password_length)
     with session_scope(engine, write=True) as session:
         if session.scalar(select(Annotator.id).where(Annotator.name == name)) is not None:
             raise AccountError(f"an annotator named {name!r} already exists")
@@ -222,24 +251,39 @@ def set_role(engine: Engine, annotator: int | str, role: str) -> None:
 
 
 def set_active(engine: Engine, annotator: int | str, active: bool) -> None:
-    """Activate or deactivate an account; deactivating releases its open claims at once."""
+    """Activate or deactivate an account; deactivating releases its open claims and ends its
+    sign-in sessions at once."""
     with session_scope(engine, write=True) as session:
         row = _get(session, annotator)
         row.active = bool(active)
         if not active:
             _release_claims(session, row.id, keep_languages=None)
+            _revoke_sessions(session, row.id)
 
 
 def change_password(
     engine: Engine, annotator: int | str, new_password: str, *, old_password: str | None = None
 ) -> None:
-    """Set a new password; when ``old_password`` is given (self-service) it must match first."""
+    """Set a new password; when ``old_password`` is given (self-service) it must match first.
+
+    Every sign-in session of the account ends: whoever knew the old password is signed out.
+    """
     new_hash = _check_password(new_password)
     with session_scope(engine, write=True) as session:
         row = _get(session, annotator)
         if old_password is not None and not verify_password(old_password, row.password_hash):
             raise AccountError("the current password is wrong; nothing was changed")
         row.password_hash = new_hash
+        _revoke_sessions(session, row.id)
+
+
+def set_password(engine: Engine, annotator_id: int, password: str) -> None:
+    """An admin's reset: the account's new password, without the old one.
+
+    Raises :class:`AccountError` for a password shorter than ``MIN_PASSWORD_LENGTH`` or an
+    unknown account; the account's sign-in sessions end.
+    """
+    change_password(engine, int(annotator_id), password)
 
 
 def authenticate(engine: Engine, name: str, password: str) -> AnnotatorInfo | None:

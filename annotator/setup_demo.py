@@ -4,6 +4,9 @@ The demo is the whole pipeline on realistic synthetic data: completions with tru
 kept aside (``demo_oracle``), the language-ID surrogate, the paper's stratified sample,
 demo accounts, and part of the sample labeled by simulated annotators so the dashboard has
 estimates to show while the rest waits for people.
+
+The demo accounts share the known password ``demo`` (shorter than a real account may have), so
+the demo is set up only on request: ``ifl demo`` or ``ifl app --demo``, never from a page.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def set_up_demo(engine: Engine, size: str = "small", seed: int = 0, labeled_shar
     existing = set(list_annotators(engine)["name"])
     for name, (role, languages) in DEMO_ACCOUNTS.items():
         if name not in existing:
-            add_annotator(engine, name, languages, role=role, password=DEMO_PASSWORD)
+            add_annotator(engine, name, languages, role=role, password=DEMO_PASSWORD,
+                          min_password_length=len(DEMO_PASSWORD))
     yield f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD!r})"
     to_label = round(SAMPLE_SIZE[size] * labeled_share)
     if to_label:

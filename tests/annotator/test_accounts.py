@@ -17,11 +17,14 @@ from annotator.accounts import (
     list_annotators,
     set_active,
     set_languages,
+    set_password,
     set_role,
     verify_password,
 )
 from annotator.routing import UnknownAnnotatorError, claim_next
 from db.models import Annotator, Assignment
+
+PASSWORD = "ten-chars!"
 
 
 def test_languages_are_stored_as_iso639_3_in_any_input_form(engine):
@@ -70,7 +73,7 @@ def test_authenticate(engine):
 
 
 def test_unknown_user_costs_a_hash_verification_too(engine, monkeypatch):
-    add_annotator(engine, "ana", "de", password="pw-ana")
+    add_annotator(engine, "ana", "de", password="pw-ana-1234")
     calls: list[str] = []
     real_verify, real_compare = accounts.verify_password, accounts.hmac.compare_digest
     compared: list[bytes] = []
@@ -85,7 +88,7 @@ def test_unknown_user_costs_a_hash_verification_too(engine, monkeypatch):
 
     monkeypatch.setattr(accounts, "verify_password", verify)
     monkeypatch.setattr(accounts.hmac, "compare_digest", compare)
-    assert authenticate(engine, "nobody", "pw-ana") is None
+    assert authenticate(engine, "nobody", "pw-ana-1234") is None
     assert authenticate(engine, "ana", "bad") is None
     assert len(calls) == 2 and all(stored.startswith("scrypt$16384$8$1$") for stored in calls)
     assert calls[0] != calls[1], "the unknown user is checked against a dummy hash, not ana's"
@@ -99,14 +102,15 @@ def test_account_without_password_cannot_log_in(engine):
 
 
 def test_refusals(engine):
-    add_annotator(engine, "ana", "de", password="pw")
+    add_annotator(engine, "ana", "de", password=PASSWORD)
     cases = [
-        (lambda: add_annotator(engine, "ana", "en", password="pw"), "already exists"),
-        (lambda: add_annotator(engine, "ben", "klingonish", password="pw"), "klingonish"),
-        (lambda: add_annotator(engine, "ben", "de", role="boss", password="pw"), "annotator, researcher, admin"),
-        (lambda: add_annotator(engine, "ben", "", password="pw"), "at least one language"),
-        (lambda: add_annotator(engine, "", "de", password="pw"), "1 to 200 characters"),
+        (lambda: add_annotator(engine, "ana", "en", password=PASSWORD), "already exists"),
+        (lambda: add_annotator(engine, "ben", "klingonish", password=PASSWORD), "klingonish"),
+        (lambda: add_annotator(engine, "ben", "de", role="boss", password=PASSWORD), "annotator, researcher, admin"),
+        (lambda: add_annotator(engine, "ben", "", password=PASSWORD), "at least one language"),
+        (lambda: add_annotator(engine, "", "de", password=PASSWORD), "1 to 200 characters"),
         (lambda: add_annotator(engine, "ben", "de", password=""), "must not be empty"),
+        (lambda: add_annotator(engine, "ben", "de", password="9-letters"), "at least 10 characters"),
         (lambda: set_languages(engine, "ana", []), "at least one language"),
         (lambda: set_role(engine, "ana", "boss"), "choose one of"),
         (lambda: set_active(engine, "nobody", False), "no annotator 'nobody'"),
@@ -119,7 +123,7 @@ def test_refusals(engine):
 
 
 def test_researchers_may_read_no_language(engine):
-    researcher = add_annotator(engine, "rita", [], role="researcher", password="pw")
+    researcher = add_annotator(engine, "rita", [], role="researcher", password=PASSWORD)
     set_role(engine, researcher, "admin")
     assert list_annotators(engine).loc[0, "role"] == "admin"
     with pytest.raises(AccountError, match="at least one language"):
@@ -140,16 +144,16 @@ def test_change_password(engine):
 
 def test_deactivation_blocks_login_and_routing_and_releases_claims(engine, make_study):
     make_study(engine, {("mmmu", "deu"): 3})
-    annotator_id = add_annotator(engine, "ana", "de", password="pw-ana")
+    annotator_id = add_annotator(engine, "ana", "de", password="pw-ana-1234")
     assert claim_next(engine, annotator_id) is not None
     set_active(engine, "ana", False)
-    assert authenticate(engine, "ana", "pw-ana") is None
+    assert authenticate(engine, "ana", "pw-ana-1234") is None
     with pytest.raises(UnknownAnnotatorError, match="deactivated"):
         claim_next(engine, annotator_id)
     with Session(engine) as session:
         assert session.scalars(select(Assignment.status)).all() == ["released"]
     set_active(engine, annotator_id, True)
-    assert authenticate(engine, "ana", "pw-ana") is not None
+    assert authenticate(engine, "ana", "pw-ana-1234") is not None
 
 
 def test_dropping_a_language_releases_its_claims(engine, make_study):
@@ -166,8 +170,8 @@ def test_dropping_a_language_releases_its_claims(engine, make_study):
 
 
 def test_get_account_sees_changes_made_after_sign_in(engine):
-    annotator_id = add_annotator(engine, "eve", ["de"], role="annotator", password="pw-eve")
-    signed_in = authenticate(engine, "eve", "pw-eve")
+    annotator_id = add_annotator(engine, "eve", ["de"], role="annotator", password="pw-eve-1234")
+    signed_in = authenticate(engine, "eve", "pw-eve-1234")
     accounts.set_role(engine, annotator_id, "researcher")
     accounts.set_languages(engine, annotator_id, ["fr", "en"])
     now = accounts.get_account(engine, annotator_id)
@@ -176,3 +180,41 @@ def test_get_account_sees_changes_made_after_sign_in(engine):
     accounts.set_active(engine, annotator_id, False)
     assert accounts.get_account(engine, annotator_id).active is False
     assert accounts.get_account(engine, 10_000) is None
+
+
+def test_new_passwords_need_ten_characters_except_the_demo_accounts(engine):
+    with pytest.raises(AccountError, match="at least 10 characters"):
+        add_annotator(engine, "ana", "de", password="123456789")
+    annotator_id = add_annotator(engine, "ana", "de", password="1234567890")
+    for short in ("x", "123456789"):
+        with pytest.raises(AccountError, match="at least 10 characters"):
+            set_password(engine, annotator_id, short)
+        with pytest.raises(AccountError, match="at least 10 characters"):
+            change_password(engine, "ana", short, old_password="1234567890")
+    assert authenticate(engine, "ana", "1234567890") is not None, "a refused change changes nothing"
+    add_annotator(engine, "demo-user", "de", password="demo", min_password_length=len("demo"))
+    assert authenticate(engine, "demo-user", "demo") is not None
+
+
+def test_admin_reset_sets_the_password_and_ends_the_sessions(engine):
+    from annotator.sessions import account_for_token, create_session
+
+    annotator_id = add_annotator(engine, "ana", "de", password="old-password")
+    token = create_session(engine, annotator_id)
+    assert account_for_token(engine, token).id == annotator_id
+    set_password(engine, annotator_id, "new-password")
+    assert authenticate(engine, "ana", "old-password") is None
+    assert authenticate(engine, "ana", "new-password").id == annotator_id
+    assert account_for_token(engine, token) is None, "a reset signs out whoever held the old password"
+    with pytest.raises(AccountError, match="no annotator"):
+        set_password(engine, 10_000, "long-enough-password")
+
+
+def test_deactivation_ends_the_sessions(engine):
+    from annotator.sessions import account_for_token, create_session
+
+    annotator_id = add_annotator(engine, "ana", "de", password=PASSWORD)
+    token = create_session(engine, annotator_id)
+    set_active(engine, annotator_id, False)
+    set_active(engine, annotator_id, True)
+    assert account_for_token(engine, token) is None
