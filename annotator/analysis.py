@@ -32,17 +32,22 @@ completion_chars   int      length of the completion in characters
 
 Resolved labels follow :func:`annotator.labels.resolved_labels` (adjudication, else the
 primary annotator). The sample is the newest one unless another is named. One query per
-table and vectorised merges keep the frame at a few seconds for 730k completions.
+table and vectorised merges keep the frame at a few seconds for 730k completions; a
+long-lived process keeps that part (:class:`Population`) per :class:`PopulationVersion` and
+then reads only the labels (:func:`keep_population_cached`).
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
@@ -55,6 +60,7 @@ from db.models import (
     Annotation,
     Completion,
     Prediction,
+    Sample,
     SampleItem,
     SampleStratum,
 )
@@ -64,9 +70,15 @@ __all__ = [
     "JUDGE_SOURCE",
     "LANGUAGE_ID_SOURCES",
     "LabelCount",
+    "Population",
+    "PopulationVersion",
     "analysis_frame",
+    "cached_population",
     "faithful_class",
+    "keep_population_cached",
     "label_count",
+    "population_frame",
+    "population_version",
 ]
 
 ANALYSIS_COLUMNS = (
@@ -78,6 +90,10 @@ ANALYSIS_COLUMNS = (
 #: Language-ID surrogates in order of preference (GlotLID covers more languages than lid.176).
 LANGUAGE_ID_SOURCES = ("glotlid", "lid176")
 JUDGE_SOURCE = "judge"
+#: The columns that come from the gold labels; the rest is the population part.
+_LABEL_COLUMNS = ("labeled", "fidelity", "correct", "answer_language")
+_CACHE = "_ifl_population_cache"
+_CACHE_LOCK = threading.Lock()
 
 
 def faithful_class(query_language: pd.Series) -> pd.Series:
@@ -103,13 +119,82 @@ def _surrogate(session: Session, requested: str | None) -> str | None:
     return next((source for source in LANGUAGE_ID_SOURCES if source in present), None)
 
 
-def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> pd.DataFrame:
-    """One row per completion with :data:`ANALYSIS_COLUMNS` (see the module docstring).
+class PopulationVersion(NamedTuple):
+    """Changes whenever the population part of the frame can change: an import (completions'
+    count or latest ``imported_at``), a language-ID run (predictions) or a new sample or top-up.
+    Labels are not part of it: they are read afresh every time."""
 
-    ``sample_id`` defaults to the newest sample (with none, nothing is sampled or labeled);
-    ``surrogate_source`` to ``glotlid`` if present, else ``lid176``. Warns if the completions
-    changed since the sample was drawn: the recorded ``n_h / N_h`` no longer describe them.
+    completions: int
+    imported_at: datetime | None
+    predictions: int
+    predicted_at: datetime | None
+    samples: int
+    sampled_at: datetime | None
+    sample_items: int
+
+
+def population_version(engine: Engine) -> PopulationVersion:
+    """The current :class:`PopulationVersion`, read from the database in one query (so every app
+    process sees the same version, whichever process wrote the change)."""
+    statement = select(
+        select(func.count()).select_from(Completion).scalar_subquery(),
+        select(func.max(Completion.imported_at)).scalar_subquery(),
+        select(func.count()).select_from(Prediction).scalar_subquery(),
+        select(func.max(Prediction.created_at)).scalar_subquery(),
+        select(func.count()).select_from(Sample).scalar_subquery(),
+        select(func.max(Sample.updated_at)).scalar_subquery(),
+        select(func.count()).select_from(SampleItem).scalar_subquery(),
+    )
+    with engine.connect() as connection:
+        return PopulationVersion(*connection.execute(statement).one())
+
+
+@dataclass(frozen=True)
+class Population:
+    """The population part of the analysis frame: everything but the gold labels.
+
+    It changes only with imports, language ID and sampling, while labels arrive one at a time,
+    so it is read once per :class:`PopulationVersion` and each label update reads only labels.
     """
+
+    frame: pd.DataFrame
+    sample_id: int | None
+    version: PopulationVersion
+    faithful: NDArray[np.object_]
+    rows: pd.Index
+
+    def with_labels(self, labels: pd.DataFrame) -> pd.DataFrame:
+        """The analysis frame: this population with ``labels`` (:func:`resolved_labels`) set.
+
+        Works on a shallow copy (pandas copy-on-write): the population's columns are shared,
+        only the four label columns are new arrays.
+        """
+        frame = self.frame.copy(deep=False)
+        n_rows = len(frame)
+        rows = self.rows.get_indexer(labels["completion_id"])
+        known = rows >= 0
+        rows = rows[known]
+        labeled = np.zeros(n_rows, dtype=bool)
+        labeled[rows] = True
+        labeled &= frame["sampled"].to_numpy()
+        answer = np.full(n_rows, None, dtype=object)
+        answer[rows] = labels["answer_language"].to_numpy(dtype=object)[known]
+        answer[~labeled] = None
+        correct = np.full(n_rows, np.nan)
+        correct[rows] = _flag(labels["correct"]).to_numpy()[known]
+        correct[~labeled] = np.nan
+        frame["labeled"] = labeled
+        frame["fidelity"] = np.where(labeled, (answer == self.faithful).astype(np.float64), np.nan)
+        frame["correct"] = correct
+        frame["answer_language"] = pd.Series(answer, index=frame.index, dtype=object)
+        return frame[list(ANALYSIS_COLUMNS)]
+
+
+def population_frame(
+    engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None
+) -> Population:
+    """Read the population part of the analysis frame (one query per table, vectorised merges)."""
+    version = population_version(engine)
     if sample_id is None:
         sample_id = current_sample_id(engine)
     with session_scope(engine) as session:
@@ -131,9 +216,6 @@ def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_sourc
             SampleStratum.stratum, SampleStratum.population, SampleStratum.drawn,
         ).where(SampleStratum.sample_id == sample_id))
         items = fetch_frame(connection, select(SampleItem.completion_id).where(SampleItem.sample_id == sample_id))
-        labels = resolved_labels(session, sample_id) if sample_id is not None else pd.DataFrame(
-            columns=RESOLVED_COLUMNS
-        )
 
     frame["image"] = frame["image"].astype(np.int64)
     frame["completion_chars"] = frame["completion_chars"].astype(np.int64)
@@ -144,14 +226,7 @@ def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_sourc
     )
     frame["sample_prob"] = frame["stratum"].map(probability).fillna(0.0).astype(np.float64)
     frame["sampled"] = frame["completion_id"].isin(items["completion_id"])
-
-    frame = frame.merge(labels[["completion_id", "answer_language", "correct"]], on="completion_id", how="left")
-    frame["labeled"] = frame["sampled"] & frame["completion_id"].isin(labels["completion_id"])
-    answer = frame["answer_language"].where(frame["labeled"])
     faithful = faithful_class(frame["query_language"])
-    frame["fidelity"] = (answer == faithful).astype(np.float64).where(frame["labeled"])
-    frame["correct"] = _flag(frame["correct"].where(frame["labeled"]))
-    frame["answer_language"] = answer.astype(object).where(answer.notna(), None)
 
     frame = frame.merge(predictions, on="completion_id", how="left").merge(judge, on="completion_id", how="left")
     derived = (frame["pred_language"] == faithful).astype(np.float64).where(frame["pred_language"].notna())
@@ -160,7 +235,56 @@ def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_sourc
     frame["pred_correct"] = _flag(frame["pred_correct"])
     for column in ("llm", "vision_encoder", "train_language", "pred_language"):
         frame[column] = frame[column].where(frame[column].notna(), np.nan)  # NaN, not None, where missing
-    return frame[list(ANALYSIS_COLUMNS)]
+    population = [column for column in ANALYSIS_COLUMNS if column not in _LABEL_COLUMNS]
+    return Population(
+        frame=frame[population], sample_id=sample_id, version=version,
+        faithful=faithful.to_numpy(dtype=object), rows=pd.Index(frame["completion_id"]),
+    )
+
+
+def keep_population_cached(engine: Engine) -> None:
+    """Let :func:`analysis_frame` on ``engine`` keep the population part between calls.
+
+    For long-lived processes (the app): the population is then read once per
+    :class:`PopulationVersion` and a call reads only the labels. Off by default, so one-off
+    callers (the CLI, tests that edit tables directly) always read everything. The cache lives
+    on the engine, like :func:`annotator.storage.writer`, and holds one population.
+    """
+    engine.__dict__.setdefault(_CACHE, {})
+
+
+def cached_population(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> Population:
+    """The population of ``engine``: from its cache when the version still matches (see
+    :func:`keep_population_cached`), else read (and, if caching is on, kept)."""
+    cache: dict[tuple, Population] | None = engine.__dict__.get(_CACHE)
+    if cache is None:
+        return population_frame(engine, sample_id, surrogate_source)
+    key = (sample_id, surrogate_source)
+    with _CACHE_LOCK:
+        kept = cache.get(key)
+        if kept is not None and kept.version == population_version(engine):
+            return kept
+        population = population_frame(engine, sample_id, surrogate_source)
+        cache.clear()  # one population at a time: it is the bulk of the app's memory
+        cache[key] = population
+        return population
+
+
+def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> pd.DataFrame:
+    """One row per completion with :data:`ANALYSIS_COLUMNS` (see the module docstring).
+
+    ``sample_id`` defaults to the newest sample (with none, nothing is sampled or labeled);
+    ``surrogate_source`` to ``glotlid`` if present, else ``lid176``. Warns if the completions
+    changed since the sample was drawn: the recorded ``n_h / N_h`` no longer describe them.
+    The population part comes from :func:`cached_population`; the labels are always read.
+    """
+    population = cached_population(engine, sample_id, surrogate_source)
+    if population.sample_id is None:
+        labels = pd.DataFrame(columns=RESOLVED_COLUMNS)
+    else:
+        with session_scope(engine) as session:
+            labels = resolved_labels(session, population.sample_id)
+    return population.with_labels(labels)
 
 
 def _warn_on_drift(frame: pd.DataFrame, strata: pd.DataFrame, sample_id: int | None) -> None:
