@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from stats._formula import as_list
 from stats.learners import Learner, default_learner
 
-__all__ = ["cross_fit_predictions", "fold_assignments", "learner_inputs"]
+__all__ = ["cross_fit_predictions", "distinct_rows", "fold_assignments", "learner_inputs"]
 
 
 def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.float64]:
@@ -137,30 +137,76 @@ def cross_fit_predictions(
     """
     targets = [predicted_var] if isinstance(predicted_var, str) else list(predicted_var)
     inputs = [c for c in dict.fromkeys(as_list(prediction) + as_list(feature)) if c not in targets]
-    x = learner_inputs(data, inputs)
+    if not inputs:
+        raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
+    # Rows with the same inputs get the same prediction from a fitted learner, and at the study's
+    # scale few inputs are distinct (repeated short answers share language-ID output and length):
+    # build, fit on and predict only the distinct rows, then broadcast (``inverse``).
+    first, inverse = distinct_rows(data, inputs)
+    x = learner_inputs(data.iloc[first], inputs)
     labels = data[targets].to_numpy(dtype=np.float64)
     labeled = ~np.isnan(labels).any(axis=1)
     rng = np.random.default_rng(seed)
     learner = default_learner() if learner is None else learner
-    unit = np.arange(len(data)) if cluster is None else pd.factorize(data[cluster], sort=True)[0]
-    n_units = int(unit.max()) + 1
+    unit = None if cluster is None else pd.factorize(data[cluster], sort=True)[0]
+    n_units = len(data) if unit is None else int(unit.max()) + 1
+    n_distinct = len(first)
 
     labeled_rows = np.flatnonzero(labeled)
     out = np.empty((len(targets), sample_split, len(data)))
+    table = np.zeros((len(targets), cross_fit * n_distinct))
     # Small dense fits (about 1000 x 100) run several times faster on one BLAS thread than on
     # several, whose start-up dominates; the limit is scoped to this loop.
     with _blas_controller().limit(limits=1, user_api="blas"):
         for split in range(sample_split):
-            fold = fold_assignments(n_units, cross_fit, rng)[unit]
+            fold = fold_assignments(n_units, cross_fit, rng)
+            fold = fold if unit is None else fold[unit]
+            # Row i needs the prediction of fold fold[i]'s learner for its distinct input row.
+            cell = fold * n_distinct + inverse
+            needed = np.zeros(cross_fit * n_distinct, dtype=bool)
+            needed[cell] = True
+            needed = needed.reshape(cross_fit, n_distinct)
             for k in range(cross_fit):
-                held_out = np.flatnonzero(fold == k)
                 train = labeled_rows[fold[labeled_rows] != k]
-                x_test = x[held_out]
+                x_train = x[inverse[train]]
+                predict = np.flatnonzero(needed[k])
+                if 2 * predict.size > n_distinct:  # predicting every row costs less than copying most
+                    predict = slice(k * n_distinct, (k + 1) * n_distinct)
+                    x_test = x
+                else:
+                    x_test = x[predict]
+                    predict = k * n_distinct + predict
                 for t in range(len(targets)):
-                    out[t, split, held_out] = _fit_predict(learner, x[train], labels[train, t], x_test)
+                    table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
+            for t in range(len(targets)):
+                out[t, split] = table[t, cell]
     if isinstance(predicted_var, str):
         return out[0]
     return {name: out[t] for t, name in enumerate(targets)}
+
+
+def distinct_rows(data: pd.DataFrame, columns: Sequence[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Distinct combinations of ``columns``: the first row of each and every row's combination.
+
+    Returns ``first`` (row positions, one per distinct combination, in order of appearance) and
+    ``inverse`` (per row, the index into ``first`` of its combination), so that
+    ``data.iloc[first].iloc[inverse]`` equals ``data[columns]``. Missing values count as a value.
+    Linear in rows: each column is factorized and the codes are combined into one integer key.
+    """
+    key = np.zeros(len(data), dtype=np.int64)
+    size = 1
+    for column in columns:
+        codes, uniques = pd.factorize(data[column], use_na_sentinel=True)
+        width = len(uniques) + 1  # code 0 for a missing value
+        if size * width >= 2**62:  # keep the mixed-radix key within int64: renumber it first
+            key, kept = pd.factorize(key)
+            size = len(kept)
+        key = key * width + (codes + 1)
+        size *= width
+    inverse, kept = pd.factorize(key)
+    first = np.empty(len(kept), dtype=np.intp)
+    first[inverse[::-1]] = np.arange(len(data))[::-1]
+    return first, inverse.astype(np.intp)
 
 
 @cache
