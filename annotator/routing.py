@@ -28,7 +28,10 @@ items), then each candidate is taken with one atomic statement: ``INSERT ... ON 
 (sample_item_id, slot) DO NOTHING`` for a fresh slot, or a conditional ``UPDATE`` (``WHERE``
 the lease has expired, or the claim was released) for a takeover. PostgreSQL re-checks that
 ``WHERE`` on the newest row version, and the unique key decides the race for fresh slots, so
-the loser just moves on to its next candidate. Either way two annotators never hold one slot.
+the loser just moves on to its next candidate; having lost a race, a claim reads the queue
+again before it reports it empty (items may have opened meanwhile: a second slot, a release).
+Either way two annotators never hold one slot. A lease starts when its claim is written,
+after any wait for a lock, so a busy database does not shorten it.
 Claims commit without waiting for the WAL flush on PostgreSQL (a claim lost in a crash only
 frees its item early); labels commit durably.
 
@@ -208,6 +211,10 @@ class Progress:
     holding: str | None
     state: QueueState
     message: str
+    #: What this annotator can still label: the item they hold plus what is offered to them (not
+    #: ``left_in_my_languages``, which also counts second labels others must give, their skips
+    #: and items others hold).
+    left_for_me: int
 
 
 # --------------------------------------------------------------------------- helpers
@@ -522,7 +529,8 @@ _RENEW = (
 
 
 def _acquire(session: Session, view: _View, slot: int, me: int, now: datetime, lease: timedelta) -> bool:
-    """Take ``slot`` of the item in one atomic statement; False when someone was faster."""
+    """Take ``slot`` of the item in one atomic statement, the lease starting at ``now``; False
+    when someone was faster."""
     assignment_id = view.row.a1_id if slot == 1 else view.row.a2_id
     connection = session.connection()
     if assignment_id is None:
@@ -551,36 +559,67 @@ def _claimed_items(session: Session, leases: dict[int, datetime]) -> list[Claime
 # --------------------------------------------------------------------------- claiming
 
 
+# How often one claim re-reads the queue after losing races before it gives up with a "try
+# again" (a round ends the claim as soon as it lost no race, so this is rarely reached).
+_CLAIM_ROUNDS = 20
+
+
 def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now: datetime | None) -> list[ClaimedItem]:
-    """Up to ``limit`` items for the annotator in routing order, held claims (renewed) first."""
+    """Up to ``limit`` items for the annotator in routing order, held claims (renewed) first.
+
+    The lease starts when the claim is written, after waiting for the write lock (SQLite) or
+    the annotator's row lock (PostgreSQL), so a busy database does not shorten it. ``now``
+    fixes the clock instead (tests, simulations).
+
+    On PostgreSQL a concurrent claim can win a candidate this one read as open. Then the
+    queue is read again (a fresh snapshot, which also shows items opened meanwhile) and the
+    next candidates are tried, until the limit is met or a read offers nothing untried: an
+    empty result means the queue was empty at the last read, never that races were lost.
+    """
     if lease <= timedelta(0):
         raise RoutingError("the lease must be positive")
-    now = _utc(now)
-    expiry = now + lease
+    fixed_now = None if now is None else _utc(now)
+
+    def clock() -> datetime:
+        return fixed_now or utcnow()
+
     with session_scope(engine, write=True) as session:
         if session.get_bind().dialect.name == "postgresql":
             # A claim lost in a server crash only returns its item early, so the claim need not
             # wait for the WAL flush (several ms on a plain disk); labels still do.
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        me, languages = _annotator(session, annotator_id, lock=True)
-        views = [_view(row, me, now) for row in _queue_rows(session, me, languages)]
-        held = sorted(
-            (view.row.a1_id if view.slot1 == "mine" else view.row.a2_id, view.row.item_id)
-            for view in views
-            if "mine" in (view.slot1, view.slot2)
-        )[:limit]
+        me, languages = _annotator(session, annotator_id, lock=True)  # waits for the lock
         leases: dict[int, datetime] = {}
-        if held:
-            parameters = {"ids": [assignment_id for assignment_id, _ in held], "me": me, "expiry": expiry}
-            renewed = set(session.connection().execute(_RENEW, parameters).scalars())
-            # One missing from ``renewed`` expired and was taken over meanwhile: no longer ours.
-            leases = {item_id: expiry for assignment_id, item_id in held if assignment_id in renewed}
-        if len(leases) < limit:
+        for round_ in range(_CLAIM_ROUNDS):
+            read_at = clock()
+            views = [_view(row, me, read_at) for row in _queue_rows(session, me, languages)]
+            if round_ == 0:
+                held = sorted(
+                    (view.row.a1_id if view.slot1 == "mine" else view.row.a2_id, view.row.item_id)
+                    for view in views
+                    if "mine" in (view.slot1, view.slot2)
+                )[:limit]
+                if held:
+                    expiry = clock() + lease
+                    parameters = {"ids": [assignment_id for assignment_id, _ in held], "me": me, "expiry": expiry}
+                    renewed = set(session.connection().execute(_RENEW, parameters).scalars())
+                    # One missing from ``renewed`` expired and was taken over meanwhile: no longer ours.
+                    leases = {item_id: expiry for assignment_id, item_id in held if assignment_id in renewed}
+            lost_a_race = False
             for view, slot in _routing_order(views):
-                if _acquire(session, view, slot, me, now, lease):
-                    leases[view.row.item_id] = expiry
-                    if len(leases) == limit:
-                        break
+                if len(leases) == limit:
+                    break
+                started = clock()
+                if _acquire(session, view, slot, me, started, lease):
+                    leases[view.row.item_id] = started + lease
+                else:
+                    lost_a_race = True
+            if len(leases) == limit or not lost_a_race:
+                break
+        else:
+            if not leases:
+                raise RoutingError("many annotators are claiming at this moment and every item tried was "
+                                   "taken first; try again")
         return _claimed_items(session, leases) if leases else []
 
 
@@ -871,6 +910,7 @@ def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> 
         annotator_id=me, sample_id=sample_id, languages=languages, labeled_today=int(counts[1]),
         labeled_total=int(counts[0]), left_in_my_languages=left, available_to_me=available,
         held_by_others=held, skipped_by_me=skipped, holding=holding, state=state, message=message,
+        left_for_me=available + (holding is not None),
     )
 
 

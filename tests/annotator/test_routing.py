@@ -376,18 +376,46 @@ def test_claim_batch_hands_out_what_claim_next_would(tmp_path, make_study, add_a
 # ----------------------------------------------------------------------------- the database decides
 
 
+def _stale_first_read(monkeypatch, change):
+    """Make the first queue read of the next claims show ``change(row)`` instead of the truth,
+    as a read overtaken by a concurrent claim does; the reads are counted."""
+    real_rows, reads = routing._queue_rows, []
+
+    def rows(*args):
+        reads.append(args)
+        return [change(row) for row in real_rows(*args)] if len(reads) == 1 else real_rows(*args)
+
+    monkeypatch.setattr(routing, "_queue_rows", rows)
+    return reads
+
+
 def test_a_stale_read_cannot_take_an_unexpired_claim(engine, make_study, add_account, monkeypatch):
     """On PostgreSQL the candidates are read before they are taken; the takeover's WHERE must
-    refuse a claim that is still leased even when the read said it had expired."""
+    refuse a claim that is still leased even when the read said it had expired. The claim then
+    reads again and, with nothing left, says so."""
     make_study(engine, {("mmmu", "deu"): 1})
     ana, ben = add_account(engine, "ana", "de"), add_account(engine, "ben", "de")
     held = claim_next(engine, ana, now=T0)
+    reads = _stale_first_read(monkeypatch, lambda row: row._replace(a1_expires=T0 - timedelta(minutes=1)))
+    assert claim_next(engine, ben, now=T0 + timedelta(minutes=1)) is None
+    assert len(reads) == 2, "the lost race made the claim read the queue again"
+    monkeypatch.undo()
+    assert claim_next(engine, ana, now=T0 + timedelta(minutes=2)).completion_id == held.completion_id
+
+
+def test_a_claim_that_keeps_losing_gives_up_with_try_again(engine, make_study, add_account, monkeypatch, db_snapshot):
+    """Bounded: a claim whose every read is overtaken stops after a few rounds with a message,
+    having written nothing (it never reports an empty queue it has not seen)."""
+    make_study(engine, {("mmmu", "deu"): 1})
+    ana, ben = add_account(engine, "ana", "de"), add_account(engine, "ben", "de")
+    claim_next(engine, ana, now=T0)
+    before = db_snapshot(engine)
     real_state = routing._slot_state
     monkeypatch.setattr(routing, "_slot_state", lambda status, who, expires, me, now: (
         "open" if status == "claimed" and who != me else real_state(status, who, expires, me, now)))
-    assert claim_next(engine, ben, now=T0 + timedelta(minutes=1)) is None
-    monkeypatch.undo()
-    assert claim_next(engine, ana, now=T0 + timedelta(minutes=2)).completion_id == held.completion_id
+    with pytest.raises(RoutingError, match="try again"):
+        claim_next(engine, ben, now=T0 + timedelta(minutes=1))
+    assert db_snapshot(engine) == before
 
 
 def test_a_stale_read_cannot_take_a_fresh_slot_twice(engine, make_study, add_account, monkeypatch):
@@ -396,11 +424,77 @@ def test_a_stale_read_cannot_take_a_fresh_slot_twice(engine, make_study, add_acc
     items = make_study(engine, {("mmmu", "deu"): 2}, double_share=0)
     ana, ben = add_account(engine, "ana", "de"), add_account(engine, "ben", "de")
     held = claim_next(engine, ana)
-    real_rows = routing._queue_rows
-    monkeypatch.setattr(routing, "_queue_rows", lambda *args: [
-        row._replace(a1_id=None, a1_who=None, a1_status=None, a1_expires=None) for row in real_rows(*args)])
+    _stale_first_read(monkeypatch, lambda row: row._replace(a1_id=None, a1_who=None, a1_status=None, a1_expires=None))
     taken = claim_next(engine, ben)
     assert taken is not None and taken.completion_id != held.completion_id
     assert {held.completion_id, taken.completion_id} == set(items["completion_id"])
     with Session(engine) as session:
         assert sorted(session.execute(select(Assignment.annotator_id)).scalars()) == [ana, ben]
+
+
+@pytest.mark.postgres
+def test_a_claim_that_loses_a_race_reads_again_and_finds_what_opened_meanwhile(postgres_engine, make_study, add_account,
+                                                                               monkeypatch):
+    """Issue 11.8. Between ben's read and his write, another connection takes the item ben read
+    as open and ana gives hers back: ben must get ana's, not be told the queue is empty."""
+    engine = postgres_engine
+    make_study(engine, {("mmmu", "deu"): 2}, double_share=0)
+    ana, ben, cai = (add_account(engine, name, "de") for name in ("ana", "ben", "cai"))
+    first = claim_next(engine, ana)
+    real_acquire, interfered = routing._acquire, []
+
+    def overtaken(session, view, slot, me, now, lease):
+        if not interfered:
+            interfered.append(view.row.completion_id)
+            with engine.begin() as other:  # a second annotator's transaction, committed first
+                other.execute(insert(Assignment).values(
+                    sample_item_id=view.row.item_id, slot=slot, annotator_id=cai, status="claimed",
+                    claimed_at=now, lease_expires_at=now + lease))
+            release(engine, ana, first.completion_id)
+        return real_acquire(session, view, slot, me, now, lease)
+
+    monkeypatch.setattr(routing, "_acquire", overtaken)
+    taken = claim_next(engine, ben)
+    assert interfered and interfered[0] != first.completion_id
+    assert taken is not None and taken.completion_id == first.completion_id
+    with Session(engine) as session:
+        holders = dict(session.execute(select(Assignment.annotator_id, Assignment.status)
+                                       .where(Assignment.status == "claimed")).all())
+    assert set(holders) == {ben, cai}
+
+
+def test_the_lease_starts_when_the_claim_is_written_not_before_the_lock_wait(engine, make_study, add_account):
+    """Issue 11.7. Another transaction holds the lock the claim needs (SQLite's write lock; on
+    PostgreSQL the annotator's row); the lease must count from after that wait."""
+    import threading
+
+    make_study(engine, {("mmmu", "deu"): 1})
+    ana = add_account(engine, "ana", "de")
+    asked, result = threading.Event(), {}
+
+    def claim() -> None:
+        asked.set()
+        result["item"] = claim_next(engine, ana, lease=timedelta(minutes=10))
+
+    blocker = engine.raw_connection()
+    try:
+        cursor = blocker.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("SELECT id FROM annotators WHERE id = %s FOR UPDATE", (ana,))
+        worker = threading.Thread(target=claim)
+        worker.start()
+        asked.wait()
+        worker.join(timeout=0.5)  # the claim is now waiting for the lock
+        released_at = utcnow()
+        blocker.commit()
+    finally:
+        blocker.close()
+    worker.join()
+    with Session(engine) as session:
+        claimed_at, expires = session.execute(select(Assignment.claimed_at, Assignment.lease_expires_at)).one()
+    claimed_at, expires = routing._utc(claimed_at), routing._utc(expires)
+    assert claimed_at >= released_at, "the lease clock started before the lock was granted"
+    assert expires - claimed_at == timedelta(minutes=10)
+    assert result["item"].lease_expires_at == expires
