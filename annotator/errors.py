@@ -5,6 +5,8 @@ Programming errors are deliberately not here: they should show their traceback.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from annotator.accounts import AccountError
 from annotator.agreement import AdjudicationError
 from annotator.estimates import NotEstimableError
@@ -14,7 +16,7 @@ from annotator.routing import RoutingError
 from annotator.sampling import NoSampleError, SamplingError, WeightsError
 from annotator.simulate import SimulationError
 
-__all__ = ["USER_ERRORS"]
+__all__ = ["STORAGE_ERRORS", "USER_ERRORS"]
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     AccountError,
@@ -29,3 +31,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnknownLanguageError,
     WeightsError,
 )
+
+#: The database failed (busy or locked under load, connection lost): nothing was saved, and the
+#: same action may succeed when retried. Pages catch these to say so and keep what was entered.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError,)

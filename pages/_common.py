@@ -3,16 +3,18 @@ checks, and showing untrusted text. No study logic: that lives in ``annotator`` 
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Engine
 
 from annotator.accounts import AnnotatorInfo, get_account
 from annotator.export import csv_bytes
+from annotator.images import image_roots, image_url_allowed, servable_image_path
 from annotator.storage import database_url, get_engine, upgrade_database
 
 ALL_ROLES = ("annotator", "researcher", "admin")
@@ -27,7 +29,9 @@ ANSWER_TEXT = {"yes": "Yes", "no": "No", "na": "Can't tell"}
 _CLASS_NAMES = {"other_latin": "Other (Latin script)", "other": "Other (another script)", "none": "No language"}
 # Every ASCII punctuation character can be backslash-escaped in CommonMark.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"}
+#: The image box's height: with an image, the questions still fit on a 1400x900 screen.
+IMAGE_MAX_HEIGHT = 280
+IMAGE_BROKEN = "image could not be shown"
 
 
 @st.cache_resource(show_spinner=False)
@@ -102,17 +106,43 @@ def show_flash() -> None:
 def show_untrusted(title: str, text: str | None, *, empty: str = "(none)") -> None:
     """Untrusted text (prompts, completions, gold answers) under a caption, never as Markdown."""
     st.caption(title)
-    st.text(text if text else empty)
+    st.html(untrusted_html(text if text else empty))
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
+    """(width, height) of a decodable image file; None for a broken or unreadable one."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+            return image.size
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def show_image(image_path: str | None, image_url: str | None) -> None:
-    """The item's image when a readable image file or an http(s) URL is given."""
-    if image_url and image_url.lower().startswith(("http://", "https://")):
-        st.image(image_url, width="stretch")
-    elif image_path and Path(image_path).suffix.lower() in _IMAGE_SUFFIXES and Path(image_path).is_file():
-        st.image(image_path, width="stretch")
-    elif image_path or image_url:
-        st.caption("The image could not be shown (no readable image file or http(s) URL).")
+    """The item's image in a box at most :data:`IMAGE_MAX_HEIGHT` high, full size in an expander.
+
+    Only a file under an image root (:func:`annotator.images.servable_image_path`) or a URL of an
+    allowed host is shown; remote images are fetched with no referrer. Anything else, or a file
+    that does not decode, shows a caption instead, and the page goes on working.
+    """
+    if image_url and image_url_allowed(image_url):
+        source = html.escape(image_url, quote=True)
+        image = f'<img src="{source}" referrerpolicy="no-referrer" alt="{IMAGE_BROKEN}" style="max-width: 100%; '
+        st.html(f'{image}max-height: {IMAGE_MAX_HEIGHT}px; object-fit: contain">')
+        with st.expander("Enlarge image"):
+            st.html(f'{image}">')
+        return
+    local = servable_image_path(image_path, image_roots(engine()))
+    size = _image_size(str(local)) if local is not None else None
+    if local is None or size is None:
+        if image_path or image_url:
+            st.caption(IMAGE_BROKEN)
+        return
+    width, height = size
+    st.image(str(local), width=max(1, min(width, round(width * IMAGE_MAX_HEIGHT / max(height, 1)))))
+    with st.expander("Enlarge image"):
+        st.image(str(local), width="stretch")
 
 
 def class_label(answer_class: str | None) -> str:

@@ -5,9 +5,18 @@ from __future__ import annotations
 import streamlit as st
 
 from annotator import accounts
+from annotator.errors import STORAGE_ERRORS
 from annotator.languages import STUDY_LANGUAGES, language_name
 from annotator.routing import unroutable_languages
-from pages._common import ADMIN_ROLES, ALL_ROLES, engine, flash, require_role, show_flash, show_table
+from pages._common import (
+    ADMIN_ROLES,
+    ALL_ROLES,
+    engine,
+    flash,
+    require_role,
+    show_flash,
+    show_table,
+)
 
 require_role(ADMIN_ROLES)
 db = engine()
@@ -38,25 +47,41 @@ def save_account() -> None:
         if st.session_state["account_active"] != bool(row["active"]):
             accounts.set_active(db, name, st.session_state["account_active"])
         if st.session_state["account_password"]:
-            accounts.change_password(db, name, st.session_state["account_password"])
+            accounts.set_password(db, int(row["id"]), st.session_state["account_password"])
     except accounts.AccountError as error:
         flash("error", error)
+    except STORAGE_ERRORS as error:
+        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
     else:
         flash("success", f"Saved {name}. A new role applies at their next sign-in.")
         load_account()
 
 
+#: The add form's inputs and what each holds when the form is empty.
+NEW_ACCOUNT_EMPTY = {"new_name": "", "new_languages": [], "new_role": ALL_ROLES[0], "new_password": ""}
+
+
 def add_account() -> None:
-    name = st.session_state["new_name"]
+    """Create the account; on success the form is emptied (by setting each input, so the browser
+    shows the empty form too), ready for the next one."""
+    name = st.session_state["new_name"].strip()
+    if not name:
+        flash("warning", "Type the new account's name first.")
+        return
+    if name in set(accounts.list_annotators(db)["name"]):
+        flash("warning", f"An account named {name} already exists: choose another name, or change that "
+                         "account under \"Change an account\".")
+        return
     try:
         accounts.add_annotator(db, name, st.session_state["new_languages"], role=st.session_state["new_role"],
                                password=st.session_state["new_password"])
     except accounts.AccountError as error:
         flash("error", error)
+    except STORAGE_ERRORS as error:
+        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
     else:
         flash("success", f"Added {name}.")
-        for key in ("new_name", "new_languages", "new_password"):
-            st.session_state.pop(key)
+        st.session_state.update(NEW_ACCOUNT_EMPTY)
 
 
 st.title("Annotators")
@@ -83,8 +108,9 @@ with edit:
                        accept_new_options=True, help="Pick, or type a code or English name (it, ita, Italian).")
         st.selectbox("Role", ALL_ROLES, key="account_role")
         st.toggle("Active (may sign in and label)", key="account_active")
-        st.text_input("New password (leave empty to keep)", type="password", key="account_password",
-                      autocomplete="new-password")
+        st.text_input("Reset the password (leave empty to keep)", type="password", key="account_password",
+                      autocomplete="new-password", help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; "
+                                                        "the account is signed out everywhere.")
         st.form_submit_button("Save changes", key="account_save", type="primary", on_click=save_account)
 
 with add:
@@ -94,5 +120,6 @@ with add:
         st.multiselect("Languages they read", sorted(STUDY_LANGUAGES), key="new_languages",
                        format_func=language_label, accept_new_options=True)
         st.selectbox("Role", ALL_ROLES, key="new_role")
-        st.text_input("Password", type="password", key="new_password", autocomplete="new-password")
+        st.text_input("Password", type="password", key="new_password", autocomplete="new-password",
+                      help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters.")
         st.form_submit_button("Add account", key="new_submit", type="primary", on_click=add_account)

@@ -1,8 +1,12 @@
 """Annotate: one item at a time from my queue, three questions, every action on a key.
 
-Prompts, gold answers and completions are untrusted text and are shown with ``st.text``.
-The page shows only what :class:`annotator.routing.ClaimedItem` carries: never a surrogate
-prediction, nor anybody else's label.
+Every answer belongs to the item on screen: its widgets and session keys carry the item's
+*form id* (the completion id; ``revise-<id>`` when correcting), so each item starts empty, the
+browser cannot send an earlier item's answer back, and a submit reads only the answers given
+under the form id it was pressed for. Prompts, gold answers and completions are untrusted text,
+shown escaped in their own writing direction. The page shows only what
+:class:`annotator.routing.ClaimedItem` carries: never a surrogate prediction, nor anybody
+else's label.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import time
 import streamlit as st
 
 from annotator import routing
+from annotator.errors import STORAGE_ERRORS
+from annotator.guidelines import get_guidelines
 from annotator.languages import ANSWER_CLASSES, language_name, query_language_class
 from pages._common import (
+    ALL_ROLES,
     ANSWER_TEXT,
     ANSWERS,
-    ALL_ROLES,
     class_label,
     engine,
     flash,
@@ -30,120 +36,178 @@ from pages._common import (
 user = require_role(ALL_ROLES)
 db = engine()
 
-#: Question (its session key) -> (title, shortcut per answer).
+#: The three questions: session key -> (title, help).
 QUESTIONS = {
-    "matches_gold": ("2. Does the answer match the gold answer?", {"yes": "1", "no": "2", "na": "3"}),
-    "correct": ("3. Is the answer correct?", {"yes": "4", "no": "5", "na": "6"}),
+    "answer_language": (
+        "1. In which language is the answer?",
+        ("The language most of the answer's words are in (names, numbers and code do not count); a mixed "
+         "answer takes its larger part. No words at all (empty, only a number or a letter choice): No language."),
+    ),
+    "matches_gold": (
+        "2. Does the answer match the gold answer?",
+        ("Same content as the gold answer, in any language or wording. Can't tell when there is no gold "
+         "answer or the answer is too vague to compare."),
+    ),
+    "correct": (
+        "3. Is the answer correct?",
+        ("Right about the query, judged on your own knowledge and the image, not only on the gold answer. "
+         "Can't tell when you cannot judge it."),
+    ),
 }
-FORM_KEYS = ("answer_language", "matches_gold", "correct", "comment")
+#: Shortcut per answer of questions 2 and 3 (the README documents them: 1/2/3 and 4/5/6).
+SHORTCUTS = {"matches_gold": {"yes": "1", "no": "2", "na": "3"}, "correct": {"yes": "4", "no": "5", "na": "6"}}
+#: What a form holds; each is stored under ``<name>_<form id>``.
+FIELDS = ("answer_language", "matches_gold", "correct", "comment", "shown_at")
+SAVE_FAILED = ("Could not save, please retry: the database did not answer ({error}). "
+               "Your answers are still on screen.")
 
 
-def clear_form() -> None:
-    for key in FORM_KEYS:
-        st.session_state.pop(key, None)
+def field(name: str, form: str) -> str:
+    """The session key of one of the form's inputs."""
+    return f"{name}_{form}"
 
 
-def choose(key: str, value: str) -> None:
-    st.session_state[key] = value
+def clear_form(form: str | None) -> None:
+    """Forget everything entered under ``form`` (after it was saved, skipped or left)."""
+    if form is not None:
+        for name in FIELDS:
+            st.session_state.pop(field(name, form), None)
 
 
-def submit() -> None:
-    """Submit (or, when correcting, revise) the label; then the next item comes."""
-    missing = [str(number) for number, key in enumerate(("answer_language", "matches_gold", "correct"), start=1)
-               if st.session_state.get(key) is None]
+def storage_failure(error: Exception) -> str:
+    return SAVE_FAILED.format(error=type(error).__name__)
+
+
+def choose(form: str, name: str, value: str) -> None:
+    if form == st.session_state.get("form"):  # a key pressed while the page was changing items
+        st.session_state[field(name, form)] = value
+
+
+def submit(form: str, completion_id: str, revising: bool) -> None:
+    """Submit (or, when correcting, revise) what was entered under ``form``; then the next item comes."""
+    if form != st.session_state.get("form"):
+        return  # pressed for an item no longer on screen: nothing of it may be sent
+    answers = {name: st.session_state.get(field(name, form)) for name in FIELDS}
+    missing = [str(number) for number, name in enumerate(QUESTIONS, start=1) if answers[name] is None]
     if missing:
         flash("warning", f"Please answer every question first; still open: {', '.join(missing)}. "
                          "(Can't tell is an answer too.)")
         return
-    revising = st.session_state.get("revising")
-    target = revising if revising is not None else st.session_state["item"]
     label = {
-        "answer_language": st.session_state["answer_language"],
-        "matches_gold": ANSWERS[st.session_state["matches_gold"]],
-        "correct": ANSWERS[st.session_state["correct"]],
-        "comment": st.session_state.get("comment") or None,
-        "seconds_spent": time.monotonic() - st.session_state["shown_at"],
+        "answer_language": answers["answer_language"],
+        "matches_gold": ANSWERS[answers["matches_gold"]],
+        "correct": ANSWERS[answers["correct"]],
+        "comment": (answers["comment"] or "").strip() or None,
+        "seconds_spent": time.monotonic() - answers["shown_at"],
     }
     try:
-        if revising is not None:
-            routing.revise(db, user.id, target.completion_id, **label)
+        if revising:
+            routing.revise(db, user.id, completion_id, **label)
         else:
-            routing.submit(db, user.id, target.completion_id, **label)
+            routing.submit(db, user.id, completion_id, **label)
     except routing.NotHeldError as error:
-        st.session_state["item"] = None  # taken over: claim the next one
-        flash("error", str(error))
-        clear_form()
+        if not revising:
+            st.session_state["item"] = None  # taken over: claim the next one
+            clear_form(form)
+        flash("error", error)
         return
     except routing.RoutingError as error:
-        flash("error", str(error))
+        flash("error", error)
         return
-    flash("toast", "Correction saved." if revising is not None else "Label saved.")
-    clear_form()
-    if revising is not None:
+    except STORAGE_ERRORS as error:
+        flash("error", storage_failure(error))
+        return
+    flash("toast", "Correction saved." if revising else "Label saved.")
+    clear_form(form)
+    if revising:
         st.session_state["revising"] = None
-        st.session_state["shown_at"] = time.monotonic()
     else:
         st.session_state["item"] = None
 
 
-def skip() -> None:
+def skip(form: str, completion_id: str) -> None:
+    if form != st.session_state.get("form"):
+        return
     try:
-        routing.skip(db, user.id, st.session_state["item"].completion_id)
+        routing.skip(db, user.id, completion_id)
     except routing.RoutingError as error:
-        flash("error", str(error))
+        flash("error", error)
+    except STORAGE_ERRORS as error:
+        flash("error", storage_failure(error))
+        return  # the item is still mine: keep it and what was entered
     else:
         flash("info", "Skipped; the item goes to someone else.")
     st.session_state["item"] = None
-    clear_form()
+    clear_form(form)
 
 
 def undo() -> None:
-    """Reopen my most recent label for correction (nothing is deleted)."""
+    """Reopen my most recent label for correction (nothing is deleted); the item on screen
+    starts over afterwards."""
     try:
         last = routing.undo_last(db, user.id)
     except routing.RoutingError as error:
-        flash("error", str(error))
+        flash("error", error)
+        return
+    except STORAGE_ERRORS as error:
+        flash("error", storage_failure(error))
         return
     if last is None:
         flash("info", "You have no label to undo yet.")
         return
+    clear_form(st.session_state.get("form"))
+    form = f"revise-{last.completion_id}"
+    clear_form(form)
     reverse = {value: key for key, value in ANSWERS.items()}
-    st.session_state.update(
-        revising=last, shown_at=time.monotonic(), answer_language=last.answer_language,
-        matches_gold=reverse[last.matches_gold], correct=reverse[last.correct], comment=last.comment or "",
-    )
+    st.session_state.update({
+        "revising": last, field("answer_language", form): last.answer_language,
+        field("matches_gold", form): reverse[last.matches_gold], field("correct", form): reverse[last.correct],
+        field("comment", form): last.comment or "",
+    })
 
 
 def back_to_queue() -> None:
+    clear_form(st.session_state.get("form"))
     st.session_state["revising"] = None
-    st.session_state["shown_at"] = time.monotonic()
-    clear_form()
+
+
+def storage_stop(error: Exception) -> None:
+    """A read failed (the database is busy): say so, offer a retry, and stop the page."""
+    st.error(f"Could not load your work, please retry: the database did not answer ({type(error).__name__}).")
+    st.button("Retry", key="retry", icon=":material/refresh:")
+    st.stop()
 
 
 st.title("Annotate")
 revising = st.session_state.get("revising")
 item = revising
-if revising is None:
-    item = st.session_state.get("item")
-    if item is None:
-        try:
-            item = routing.claim_next(db, user.id)
-        except routing.RoutingError as error:
-            show_error(error)
-            st.stop()
-        st.session_state["item"] = item
-        st.session_state["shown_at"] = time.monotonic()
-
 try:
+    if revising is None:
+        item = st.session_state.get("item")
+        if item is None:
+            item = routing.claim_next(db, user.id)
+            st.session_state["item"] = item
     progress = routing.progress(db, user.id)
+    guidelines = get_guidelines(db)
 except routing.RoutingError as error:
     show_error(error)
     st.stop()
+except STORAGE_ERRORS as error:
+    storage_stop(error)
+
+form = None if item is None else (f"revise-{item.completion_id}" if revising is not None else item.completion_id)
+st.session_state["form"] = form
+
 today, total, left = st.columns(3)
 today.metric("Labeled by me today", progress.labeled_today)
 total.metric("Labeled by me in total", progress.labeled_total)
-left.metric("Left in my languages", progress.left_in_my_languages,
-            help="Items (and second labels) of the sample in " + ", ".join(progress.languages) + " still to do.")
+left.metric("Left in my languages", progress.left_for_me,
+            help="Items in " + (", ".join(progress.languages) or "none") + " that you can still label: the one on "
+                 "screen and those waiting for you. Second labels that others must give, items you skipped and "
+                 "items others hold are not counted.")
+# Open on an annotator's first visit (no label yet), so the guidelines are read before labeling.
+with st.expander("Guidelines", expanded=progress.labeled_total == 0, icon=":material/menu_book:"):
+    st.markdown(guidelines)
 
 show_flash()
 
@@ -155,6 +219,7 @@ if item is None:
 if revising is not None:
     st.warning(f"Correcting your label of {revising.labeled_at:%Y-%m-%d %H:%M} UTC. "
                "Save the correction, or go back to your current item.")
+st.session_state.setdefault(field("shown_at", form), time.monotonic())
 
 query_class = query_language_class(item.query_language)
 content, questions = st.columns([3, 2], gap="large")
@@ -167,33 +232,45 @@ with content:
     with st.container(border=True):
         show_untrusted("The model's answer", item.completion, empty="(empty answer)")
 
+
+def question_title(name: str) -> None:
+    title, help_text = QUESTIONS[name]
+    st.markdown(f"**{title}**", help=help_text)
+
+
 with questions:
-    st.markdown("**1. In which language is the answer?**")
-    chosen = st.session_state.get("answer_language")
+    question_title("answer_language")
+    chosen = st.session_state.get(field("answer_language", form))
     with st.container(horizontal=True):
-        st.button(class_label(query_class), key="lang_query", shortcut="Q", on_click=choose,
-                  args=("answer_language", query_class), type="primary" if chosen == query_class else "secondary")
-        st.button("English", key="lang_english", shortcut="E", on_click=choose, args=("answer_language", "english"),
-                  type="primary" if chosen == "english" else "secondary")
+        # One button per distinct language: for an English query, "English" is the query language.
+        if query_class != "english":
+            st.button(class_label(query_class), key="lang_query", shortcut="Q", on_click=choose,
+                      args=(form, "answer_language", query_class),
+                      type="primary" if chosen == query_class else "secondary")
+        st.button("English", key="lang_english", shortcut="E", on_click=choose,
+                  args=(form, "answer_language", "english"), type="primary" if chosen == "english" else "secondary")
     # index=None: the browser must never believe a first option is chosen (it would send it back).
-    st.selectbox("Answer language", ANSWER_CLASSES, index=None, key="answer_language", format_func=class_label,
-                 placeholder="Another language…", label_visibility="collapsed")
-    for key, (title, shortcuts) in QUESTIONS.items():
-        st.markdown(f"**{title}**")
+    st.selectbox("Answer language", ANSWER_CLASSES, index=None, key=field("answer_language", form),
+                 format_func=class_label, placeholder="Another language…", label_visibility="collapsed")
+    for name, shortcuts in SHORTCUTS.items():
+        question_title(name)
+        chosen = st.session_state.get(field(name, form))
         with st.container(horizontal=True):
             for value, shortcut in shortcuts.items():
-                st.button(ANSWER_TEXT[value], key=f"{key}_{value}", shortcut=shortcut, on_click=choose,
-                          args=(key, value), type="primary" if st.session_state.get(key) == value else "secondary")
-    st.text_input("Comment (optional)", key="comment", max_chars=2000)
+                st.button(ANSWER_TEXT[value], key=f"{name}_{value}", shortcut=shortcut, on_click=choose,
+                          args=(form, name, value), type="primary" if chosen == value else "secondary")
+    st.text_input("Comment (optional)", key=field("comment", form), max_chars=2000)
     with st.container(horizontal=True):
         if revising is None:
             st.button("Submit and next", key="submit", type="primary", shortcut="Ctrl+Enter", on_click=submit,
-                      icon=":material/send:")
-            st.button("Skip", key="skip", shortcut="S", on_click=skip, icon=":material/skip_next:")
+                      args=(form, item.completion_id, False), icon=":material/send:")
+            st.button("Skip", key="skip", shortcut="S", on_click=skip, args=(form, item.completion_id),
+                      icon=":material/skip_next:")
             st.button("Undo last", key="undo", shortcut="U", on_click=undo, icon=":material/undo:")
         else:
             st.button("Save correction", key="submit", type="primary", shortcut="Ctrl+Enter", on_click=submit,
-                      icon=":material/save:")
+                      args=(form, item.completion_id, True), icon=":material/save:")
             st.button("Back to my item", key="back", shortcut="Esc", on_click=back_to_queue)
-    st.caption("Keys: Q query language, E English, 1/2/3 and 4/5/6 answer questions 2 and 3, "
+    query_key = "E English (the query language)" if query_class == "english" else "Q query language, E English"
+    st.caption(f"Keys: {query_key}, 1/2/3 and 4/5/6 answer questions 2 and 3, "
                "Ctrl+Enter submit, S skip, U undo.")

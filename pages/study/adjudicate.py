@@ -9,7 +9,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from annotator.agreement import AdjudicationError, adjudicate, adjudication_queue, agreement_table
+from annotator.agreement import (
+    AdjudicationError,
+    adjudicate,
+    adjudication_queue,
+    agreement_table,
+)
+from annotator.errors import STORAGE_ERRORS
 from annotator.languages import ANSWER_CLASSES, language_name
 from annotator.routing import RoutingError
 from pages._common import (
@@ -18,9 +24,9 @@ from pages._common import (
     RESEARCH_ROLES,
     class_label,
     engine,
+    escape_markdown,
     flash,
     require_role,
-    show_error,
     show_flash,
     show_image,
     show_table,
@@ -29,9 +35,37 @@ from pages._common import (
 
 user = require_role(RESEARCH_ROLES)
 db = engine()
+RULING = ("answer_language", "matches_gold", "correct", "comment")
+
+
+def ruling_key(name: str, completion_id: str) -> str:
+    return f"adj_{name}_{completion_id}"
+
+
+def record(completion_id: str) -> None:
+    """Record the ruling given on ``completion_id``'s form; refused until all three answers are in."""
+    answers = {name: st.session_state.get(ruling_key(name, completion_id)) for name in RULING}
+    missing = [str(number) for number, name in enumerate(RULING[:3], start=1) if answers[name] is None]
+    if missing:
+        flash("warning", f"Answer all three questions first; still open: {', '.join(missing)} "
+                         "(Can't tell is an answer). Nothing was recorded.")
+        return
+    try:
+        adjudicate(db, user.id, completion_id, answers["answer_language"], ANSWERS[answers["matches_gold"]],
+                   ANSWERS[answers["correct"]], comment=(answers["comment"] or "").strip() or None)
+    except (AdjudicationError, RoutingError) as error:
+        flash("error", error)
+        return
+    except STORAGE_ERRORS as error:
+        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
+        return
+    flash("success", f"Resolved {completion_id}; it is the item's gold label now.")
+    for name in RULING:
+        st.session_state.pop(ruling_key(name, completion_id), None)
+    st.session_state["resolved"] = st.session_state.get("resolved", 0) + 1
+
 
 st.title("Adjudicate")
-show_flash()
 
 st.subheader("Agreement")
 agreement = agreement_table(db)
@@ -45,12 +79,15 @@ else:
                                 "krippendorff_alpha": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Disagreements")
+show_flash()
 queue = adjudication_queue(db)
 if queue.empty:
     st.success("No disagreement waits for a resolution.")
     st.stop()
 st.caption(f"{len(queue)} items wait, oldest first. Until resolved, the primary annotator's label counts.")
-chosen = st.selectbox("Item", queue["completion_id"], key="adjudicate_item")
+# The chooser starts over at the oldest item after each resolution (a new key per round, so the
+# browser cannot keep naming the item just resolved).
+chosen = st.selectbox("Item", queue["completion_id"], key=f"adjudicate_item_{st.session_state.get('resolved', 0)}")
 item = queue.set_index("completion_id").loc[chosen]
 
 content, ruling = st.columns([3, 2], gap="large")
@@ -65,26 +102,16 @@ with content:
     st.caption("The annotators' labels")
     show_table(pd.DataFrame(item["labels"]), key="adjudicate_labels")
 
-with ruling, st.form("adjudicate"):
-    st.selectbox("Answer language", ANSWER_CLASSES, index=None, format_func=class_label, key="adj_answer_language")
+# Every input is keyed by the item, so each item's form starts empty and a ruling can only be
+# recorded for the item it was given on.
+with ruling, st.form(f"adjudicate_{chosen}"):
+    st.markdown(f"**Resolution of item {escape_markdown(chosen)}**")
+    st.selectbox("Answer language", ANSWER_CLASSES, index=None, format_func=class_label,
+                 key=ruling_key("answer_language", chosen), placeholder="Choose the answer's language")
     st.segmented_control("Matches the gold answer?", list(ANSWERS), format_func=ANSWER_TEXT.get,
-                         key="adj_matches_gold")
-    st.segmented_control("Correct?", list(ANSWERS), format_func=ANSWER_TEXT.get, key="adj_correct")
-    st.text_input("Comment (optional)", key="adj_comment", max_chars=2000)
-    resolve = st.form_submit_button("Record the resolution", key="adj_submit", type="primary")
-
-if resolve:
-    answers = [st.session_state[key] for key in ("adj_answer_language", "adj_matches_gold", "adj_correct")]
-    if None in answers:
-        st.warning("Answer all three questions (Can't tell is an answer).")
-    else:
-        try:
-            adjudicate(db, user.id, chosen, answers[0], ANSWERS[answers[1]], ANSWERS[answers[2]],
-                       comment=st.session_state["adj_comment"] or None)
-        except (AdjudicationError, RoutingError) as error:
-            show_error(error)
-        else:
-            flash("success", f"Resolved {chosen}; it is the item's gold label now.")
-            for key in ("adj_answer_language", "adj_matches_gold", "adj_correct", "adj_comment", "adjudicate_item"):
-                st.session_state.pop(key, None)
-            st.rerun()
+                         key=ruling_key("matches_gold", chosen))
+    st.segmented_control("Correct?", list(ANSWERS), format_func=ANSWER_TEXT.get,
+                         key=ruling_key("correct", chosen))
+    st.text_input("Comment (optional)", key=ruling_key("comment", chosen), max_chars=2000)
+    st.form_submit_button("Record the resolution", key="adj_submit", type="primary", on_click=record,
+                          args=(chosen,))

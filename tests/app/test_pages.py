@@ -6,6 +6,8 @@ services, and every run must end without an exception.
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import pytest
 from sqlalchemy import Engine
@@ -110,8 +112,19 @@ def test_researcher_sees_study_pages_but_not_admin(sign_in) -> None:
 # --------------------------------------------------------------------------- annotate
 
 
-def answer(at: AppTest, language_key: str = "lang_query", matches: str = "yes", correct: str = "yes") -> AppTest:
-    at.button(key=language_key).click().run()
+def shown_texts(at: AppTest) -> str:
+    """The untrusted texts on the page as shown: escaped HTML blocks (see ``show_untrusted``)."""
+    return "\n".join(html.unescape(block.value) for block in at.html)
+
+
+def query_button(at: AppTest) -> str:
+    """The key of the query-language button (for an English query, the one English button)."""
+    english = query_language_class(at.session_state["item"].query_language) == "english"
+    return "lang_english" if english else "lang_query"
+
+
+def answer(at: AppTest, language_key: str | None = None, matches: str = "yes", correct: str = "yes") -> AppTest:
+    at.button(key=language_key or query_button(at)).click().run()
     at.button(key=f"matches_gold_{matches}").click().run()
     return at.button(key=f"correct_{correct}").click().run()
 
@@ -120,9 +133,9 @@ def test_labeling_an_item_stores_it(sign_in, study: Engine) -> None:
     at = sign_in("anna")
     item = at.session_state["item"]
     anna = at.session_state["user"]
-    assert item.completion in texts(at, "text")
+    assert item.completion in shown_texts(at)
     answer(at, matches="no", correct="na")
-    at.text_input(key="comment").input("hedged answer")
+    at.text_input(key=f"comment_{item.completion_id}").input("hedged answer")
     at.button(key="submit").click().run()
     assert not at.exception
     stored = routing.undo_last(study, anna.id)
@@ -138,8 +151,9 @@ def test_labeling_an_item_stores_it(sign_in, study: Engine) -> None:
 def test_english_and_other_languages(sign_in, study: Engine) -> None:
     at = sign_in("anna")
     answer(at, language_key="lang_english")
-    assert at.selectbox(key="answer_language").value == "english"
-    at.selectbox(key="answer_language").select("other_latin").run()
+    box = f"answer_language_{at.session_state['item'].completion_id}"
+    assert at.selectbox(key=box).value == "english"
+    at.selectbox(key=box).select("other_latin").run()
     at.button(key="submit").click().run()
     assert routing.undo_last(study, at.session_state["user"].id).answer_language == "other_latin"
 
@@ -147,7 +161,7 @@ def test_english_and_other_languages(sign_in, study: Engine) -> None:
 def test_every_question_must_be_answered(sign_in, study: Engine) -> None:
     at = sign_in("anna")
     item = at.session_state["item"]
-    at.button(key="lang_query").click().run()
+    at.button(key=query_button(at)).click().run()
     at.button(key="submit").click().run()
     assert not at.exception
     assert "still open: 2, 3" in texts(at, "warning").replace("\\", "")
@@ -170,7 +184,7 @@ def test_skip_then_undo_and_revise(sign_in, study: Engine) -> None:
     at.button(key="undo").click().run()
     assert not at.exception
     assert [warning.value.startswith("Correcting your label") for warning in at.warning] == [True]
-    assert first.completion in texts(at, "text")
+    assert first.completion in shown_texts(at)
     at.button(key="matches_gold_no").click().run()
     at.button(key="submit").click().run()
     assert not at.exception
@@ -180,8 +194,8 @@ def test_skip_then_undo_and_revise(sign_in, study: Engine) -> None:
 
 
 def test_an_empty_queue_says_why(sign_in, study: Engine) -> None:
-    accounts.add_annotator(study, "marta", ["it"], password="pw-marta")
-    at = sign_in("marta", "pw-marta")
+    accounts.add_annotator(study, "marta", ["it"], password="pw-marta-2026")
+    at = sign_in("marta", "pw-marta-2026")
     assert not at.exception
     assert "no items in your languages (ita)" in texts(at, "info")
     assert not at.button(key="undo").disabled
@@ -248,11 +262,11 @@ def test_adjudicating_resolves_a_disagreement(sign_in, study: Engine) -> None:
     at = open_page(sign_in("rosa"), "pages/study/adjudicate.py")
     assert not at.exception
     waiting = adjudication_queue(study)
-    chosen = at.selectbox(key="adjudicate_item").value
+    chosen = at.selectbox(key="adjudicate_item_0").value
     assert chosen == waiting["completion_id"].iloc[0]
-    at.selectbox(key="adj_answer_language").select("chinese")
-    at.segmented_control(key="adj_matches_gold").set_value("yes")
-    at.segmented_control(key="adj_correct").set_value("no")
+    at.selectbox(key=f"adj_answer_language_{chosen}").select("chinese")
+    at.segmented_control(key=f"adj_matches_gold_{chosen}").set_value("yes")
+    at.segmented_control(key=f"adj_correct_{chosen}").set_value("no")
     at.button(key="adj_submit").click().run()
     assert not at.exception
     assert chosen not in set(adjudication_queue(study)["completion_id"])
@@ -313,12 +327,13 @@ def test_admin_adds_and_changes_accounts(sign_in, study: Engine) -> None:
     assert not at.exception
     at.text_input(key="new_name").input("marta")
     at.multiselect(key="new_languages").select("spa")
-    at.text_input(key="new_password").input("pw-marta")
+    at.text_input(key="new_password").input("pw-marta-2026")
     at.button(key="new_submit").click().run()
     assert not at.exception and not at.error
     people = accounts.list_annotators(study).set_index("name")
     assert people.loc["marta", "languages"] == "spa"
-    assert accounts.authenticate(study, "marta", "pw-marta") is not None
+    assert accounts.authenticate(study, "marta", "pw-marta-2026") is not None
+    assert (at.text_input(key="new_name").value, at.multiselect(key="new_languages").value) == ("", [])
 
     at.selectbox(key="account").select("anna").run()
     at.multiselect(key="account_languages").unselect("fra")
@@ -333,10 +348,10 @@ def test_admin_sees_refusals(sign_in) -> None:
     at = open_page(sign_in("admin"), "pages/admin/annotators.py")
     at.text_input(key="new_name").input("anna")
     at.multiselect(key="new_languages").select("deu")
-    at.text_input(key="new_password").input("x")
+    at.text_input(key="new_password").input("a long enough password")
     at.button(key="new_submit").click().run()
-    assert not at.exception
-    assert "already exists" in texts(at, "error")
+    assert not at.exception and not at.error
+    assert "already exists" in texts(at, "warning")
 
 
 def test_export_page_offers_every_download(sign_in) -> None:
