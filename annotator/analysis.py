@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from annotator.labels import RESOLVED_COLUMNS, resolved_labels
 from annotator.languages import query_language_class
-from annotator.sampling import current_sample_id, stratum_key
+from annotator.sampling import current_sample_id, strata_for_sample
 from annotator.storage import fetch_frame, session_scope
 from db.models import (
     Adjudication,
@@ -219,7 +219,7 @@ def population_frame(
 
     frame["image"] = frame["image"].astype(np.int64)
     frame["completion_chars"] = frame["completion_chars"].astype(np.int64)
-    frame["stratum"] = stratum_key(frame["benchmark"], frame["query_language"])
+    frame["stratum"] = strata_for_sample(engine, frame, sample_id)
     _warn_on_drift(frame, strata, sample_id)
     probability = pd.Series(
         strata["drawn"].to_numpy(np.float64) / strata["population"].to_numpy(np.float64), index=strata["stratum"]

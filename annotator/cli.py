@@ -103,10 +103,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
             raise SystemExit("error: there is no sample to top up; draw one first (ifl sample --n N --seed S)")
         summary = top_up(engine, sample_id, n_total=args.n, seed=args.seed)
     else:
-        summary = draw_sample(engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap)
+        summary = draw_sample(engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap,
+                              allocation=args.allocation)
     print(summary)
     if args.report:
-        print(design_report(engine).to_string(index=False))
+        report = design_report(engine)
+        print(report.to_string(index=False))
+        levels = report.groupby("level").agg(strata=("stratum", "size"), drawn=("drawn", "sum"))
+        print(f"strata by level:\n{levels.to_string()}")
         print(sample_rounds(engine).to_string(index=False))
         unroutable = unroutable_languages(engine)
         if len(unroutable):
@@ -206,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--weights", help="a TOML file of weights (default: the paper's)")
     sample.add_argument("--overlap", type=float, default=0.1, help="share of items annotated twice")
     sample.add_argument("--top-up", action="store_true", help="grow the current sample to --n items")
+    sample.add_argument("--allocation", choices=["paper", "surrogate"], default="paper",
+                        help="paper: the weights decide (default); surrogate: minimise the predicted width of the "
+                             "main IFL intervals from the language ID's confidence (a top-up keeps the sample's)")
     sample.add_argument("--report", action="store_true", help="print the design report")
     sample.set_defaults(handler=cmd_sample)
 

@@ -7,23 +7,34 @@ replacement. A weighted draw without replacement has inclusion probabilities tha
 closed form, yet DSL needs them exactly; so the same weights drive a *stratified* design
 whose probabilities are exact by construction:
 
-* strata are benchmark x query language (key ``"MaXM|deu"``, see :func:`stratum_key`); every
-  completion of a stratum has the same weight, so the stratum's weight is ``W_h = N_h * w_h``;
-* ``n`` is allocated in proportion to ``W_h``, bounded by ``[1, N_h]``: every allocation is
-  ``clip(lambda * W_h, 1, N_h)`` for the one ``lambda`` that makes them sum to ``n``, then
-  rounded by largest remainder. A stratum too small for its share takes all its completions
-  and the excess goes to the others, in proportion to their weights;
-* **deviation from the paper:** a stratum whose share is below one draw still gets one, because
-  DSL needs ``pi > 0`` for every completion. The units it needs come from the strata that are
-  neither capped nor raised, in proportion to their weights (the ``lambda`` above shrinks);
-  ``expected`` in :func:`design_report` keeps the unbounded share ``n * W_h / sum(W)``;
+* the weights act on benchmark x query language (key ``"MaXM|deu"``, see :func:`stratum_key`):
+  every completion of one has the same weight, so its weight is ``W_h = N_h * w_h``, and ``n``
+  is allocated in proportion to ``W_h`` within ``[1, N_h]`` (:func:`allocate`: the excess of a
+  stratum too small for its share goes to the others in proportion to their weights);
+* **balanced inside** (issue 9.3): the estimands are IFL per model x benchmark, so each
+  benchmark x language share is split over its model x image *arms* in proportion to their
+  sizes, each arm its own stratum (``"MaXM|deu|3"``). Where a share is too small to give every
+  arm :data:`MIN_STRATUM_SHARE` labels, neighbouring arms are merged until each stratum has
+  that many (:func:`stats.allocation.collapse_cells`; a small stratum stays whole). Routing
+  serves the stratum with the lowest labeled share first, so every arm gets its proportional
+  share of the labels *at every point of annotation*, and the labels so far are an SRS of
+  each stratum, with exact probability (labels so far) / ``N_h``;
+* **surrogate-informed allocation** (``allocation="surrogate"``, issue 9.4): the language ID's
+  confidence band is a further level, and the main models' cells get the Neyman-style shares
+  that minimise the predicted mean width of their IFL intervals (:mod:`stats.allocation`);
+  the ablation models keep the paper's share. Only sizes and predictions known before any
+  label enter, so the design is fixed in advance and stays exact;
+* **deviation from the paper:** every stratum gets at least one draw, because DSL needs
+  ``pi > 0`` for every completion; ``expected`` keeps the unbounded share ``n * W_h / sum(W)``;
 * within a stratum, a simple random sample of ``n_h``, so every member has probability
   ``n_h / N_h`` (and the probabilities of all completions sum to ``n``).
 
-Items get a random ``queue_position`` (0, 1, ... within their stratum), fixed when drawn; routing offers
-them in that order, so the labels collected so far are a simple random sample of each stratum
-at any time. A top-up (:func:`top_up`) appends after the existing positions, which keeps
-that true. A seeded random ``overlap_share`` of items is marked for a second annotation.
+The design (allocation, levels, and the map from cells to strata) is recorded in
+``samples.design``; :func:`strata_for_sample` is the one function that puts a completion in
+its stratum, for the analysis and for top-ups. Items get a random ``queue_position`` (0, 1, ...
+within their stratum), fixed when drawn; routing offers them in that order. A top-up
+(:func:`top_up`) keeps the strata and appends after the existing positions. A seeded random
+``overlap_share`` of items is marked for a second annotation.
 
 Everything is seeded (``numpy.random.default_rng(seed)``), and the population is put in
 code-point order of ids before drawing, so the same seed on the same completions
@@ -58,9 +69,20 @@ from sqlalchemy.orm import Session
 from annotator.labels import resolved_labels
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import fetch_frame, session_scope
-from db.models import Completion, Sample, SampleItem, SampleRound, SampleStratum, utcnow
+from db.models import Completion, Prediction, Sample, SampleItem, SampleRound, SampleStratum, utcnow
+from stats.allocation import (
+    CONFIDENCE_CUTS,
+    collapse_cells,
+    confidence_band,
+    expected_widths,
+    neyman_allocation,
+    proportional_quota,
+    residual_variance,
+)
 
 __all__ = [
+    "ALLOCATIONS",
+    "MIN_STRATUM_SHARE",
     "PAPER_WEIGHTS",
     "STRATUM_COLUMNS",
     "STRATUM_SEPARATOR",
@@ -70,12 +92,15 @@ __all__ = [
     "SamplingWeights",
     "WeightsError",
     "allocate",
+    "assign_strata",
     "current_sample_id",
-    "sample_rounds",
     "design_report",
     "draw_sample",
     "load_weights",
     "plan_allocation",
+    "predicted_widths",
+    "sample_rounds",
+    "strata_for_sample",
     "stratum_key",
     "top_up",
 ]
@@ -83,6 +108,15 @@ __all__ = [
 STRATUM_SEPARATOR = "|"
 #: Columns of :func:`plan_allocation` (and of the ``sample_strata`` rows it becomes).
 STRATUM_COLUMNS = ("stratum", "benchmark", "query_language", "population", "weight_sum", "expected", "drawn")
+#: The cell of a completion in a recorded design (``samples.design["cells"]``).
+CELL_COLUMNS = ("benchmark", "query_language", "model", "image", "band")
+#: ``paper``: the weights decide; ``surrogate``: minimise the predicted width of the main IFL intervals.
+ALLOCATIONS = ("paper", "surrogate")
+#: Expected labels a stratum must have before its arms become strata of their own: two, so
+#: that a fully labeled stratum shows a within-stratum variance.
+MIN_STRATUM_SHARE = 2.0
+#: The confidence band of every completion when the design has no bands.
+ALL_CONFIDENCE = "all"
 
 
 class SamplingError(ValueError):
@@ -242,10 +276,10 @@ def allocate(
     """Allocate ``n`` draws to strata in proportion to ``weight_sum``, within ``[lower, population]``.
 
     The continuous allocation is ``clip(lambda * W_h, lower_h, N_h)`` with the ``lambda`` that
-    makes it sum to ``n`` (found exactly: the sum is piecewise linear in ``lambda``), so capped
-    strata pass their excess, and raised strata take their shortfall, to the free strata in
-    proportion to their weights. Integers by largest remainder (ties: first stratum first).
-    ``lower`` defaults to 1 everywhere (DSL needs ``pi > 0``); a top-up passes the current ``n_h``.
+    makes it sum to ``n`` (:func:`stats.allocation.proportional_quota`), so capped strata pass
+    their excess, and raised strata take their shortfall, to the free strata in proportion to
+    their weights. Integers by largest remainder (ties: first stratum first). ``lower``
+    defaults to 1 everywhere (DSL needs ``pi > 0``); a top-up passes the current ``n_h``.
     """
     w = np.asarray(weight_sum, dtype=np.float64)
     cap = np.asarray(population, dtype=np.int64)
@@ -263,17 +297,8 @@ def allocate(
         )
     if n > cap.sum():
         raise SamplingError(f"n = {n} is more than the {int(cap.sum())} completions there are")
-    # f(lambda) = sum clip(lambda * w, low, cap) is continuous, nondecreasing and linear between
-    # the breakpoints low/w and cap/w: find the segment that holds n and interpolate.
-    breaks = np.unique(np.concatenate([low / w, cap / w]))
-    totals = np.clip(np.outer(breaks, w), low, cap).sum(axis=1)
-    k = int(np.searchsorted(totals, n, side="right")) - 1
-    if k >= len(breaks) - 1 or totals[k] == n:
-        lam = breaks[min(k, len(breaks) - 1)]
-    else:
-        lam = breaks[k] + (n - totals[k]) * (breaks[k + 1] - breaks[k]) / (totals[k + 1] - totals[k])
-    quota = np.clip(lam * w, low, cap)
-    drawn = np.clip(np.floor(quota).astype(np.int64), low, cap)
+    quota = proportional_quota(w, cap, n, low)
+    drawn = np.clip(np.floor(quota + 1e-9).astype(np.int64), low, cap)
     remainder = np.where(drawn < cap, quota - drawn, -1.0)
     order = np.argsort(-remainder, kind="stable")
     drawn[order[: n - int(drawn.sum())]] += 1
@@ -294,24 +319,79 @@ class SampleSummary:
     double_annotate: int
     rounds: int
     seconds: float
+    allocation: str = "paper"
 
     def __str__(self) -> str:
         return (
             f"sample {self.sample_id} ({self.name}): {self.n} of {self.population} completions in "
-            f"{self.strata} strata, {self.added} added in round {self.rounds}, "
+            f"{self.strata} strata ({self.allocation} allocation), {self.added} added in round {self.rounds}, "
             f"{self.double_annotate} for double annotation ({self.seconds:.1f} s)"
         )
 
 
-def _population(connection: Connection) -> pd.DataFrame:
-    """(id, benchmark, query_language, stratum, code) of every completion, in id order.
+def _population(connection: Connection, confidence_source: str | None = None) -> pd.DataFrame:
+    """Every completion with its design cell: id, benchmark, query_language, model, image,
+    ablation (all three ablation components set) and, if a source is named, its ``probability``.
 
-    ``code`` numbers the strata in key order. Sorting in pandas (code-point order), not in SQL
-    (collation-dependent), makes draws the same on every backend.
+    In id order, sorted in pandas (code-point order), not in SQL (collation-dependent), so that
+    draws are the same on every backend.
     """
-    frame = fetch_frame(connection, select(Completion.id, Completion.benchmark, Completion.query_language))
-    frame = frame.sort_values("id", ignore_index=True)
-    frame["stratum"] = stratum_key(frame["benchmark"], frame["query_language"])
+    frame = fetch_frame(connection, select(
+        Completion.id, Completion.benchmark, Completion.query_language, Completion.model, Completion.image,
+        (Completion.llm.is_not(None) & Completion.vision_encoder.is_not(None)
+         & Completion.train_language.is_not(None)).label("ablation"),
+    ))
+    frame["image"] = frame["image"].astype(np.int64)
+    frame["ablation"] = frame["ablation"].astype(bool)
+    if confidence_source is not None:
+        confidence = fetch_frame(connection, select(Prediction.completion_id.label("id"), Prediction.probability)
+                                 .where(Prediction.source == confidence_source))
+        frame = frame.merge(confidence, on="id", how="left")
+        frame["probability"] = frame["probability"].astype(np.float64)
+    return frame.sort_values("id", ignore_index=True)
+
+
+def _confidence_source(connection: Connection) -> str:
+    """The language-ID source whose confidence the surrogate allocation uses (the analysis's choice)."""
+    from annotator.analysis import LANGUAGE_ID_SOURCES  # the analysis imports this module
+
+    present = set(connection.scalars(select(Prediction.source).distinct()))
+    source = next((source for source in LANGUAGE_ID_SOURCES if source in present), None)
+    if source is None:
+        raise SamplingError("the surrogate allocation needs language-ID predictions: run `ifl lid` first")
+    return source
+
+
+def _cell_bands(population: pd.DataFrame, design: Mapping[str, Any] | None) -> pd.Series:
+    cuts = None if design is None else design.get("confidence_cuts")
+    if cuts is None:
+        return pd.Series(ALL_CONFIDENCE, index=population.index, dtype=object)
+    return confidence_band(population["probability"], tuple(cuts))
+
+
+def assign_strata(population: pd.DataFrame, design: Mapping[str, Any] | None) -> pd.Series:
+    """The stratum of each row under a recorded design (``samples.design``; None: benchmark x language).
+
+    ``population`` needs benchmark, query_language, model and image (and ``probability``, the
+    recorded source's confidence, if the design has confidence bands). A row whose cell the
+    design does not know (a completion imported after the draw) gets ``"<benchmark>|<language>|new"``,
+    a stratum with no draws, so estimation leaves it out and says so.
+    """
+    coarse = stratum_key(population["benchmark"].astype(object), population["query_language"].astype(object))
+    if design is None:
+        return coarse.rename("stratum")
+    cells = pd.DataFrame(design["cells"], columns=[*CELL_COLUMNS, "stratum"])
+    keys = population[["benchmark", "query_language", "model", "image"]].assign(
+        image=population["image"].astype(np.int64), band=_cell_bands(population, design)
+    )
+    stratum = keys.merge(cells, on=list(CELL_COLUMNS), how="left")["stratum"].to_numpy()
+    return pd.Series(np.where(pd.isna(stratum), coarse + STRATUM_SEPARATOR + "new", stratum),
+                     index=population.index, name="stratum", dtype=object)
+
+
+def _coded(population: pd.DataFrame, design: Mapping[str, Any] | None) -> pd.DataFrame:
+    """``population`` with its ``stratum`` and ``code`` (strata numbered in key order)."""
+    frame = population.assign(stratum=assign_strata(population, design))
     frame["code"] = frame.groupby("stratum", sort=True).ngroup()
     return frame
 
@@ -326,18 +406,118 @@ def _strata_of(population: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _plan(population: pd.DataFrame, weights: SamplingWeights, n: int) -> pd.DataFrame:
-    strata = _strata_of(population)
-    if strata.empty:
+def _cells(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str,
+           design: Mapping[str, Any] | None) -> pd.DataFrame:
+    """One row per design cell (benchmark x language x model x image x confidence band) with its
+    size, paper weight and the continuous number of labels the allocation gives it at ``n``."""
+    frame = population.assign(
+        band=_cell_bands(population, design),
+        error=1.0 - population["probability"].fillna(0.5) if "probability" in population else 0.0,
+    )
+    cells = (frame.groupby(list(CELL_COLUMNS), sort=True)
+             .agg(population=("id", "size"), error=("error", "mean"), ablation=("ablation", "all"))
+             .reset_index())
+    coarse = cells.groupby(["benchmark", "query_language"], sort=True)["population"].sum().reset_index()
+    if coarse.empty:
         raise SamplingError("there are no completions to sample from: import some first")
-    strata["weight_sum"] = weights.stratum_weights(strata)
+    coarse["weight"] = scheme.stratum_weights(coarse)
+    coarse["drawn"] = allocate(coarse["weight"], coarse["population"], n)
+    cells = cells.merge(coarse, on=["benchmark", "query_language"], suffixes=("", "_coarse"))
+    cells["weight"] = cells["weight"] * cells["population"] / cells["population_coarse"]
+    cells["share"] = cells["drawn"] * cells["population"] / cells["population_coarse"]
+    if allocation == "surrogate":
+        target = ~cells["ablation"]
+        if not target.any():
+            raise SamplingError("the surrogate allocation targets the main models' IFL, and every model here "
+                                "is an ablation variant: use the paper allocation")
+        cells["variance"] = residual_variance(cells["error"])
+        cells["arm"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR
+                        + cells["image"].astype(str))
+        cells["contrast"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"]).where(target)
+        main = neyman_allocation(cells, n - cells.loc[~target, "share"].sum())
+        cells["share"] = np.where(target, main, cells["share"])
+        cells["weight"] = cells["share"]
+    return cells.drop(columns=["population_coarse", "drawn"])
+
+
+def _group(cells: pd.DataFrame) -> pd.DataFrame:
+    """Collapse each benchmark x language stratum's cells into strata of at least
+    :data:`MIN_STRATUM_SHARE` expected labels; adds ``stratum``.
+
+    Cells are taken in (confidence band, model, image) order, so a surrogate design merges the
+    confident (sparsely sampled) cells of neighbouring arms first and keeps the uncertain ones
+    apart; a paper design (one band) splits by model x image, merging neighbouring arms where a
+    stratum's share is too small for each to get two.
+    """
+    cells = cells.sort_values(["benchmark", "query_language", "band", "model", "image"], ignore_index=True)
+    keys = []
+    for (benchmark, language), rows in cells.groupby(["benchmark", "query_language"], sort=False):
+        groups = collapse_cells(rows["share"], MIN_STRATUM_SHARE)
+        base = stratum_key(benchmark, language)
+        width = len(str(groups.max() + 1))
+        keys.extend(base if groups.max() == 0 else f"{base}{STRATUM_SEPARATOR}{g + 1:0{width}d}" for g in groups)
+    return cells.assign(stratum=keys)
+
+
+def _plan(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str,
+          design: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The strata (:data:`STRATUM_COLUMNS`) of a new design and the design record with its cell map."""
+    if allocation not in ALLOCATIONS:
+        raise SamplingError(f"allocation {allocation!r} is not one of {', '.join(ALLOCATIONS)}")
+    cells = _group(_cells(population, scheme, n, allocation, design))
+    design = {**design, "cells": cells[[*CELL_COLUMNS, "stratum"]].astype(object).values.tolist()}
+    strata = (cells.groupby("stratum", sort=True)
+              .agg(benchmark=("benchmark", "first"), query_language=("query_language", "first"),
+                   population=("population", "sum"), weight_sum=("weight", "sum"))
+              .reset_index())
     strata["expected"] = n * strata["weight_sum"] / strata["weight_sum"].sum()
-    strata["drawn"] = allocate(strata["weight_sum"], strata["population"], n)
-    return strata[list(STRATUM_COLUMNS)]
+    strata["drawn"] = _allocate_nested(strata, n)
+    return strata[list(STRATUM_COLUMNS)], design
+
+
+def _allocate_nested(strata: pd.DataFrame, n: int, lower: ArrayLike | None = None) -> NDArray[np.int64]:
+    """:func:`allocate` in two stages: to benchmark x language strata by their summed weights,
+    then within each over its strata, so every benchmark x language gets exactly the integer
+    share the weights give it (one largest-remainder rounding over all arms could move several
+    labels between them)."""
+    low = np.ones(len(strata), dtype=np.int64) if lower is None else np.asarray(lower, dtype=np.int64)
+    codes, _ = pd.factorize(stratum_key(strata["benchmark"], strata["query_language"]), sort=True)
+    weight = strata["weight_sum"].to_numpy(np.float64)
+    population = strata["population"].to_numpy(np.int64)
+    coarse = allocate(np.bincount(codes, weight), np.bincount(codes, population).astype(np.int64), n,
+                      lower=np.bincount(codes, low).astype(np.int64))
+    drawn = np.zeros(len(strata), dtype=np.int64)
+    for code, total in enumerate(coarse):
+        members = np.flatnonzero(codes == code)
+        drawn[members] = allocate(weight[members], population[members], int(total), lower=low[members])
+    return drawn
+
+
+def _new_design(connection: Connection, allocation: str, split_arms: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The population and the design record (without its cell map yet) of a new sample."""
+    if allocation == "surrogate" and not split_arms:
+        raise SamplingError("the surrogate allocation needs strata finer than benchmark x language")
+    source = _confidence_source(connection) if allocation == "surrogate" else None
+    levels = ["benchmark", "query_language", "model", "image"] if split_arms else ["benchmark", "query_language"]
+    design = {
+        "allocation": allocation,
+        "levels": levels + (["confidence band"] if source else []),
+        "confidence_source": source,
+        "confidence_cuts": list(CONFIDENCE_CUTS) if source else None,
+        "min_stratum_share": MIN_STRATUM_SHARE,
+    }
+    population = _population(connection, source)
+    if not split_arms:  # one cell per benchmark x language: the coarse design
+        population = population.assign(model="", image=0)
+    return population, design
 
 
 def plan_allocation(
-    engine: Engine, n: int, weights: SamplingWeights | Mapping[str, Any] | None = None
+    engine: Engine,
+    n: int,
+    weights: SamplingWeights | Mapping[str, Any] | None = None,
+    allocation: str = "paper",
+    split_arms: bool = True,
 ) -> pd.DataFrame:
     """The allocation :func:`draw_sample` would make, without drawing (for a preview).
 
@@ -345,8 +525,40 @@ def plan_allocation(
     expected (``n * W_h / sum W``), drawn (``n_h``), probability (``n_h / N_h``).
     """
     with engine.connect() as connection:
-        strata = _plan(_population(connection), _weights(weights), n)
+        population, design = _new_design(connection, allocation, split_arms)
+    strata, _ = _plan(population, _weights(weights), n, allocation, design)
     return strata.assign(probability=strata["drawn"] / strata["population"])
+
+
+def predicted_widths(engine: Engine, n: int, weights: SamplingWeights | Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Predicted width of each main IFL interval at ``n`` labels under both allocations, before drawing.
+
+    One row per model x benchmark of the main (non-ablation) models: ``model``, ``benchmark``,
+    ``paper``, ``surrogate`` (width, ``2 x 1.96 SE``) and ``ratio`` (surrogate / paper). The
+    variance model and its proxy are :mod:`stats.allocation`'s; both designs are scored by
+    the same model, so the ratio is the informative figure.
+    """
+    scheme = _weights(weights)
+    with engine.connect() as connection:
+        population, design = _new_design(connection, "surrogate", True)
+    widths = {}
+    for allocation in ALLOCATIONS:
+        cells = _group(_cells(population, scheme, n, allocation, design))
+        strata = (cells.groupby("stratum")
+                  .agg(benchmark=("benchmark", "first"), query_language=("query_language", "first"),
+                       population=("population", "sum"), weight_sum=("weight", "sum")))
+        drawn = pd.Series(_allocate_nested(strata, n), index=strata.index)
+        cells["pi"] = cells["stratum"].map(drawn / strata["population"])
+        cells["variance"] = residual_variance(cells["error"])
+        cells["arm"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR
+                        + cells["image"].astype(str))
+        cells["contrast"] = pd.Series(
+            list(zip(cells["model"], cells["benchmark"], strict=True)), index=cells.index, dtype=object
+        ).where(~cells["ablation"])
+        widths[allocation] = expected_widths(cells, cells["pi"])
+    table = pd.DataFrame(widths)
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "benchmark"])
+    return table.assign(ratio=table["surrogate"] / table["paper"]).reset_index()
 
 
 def _draw(
@@ -397,11 +609,18 @@ def draw_sample(
     weights: SamplingWeights | Mapping[str, Any] | None = None,
     name: str | None = None,
     overlap_share: float = 0.1,
+    allocation: str = "paper",
+    split_arms: bool = True,
 ) -> SampleSummary:
     """Draw a new sample of ``n`` completions and record it, all in one transaction.
 
     ``weights``: a :class:`SamplingWeights`, a TOML-shaped mapping, or ``None`` for
-    :data:`PAPER_WEIGHTS`. The new sample becomes the current one (:func:`current_sample_id`).
+    :data:`PAPER_WEIGHTS`. ``allocation``: ``"paper"`` (the weights decide each benchmark x
+    language stratum's share, split in proportion over model x image inside) or ``"surrogate"``
+    (shares that minimise the predicted mean width of the main IFL intervals, with confidence
+    bands as extra strata; the ablation models keep the paper's share). ``split_arms=False``
+    keeps the strata at benchmark x language (the design before model x image balancing).
+    The new sample becomes the current one (:func:`current_sample_id`).
     """
     if not 0 <= overlap_share <= 1:
         raise SamplingError(f"overlap_share = {overlap_share} must lie between 0 and 1")
@@ -411,8 +630,9 @@ def draw_sample(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     with session_scope(engine, write=True) as session:
-        population = _population(session.connection())
-        strata = _plan(population, scheme, n)
+        population, design = _new_design(session.connection(), allocation, split_arms)
+        strata, design = _plan(population, scheme, n, allocation, design)
+        population = _coded(population, design)
         drawn = strata["drawn"].to_numpy()
         picks = _draw(population, drawn, np.zeros_like(drawn), rng)
         double = _mark_double(rng, len(picks), round(overlap_share * n))
@@ -420,7 +640,7 @@ def draw_sample(
             name = f"n={n}, seed={seed}, {utcnow():%Y-%m-%d %H:%M:%S} UTC"
         if session.scalar(select(Sample.id).where(Sample.name == name)) is not None:
             raise SamplingError(f"a sample named {name!r} exists already")
-        sample = Sample(name=name, seed=seed, n_target=n, weights=scheme.to_dict(),
+        sample = Sample(name=name, seed=seed, n_target=n, weights=scheme.to_dict(), design=design,
                         overlap_share=overlap_share, rounds=1)
         session.add(sample)
         session.flush()
@@ -431,7 +651,7 @@ def draw_sample(
         return SampleSummary(
             sample_id=sample.id, name=name, seed=seed, n=n, added=n, strata=len(strata),
             population=len(population), double_annotate=int(double.sum()), rounds=1,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - started, allocation=allocation,
         )
 
 
@@ -446,6 +666,38 @@ def _resolve_sample(session: Session, sample_id: int | None, *, lock: bool = Fal
     return sample
 
 
+def _recorded_population(connection: Connection, design: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The completions now, coded into a recorded design's strata."""
+    source = None if design is None else design.get("confidence_source")
+    population = _population(connection, source)
+    if design is not None and design.get("levels") == ["benchmark", "query_language"]:
+        population = population.assign(model="", image=0)
+    return _coded(population, design)
+
+
+def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None = None) -> pd.Series:
+    """The sampling stratum of every row of ``frame`` under a sample's design (default: the newest).
+
+    ``frame`` needs ``completion_id`` (or ``id``), benchmark, query_language, model and image.
+    This is the one definition the analysis uses, so its strata are always the sample's,
+    whatever the design (benchmark x language, split by model x image, confidence bands).
+    """
+    with session_scope(engine) as session:
+        if sample_id is None:
+            sample_id = session.scalar(select(func.max(Sample.id)))
+        design = None if sample_id is None else session.scalar(select(Sample.design).where(Sample.id == sample_id))
+        rows = frame.rename(columns={"completion_id": "id"})[["id", "benchmark", "query_language", "model", "image"]]
+        if design is not None and design.get("levels") == ["benchmark", "query_language"]:
+            rows = rows.assign(model="", image=0)
+        if design is not None and design.get("confidence_source") is not None:
+            confidence = fetch_frame(session.connection(), select(
+                Prediction.completion_id.label("id"), Prediction.probability,
+            ).where(Prediction.source == design["confidence_source"]))
+            rows = rows.merge(confidence, on="id", how="left").set_axis(rows.index)
+            rows["probability"] = rows["probability"].astype(np.float64)
+    return assign_strata(rows, design).set_axis(frame.index)
+
+
 def top_up(
     engine: Engine,
     sample_id: int | None,
@@ -456,11 +708,13 @@ def top_up(
 ) -> SampleSummary:
     """Enlarge a sample to ``n_total`` (or by ``n_more``) items, keeping the design exact.
 
-    The new allocation is :func:`allocate` of the recorded weights with ``n'_h >= n_h``; each
-    stratum's extra items are an SRS of its not-yet-sampled completions (so all its items are
-    an SRS of size ``n'_h``), queued after its existing items. Every item's probability becomes
-    ``n'_h / N_h``. Refused if the completions changed since the draw: the old items would then
-    not be a random sample of the new strata, so draw a new sample instead.
+    The strata stay those recorded at the draw (``samples.design``). The new allocation is
+    :func:`allocate` of the recorded weights with ``n'_h >= n_h``; each stratum's extra items
+    are an SRS of its not-yet-sampled completions (so all its items are an SRS of size
+    ``n'_h``), queued after its existing items. Every item's probability becomes ``n'_h / N_h``.
+    Refused if the completions (or, for confidence bands, the predictions) changed since the
+    draw: the old items would then not be a random sample of the new strata, so draw a new
+    sample instead.
     """
     if (n_total is None) == (n_more is None):
         raise SamplingError("give exactly one of n_total and n_more")
@@ -473,22 +727,24 @@ def top_up(
             select(*(getattr(SampleStratum, c) for c in STRATUM_COLUMNS)).where(SampleStratum.sample_id == sample.id),
             connection,
         )
-        population = _population(connection)
+        population = _recorded_population(connection, sample.design)
         strata = _strata_of(population)
         current = strata.merge(recorded, on=["stratum", "benchmark", "query_language"], how="left",
                                suffixes=("", "_recorded"))
         changed = current["population_recorded"].ne(current["population"])
+        bands = (sample.design or {}).get("confidence_cuts") is not None
         if changed.any() or len(recorded) != len(strata):
             where = f"stratum {current.loc[changed, 'stratum'].iloc[0]!r}" if changed.any() else "a stratum"
             raise SamplingError(
-                f"the completions changed since sample {sample.id} was drawn ({where} differs); a top-up "
-                "would not keep the design exact: draw a new sample instead"
+                f"the completions{' or the predictions its confidence bands use' if bands else ''} changed "
+                f"since sample {sample.id} was drawn ({where} differs); a top-up would not keep the design "
+                "exact: draw a new sample instead"
             )
         have = current["drawn"].to_numpy(dtype=np.int64)
         target = int(have.sum()) + n_more if n_total is None else n_total
         if target <= have.sum():
             raise SamplingError(f"sample {sample.id} has {int(have.sum())} items already; ask for more")
-        drawn = allocate(current["weight_sum"], current["population"], target, lower=have)
+        drawn = _allocate_nested(current, target, lower=have)
         sampled = set(session.scalars(select(SampleItem.completion_id).where(SampleItem.sample_id == sample.id)))
         remaining = population[~population["id"].isin(sampled)].reset_index(drop=True)
         picks = _draw(remaining, drawn - have, have, rng)
@@ -518,6 +774,7 @@ def top_up(
             sample_id=sample.id, name=sample.name, seed=seed, n=target, added=len(picks),
             strata=len(current), population=len(population), double_annotate=int(n_double + double.sum()),
             rounds=round_, seconds=time.perf_counter() - started,
+            allocation=(sample.design or {}).get("allocation", "paper"),
         )
 
 
@@ -548,11 +805,13 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
 
     Columns: stratum, benchmark, query_language, population (``N_h``), weight_sum (``W_h``),
     expected (``n * W_h / sum W``, before bounds and rounding), drawn (``n_h``), probability
-    (``n_h / N_h``), double_annotate (items planned for a second label), labeled (items with a
-    resolved gold label).
+    (``n_h / N_h``), level (what the stratum is: a benchmark x language, one model x image arm
+    of it, or arms merged), cells (model x image [x confidence band] cells in it),
+    double_annotate (items planned for a second label), labeled (items with a resolved gold label).
     """
     with session_scope(engine) as session:
         sample = _resolve_sample(session, sample_id)
+        levels = _stratum_levels(sample.design)
         connection = session.connection()
         strata = pd.read_sql(
             select(*(getattr(SampleStratum, c) for c in STRATUM_COLUMNS))
@@ -569,6 +828,22 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
     items["labeled"] = items["completion_id"].isin(labeled)
     items["double_annotate"] = items["double_annotate"].astype(bool)
     counts = items.groupby("stratum")[["double_annotate", "labeled"]].sum()
-    report = strata.assign(probability=strata["drawn"] / strata["population"]).join(counts, on="stratum")
+    report = (strata.assign(probability=strata["drawn"] / strata["population"])
+              .join(levels, on="stratum").join(counts, on="stratum"))
+    report["level"] = report["level"].fillna("benchmark x language")
+    report["cells"] = report["cells"].fillna(1).astype(np.int64)
     report[["double_annotate", "labeled"]] = report[["double_annotate", "labeled"]].fillna(0).astype(np.int64)
     return report
+
+
+def _stratum_levels(design: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Per stratum of a recorded design: its level in words and how many cells it holds."""
+    if design is None or design.get("levels") == ["benchmark", "query_language"]:
+        return pd.DataFrame({"level": pd.Series(dtype=object), "cells": pd.Series(dtype=np.int64)})
+    cells = pd.DataFrame(design["cells"], columns=[*CELL_COLUMNS, "stratum"])
+    arm = "model x image x confidence band" if design.get("confidence_cuts") else "model x image"
+    per_stratum = cells.groupby("stratum").size().rename("cells").to_frame()
+    whole = cells.groupby(["benchmark", "query_language"])["stratum"].transform("nunique").eq(1)
+    per_stratum["level"] = np.where(per_stratum["cells"].eq(1), arm, "merged " + arm + " cells")
+    per_stratum.loc[cells.loc[whole, "stratum"].unique(), "level"] = "benchmark x language"
+    return per_stratum[["level", "cells"]]

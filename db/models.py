@@ -148,6 +148,9 @@ class Sample(Base):
     seed: Mapped[int] = mapped_column(Integer)
     n_target: Mapped[int] = mapped_column(Integer)
     weights: Mapped[dict[str, Any]] = mapped_column(comment="the weighting scheme, as given")
+    design: Mapped[Optional[dict[str, Any]]] = mapped_column(
+        comment="allocation, levels and the cell -> stratum map (NULL: strata are benchmark x language)"
+    )
     overlap_share: Mapped[float] = mapped_column(Float, default=0.1)
     rounds: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -168,7 +168,8 @@ def test_paper_weights_balance_benchmarks_then_multiply_languages():
 
 
 def test_draw_records_an_exact_design(study: Engine):
-    summary = draw_sample(study, 100, seed=3)
+    """The benchmark x language design (``split_arms=False``); the arms' split has its own tests."""
+    summary = draw_sample(study, 100, seed=3, split_arms=False)
     assert (summary.n, summary.added, summary.strata, summary.population) == (100, 100, 7, 814)
     assert current_sample_id(study) == summary.sample_id
     items = items_of(study, summary.sample_id)
@@ -196,7 +197,7 @@ def test_draw_records_an_exact_design(study: Engine):
 
 
 def test_allocation_follows_the_weights(study: Engine):
-    plan = plan_allocation(study, 100).set_index("stratum")
+    plan = plan_allocation(study, 100, split_arms=False).set_index("stratum")
     assert plan["expected"].sum() == pytest.approx(100)
     assert plan["weight_sum"].tolist() == pytest.approx(PAPER_WEIGHTS.stratum_weights(plan.reset_index()).tolist())
     # MaXM (210 completions) weighs as much as XM3600 (604) in total.
@@ -209,7 +210,7 @@ def test_allocation_follows_the_weights(study: Engine):
 
 
 def test_weights_can_come_as_a_mapping(study: Engine):
-    plan = plan_allocation(study, 81, {"benchmark": {"balance": False}}).set_index("stratum")
+    plan = plan_allocation(study, 81, {"benchmark": {"balance": False}}, split_arms=False).set_index("stratum")
     # Unweighted: proportional to population (814 completions, 81 draws, urd and zho raised to 1).
     assert plan.loc["XM3600|eng", "drawn"] == 39
     assert plan["drawn"].sum() == 81
@@ -361,8 +362,8 @@ def test_design_report_counts_labels_per_stratum(study: Engine, annotate):
     report = design_report(study)
     assert list(report.columns) == [
         "stratum", "benchmark", "query_language", "population", "weight_sum", "expected", "drawn",
-        "probability", "double_annotate", "labeled",
+        "probability", "level", "cells", "double_annotate", "labeled",
     ]
-    assert report["labeled"].tolist() == [1] * 7
+    assert report["labeled"].tolist() == [1] * len(report) and len(report) == items["stratum"].nunique()
     assert report["drawn"].sum() == 50 and report["double_annotate"].sum() == 5
     assert report["probability"].tolist() == pytest.approx((report["drawn"] / report["population"]).tolist())
