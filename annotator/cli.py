@@ -53,9 +53,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from annotator.ingest import import_file
+    from annotator.ingest import default_import_root, import_file
 
-    print(import_file(_engine(args), args.file, args.format))
+    report = import_file(_engine(args), args.file, args.format, image_root=default_import_root(args.file))
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(report)
 
 
 def cmd_lid(args: argparse.Namespace) -> None:
@@ -180,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="schema migrations").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="create or upgrade the schema (Alembic)").set_defaults(handler=cmd_db_upgrade)
 
-    imp = commands.add_parser("import", help="import completions (CSV, JSON Lines or Parquet)")
+    imp = commands.add_parser(
+        "import", help="import completions (CSV, JSON Lines or Parquet); image_path must lie inside "
+                       "$IFL_IMAGE_ROOT, or without it the file's own folder")
     imp.add_argument("file")
     imp.add_argument("--format", choices=["csv", "jsonl", "parquet"])
     imp.set_defaults(handler=cmd_import)

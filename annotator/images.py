@@ -37,6 +37,7 @@ __all__ = [
     "image_root",
     "image_roots",
     "image_url_allowed",
+    "image_url_problem",
     "looks_like_image",
     "record_image_root",
     "servable_image_path",
@@ -111,26 +112,31 @@ def servable_image_path(stored: str | None, roots: Iterable[Path] | None = None)
     return None
 
 
+def image_url_problem(url: str) -> str | None:
+    """Why the browser may not fetch ``url`` (for an error message), or None if it may."""
+    if not url or any(character.isspace() or ord(character) < 32 or character == "\\" for character in url):
+        return "is not a plain http(s) URL (it has spaces, control characters or backslashes)"
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "is not a well-formed URL"
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return "is not an http(s) URL with a host"
+    allowed = [entry.strip().lower() for entry in os.environ.get("IFL_IMAGE_HOSTS", "").split(",") if entry.strip()]
+    if allowed and not any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allowed):
+        return f"has the host {host!r}, which IFL_IMAGE_HOSTS does not allow ({', '.join(allowed)})"
+    return None
+
+
 def image_url_allowed(url: str) -> bool:
     """True if the browser may fetch ``url``: http(s), a host, and the host in ``IFL_IMAGE_HOSTS`` if set.
 
     Backslashes, whitespace and control characters are refused outright: browsers and
     ``urlsplit`` disagree about where the host of such a URL is.
     """
-    if not url or any(character.isspace() or ord(character) < 32 or character == "\\" for character in url):
-        return False
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return False
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return False
-    allowed = [entry.strip().lower() for entry in os.environ.get("IFL_IMAGE_HOSTS", "").split(",") if entry.strip()]
-    if not allowed:
-        return True
-    return any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allowed)
+    return image_url_problem(url) is None
 
 
 def _recorded_roots(connection: Connection) -> list[str]:
