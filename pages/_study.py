@@ -1,67 +1,175 @@
 """The study's estimates for the dashboard and the export page: cached loaders and figures.
 
 The numbers come from ``annotator.estimates`` and ``annotator.agreement``; they and the figures
-drawn from them are cached on the label count (and the sample), so a page refreshing every few
-seconds recomputes and redraws nothing until a label changes.
+drawn from them are kept per :class:`ViewVersion` (population and labels, read from the
+database on every run), so a page refreshing every few seconds recomputes and redraws nothing
+until something changed, and a new label shows on the next refresh. The population part of the
+analysis frame is kept on the engine between recomputes, so a new label reads only the labels.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy import Engine
 
 from annotator import estimates
+from annotator.analysis import (
+    LabelCount,
+    PopulationVersion,
+    cached_population,
+    keep_population_cached,
+    label_count,
+    population_version,
+)
 from annotator.agreement import agreement_table
 from annotator.languages import language_name
 from annotator.storage import database_url
-from pages._common import engine, engine_for
+from pages._common import engine_for
 
 
-@st.cache_data(show_spinner="Computing the estimates…", max_entries=4)
-def _study_estimates(url: str, version: estimates.StudyVersion) -> estimates.StudyEstimates:
-    return estimates.study_estimates(engine_for(url))
+class ViewVersion(NamedTuple):
+    """What the numbers on show depend on, read from the database on every run, so every app
+    process sees a change whichever process (or the CLI) made it: the population part of the
+    analysis frame (imports, language ID, samples) and the gold labels."""
+
+    population: PopulationVersion
+    labels: LabelCount
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _agreement(url: str, version: estimates.StudyVersion) -> pd.DataFrame:
-    return agreement_table(engine_for(url))
+def view_version(db: Engine) -> ViewVersion:
+    """The current :class:`ViewVersion` (two queries: ~0.3 s at 775k completions on SQLite)."""
+    return ViewVersion(population_version(db), label_count(db))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _figures(url: str, version: estimates.StudyVersion) -> dict[str, dict]:
-    study = _study_estimates(url, version)
-    return {name: draw(study).to_dict() for name, draw in FIGURES.items()}
+@dataclass
+class _Computed:
+    """The estimates of one version, and what is drawn from them (filled on first use)."""
+
+    estimates: estimates.StudyEstimates
+    figures: dict[str, dict] | None = None
 
 
-def recompute_seconds() -> float:
-    """At most one recompute of the estimates per this many seconds and database (a recompute
-    takes ~20 s at the paper's 730k completions); meanwhile the last estimates are shown.
-    ``IFL_DASHBOARD_RECOMPUTE_SECONDS``, default 60."""
-    return float(os.environ.get("IFL_DASHBOARD_RECOMPUTE_SECONDS", "60"))
+@dataclass
+class _Store:
+    """Per app process: the computed versions (newest last, a few per database), the version
+    each database shows, and one lock per database so two sessions never compute the same
+    version twice."""
+
+    computed: dict[tuple[str, ViewVersion], _Computed] = field(default_factory=dict)
+    shown: dict[str, tuple[ViewVersion, float]] = field(default_factory=dict)
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, url: str) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(url, threading.Lock())
+
+    def keep(self, url: str, version: ViewVersion, computed: _Computed) -> None:
+        with self.guard:
+            self.computed[(url, version)] = computed
+            mine = [key for key in self.computed if key[0] == url]
+            for key in mine[:-_KEPT_VERSIONS]:
+                del self.computed[key]
+
+
+_KEPT_VERSIONS = 2
+#: The tables of :meth:`annotator.estimates.StudyEstimates.tables`, named before they exist
+#: (the export page offers their downloads without computing them).
+ESTIMATE_TABLES = ("ifl", "interaction", "accuracy", "strata", "power")
 
 
 @st.cache_resource(show_spinner=False)
-def _shown_versions() -> dict[str, tuple[estimates.StudyVersion, float]]:
-    """Per database: the version whose estimates are shown, and when it was first shown."""
-    return {}
+def _store() -> _Store:
+    return _Store()
+
+
+def _engine(url: str) -> Engine:
+    """The process-wide engine of ``url``, keeping the population part of the frame between
+    recomputes: a new label then reads only the labels."""
+    db = engine_for(url)
+    keep_population_cached(db)
+    return db
+
+
+def warm_population(url: str | None = None) -> threading.Thread:
+    """Read the population part of the analysis frame in the background (after an import, a
+    language-ID run or at start), so the next dashboard visit reads only the labels."""
+    db = _engine(url or database_url())
+
+    def warm() -> None:
+        try:
+            cached_population(db)
+        except Exception:  # only a head start: the next page run reads the population itself
+            logging.getLogger(__name__).warning("warming the population failed", exc_info=True)
+
+    thread = threading.Thread(target=warm, name="ifl-warm-population", daemon=True)
+    thread.start()
+    return thread
+
+
+def _computed(url: str, version: ViewVersion, store: _Store, show_progress: bool = True) -> _Computed:
+    """The estimates of ``version``, computed on first use and kept. In a page run a progress
+    bar says what runs; a deferred download (``show_progress=False``) runs outside the page."""
+    kept = store.computed.get((url, version))
+    if kept is not None:
+        return kept
+    bar = st.progress(0.0, text="Waiting for the estimates another session is computing…") if show_progress else None
+    with store.lock(url):
+        kept = store.computed.get((url, version))
+        if kept is None:
+            db = _engine(url)
+            if bar is not None:
+                bar.progress(0.05, text="Reading the completions, predictions and sample "
+                                        "(once per import, language-ID run or sample)…")
+            population = cached_population(db)
+            if bar is not None:
+                bar.progress(0.5, text=f"Reading the labels, then cross-fitting and estimating every estimand on "
+                                       f"{len(population.frame):,} completions…")
+            kept = _Computed(estimates.study_estimates(db))
+            store.keep(url, version, kept)
+    if bar is not None:
+        bar.empty()
+    return kept
+
+
+def _figures_of(computed: _Computed) -> dict[str, dict]:
+    if computed.figures is None:
+        computed.figures = {name: draw(computed.estimates).to_dict() for name, draw in FIGURES.items()}
+    return computed.figures
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _agreement(url: str, version: ViewVersion) -> pd.DataFrame:
+    return agreement_table(engine_for(url))
+
+
+def recompute_seconds() -> float:
+    """At most one recompute of the estimates per this many seconds and database; meanwhile the
+    last estimates are shown. ``IFL_DASHBOARD_RECOMPUTE_SECONDS``, default 0: recompute whenever
+    labels changed (a recompute reads only the labels; docs/scaling.md has the figures). Set it
+    for a study so large that recomputing after every label would keep the server busy."""
+    return float(os.environ.get("IFL_DASHBOARD_RECOMPUTE_SECONDS", "0"))
 
 
 @dataclass(frozen=True)
 class StudyView:
-    """What one page run shows: the study version whose estimates are on show, and the current
-    one. Built once per run by :func:`study_view` (reading the version scans the predictions:
-    ~0.16 s at 730k completions), then asked for everything the page draws."""
+    """What one page run shows: the version whose estimates are on show, and the current one.
+    Built once per run by :func:`study_view`, then asked for everything the page draws."""
 
     url: str
-    shown: estimates.StudyVersion
-    current: estimates.StudyVersion
+    shown: ViewVersion
+    current: ViewVersion
 
     @property
     def labels_waiting(self) -> int:
@@ -70,19 +178,34 @@ class StudyView:
 
     def not_estimable(self) -> str | None:
         """Why there can be no estimates yet (no sample, no labels), or None when there can."""
-        if self.shown.samples == 0:
+        if self.shown.population.samples == 0:
             return "No sample has been drawn yet: the estimates appear once its first items are labeled."
         if self.shown.labels.annotations == 0:
             return "No item of the sample is labeled yet: the estimates appear with the first labels."
         return None
 
+    def is_computed(self) -> bool:
+        """Whether the estimates on show are ready (else :meth:`estimates` computes them)."""
+        return (self.url, self.shown) in _store().computed
+
     def estimates(self) -> estimates.StudyEstimates:
-        """The study's estimates, recomputed only when the shown version changes."""
-        return _study_estimates(self.url, self.shown)
+        """The study's estimates, computed once per version (with a progress bar) and kept."""
+        return _computed(self.url, self.shown, _store()).estimates
 
     def figures(self) -> dict[str, dict]:
-        """Name -> plotly figure (as a dict) of :data:`FIGURES`, redrawn only when the estimates change."""
-        return _figures(self.url, self.shown)
+        """Name -> plotly figure (as a dict) of :data:`FIGURES`, drawn once per version."""
+        return _figures_of(_computed(self.url, self.shown, _store()))
+
+    def estimates_when_asked(self) -> Callable[[], estimates.StudyEstimates]:
+        """The estimates for a deferred download: computed (if they are not yet) only when the
+        download is clicked, so a page offering them opens at once."""
+        url, version, store = self.url, self.shown, _store()
+        return lambda: _computed(url, version, store, show_progress=False).estimates
+
+    def figures_when_asked(self) -> Callable[[], dict[str, dict]]:
+        """:meth:`figures` for a deferred download (see :meth:`estimates_when_asked`)."""
+        url, version, store = self.url, self.shown, _store()
+        return lambda: _figures_of(_computed(url, version, store, show_progress=False))
 
     def agreement(self) -> pd.DataFrame:
         """Agreement on the double-annotated items, recomputed only when the shown version changes."""
@@ -90,11 +213,12 @@ class StudyView:
 
 
 def study_view() -> StudyView:
-    """The versions for this run. Labels, samples and predictions alike change the estimates;
-    a newer version replaces the shown one only once :func:`recompute_seconds` have passed, so
-    annotators labeling all day do not keep the server recomputing."""
-    url, current = database_url(), estimates.study_version(engine())
-    shown = _shown_versions()
+    """The versions for this run. Imports, language ID, samples and labels alike change the
+    estimates; with :func:`recompute_seconds` set, a newer version replaces the shown one only
+    once that many seconds have passed since the shown one was first shown."""
+    url = database_url()
+    current = view_version(_engine(url))
+    shown = _store().shown
     previous = shown.get(url)
     if previous is not None and previous[0] != current and time.monotonic() - previous[1] < recompute_seconds():
         return StudyView(url, previous[0], current)

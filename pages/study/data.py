@@ -1,4 +1,8 @@
-"""Data: import completions (the CLI's validation and messages) and run the language-ID surrogate."""
+"""Data: import completions (the CLI's validation and messages) and run the language-ID surrogate.
+
+After either, the population part of the analysis frame is read again in the background, so
+the dashboard's next visit reads only the labels.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from annotator.errors import USER_ERRORS
 from annotator.ingest import FORMATS, import_file
 from annotator.langid import run_language_id
 from pages._common import RESEARCH_ROLES, engine, escape_markdown, require_role, show_error
+from pages._study import warm_population
 
 require_role(RESEARCH_ROLES)
 db = engine()
@@ -34,6 +39,7 @@ if st.button("Import", key="import_run", type="primary", disabled=upload is None
             show_error(error)
         else:
             st.success(escape_markdown(report))
+            warm_population()  # the dashboard's next visit then finds the new population read
 
 st.subheader("Language ID (the surrogate)")
 st.caption("Predicts the answer language of every completion with fastText and stores it as the surrogate. "
@@ -53,3 +59,4 @@ if st.button("Run language ID", key="lid_run", type="primary"):
     else:
         bar.progress(1.0, text="Done.")
         st.code(report.summary(), language=None)
+        warm_population()

@@ -2,7 +2,9 @@
 
 Tables use the CLI's CSV rules (``annotator.export``: UTF-8, NA as empty cells, formula-like
 text neutralised). Figures are interactive HTML: a PNG would need kaleido and a browser on the
-server. Big tables are built only when their button is clicked.
+server. Nothing is built to open the page: every file is written when its button is clicked
+(the 775k-row DSL table included), and the estimates are computed only when asked (or taken
+from the dashboard's, when they are current).
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ import streamlit as st
 from annotator.export import export_frame
 from annotator.sampling import current_sample_id
 from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
-from pages._study import study_view
+from pages._study import ESTIMATE_TABLES, FIGURES, study_view
 
 require_role(RESEARCH_ROLES)
 db = engine()
 
 
-def html_of(figure: dict) -> Callable[[], str]:
-    """The figure as a standalone HTML page, written only when downloaded."""
-    return lambda: plotly.io.to_html(figure, include_plotlyjs="cdn")
+def html_of(figures: Callable[[], dict[str, dict]], name: str) -> Callable[[], str]:
+    """The figure as a standalone HTML page, drawn and written only when downloaded."""
+    return lambda: plotly.io.to_html(figures()[name], include_plotlyjs="cdn")
 
 
 st.title("Export")
@@ -46,15 +48,20 @@ reason = view.not_estimable()
 if reason is not None:
     st.info(reason)
     st.stop()
-study = view.estimates()
-st.caption("Every estimate in one tidy table, or each table of the dashboard on its own.")
+# Everything below is deferred: the estimates (seconds at the paper's scale when the dashboard
+# has not computed them yet), the tables and the figures are made when a button is clicked.
+study = view.estimates_when_asked()
+st.caption("Every estimate in one tidy table, or each table of the dashboard on its own."
+           + ("" if view.is_computed() else " The first download computes the estimates first: it takes a while."))
 with st.container(horizontal=True):
-    download_csv("All estimates (CSV)", study.all_estimates, "estimates.csv", key="download_estimates")
-    for name, frame in study.tables().items():
-        download_csv(f"{name} (CSV)", frame, f"estimates-{name}.csv", key=f"download_estimates_{name}")
+    download_csv("All estimates (CSV)", lambda: study().all_estimates, "estimates.csv", key="download_estimates")
+    for name in ESTIMATE_TABLES:
+        download_csv(f"{name} (CSV)", lambda name=name: study().tables()[name], f"estimates-{name}.csv",
+                     key=f"download_estimates_{name}")
 st.caption("The figures as interactive HTML (plotly.js is loaded from its CDN when opened). PNG export would "
            "need kaleido and a browser on the server, which the app does not ship.")
+figures = view.figures_when_asked()
 with st.container(horizontal=True):
-    for name, figure in view.figures().items():
-        st.download_button(f"{name} (HTML)", html_of(figure), file_name=f"figure-{name}.html", mime="text/html",
-                           key=f"download_figure_{name}", on_click="ignore")
+    for name in FIGURES:
+        st.download_button(f"{name} (HTML)", html_of(figures, name), file_name=f"figure-{name}.html",
+                           mime="text/html", key=f"download_figure_{name}", on_click="ignore")
