@@ -9,6 +9,7 @@ analysis frame is kept on the engine between recomputes, so a new label reads on
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from typing import NamedTuple
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import plotly.io
 import streamlit as st
 from sqlalchemy import Engine
 
@@ -33,7 +35,7 @@ from annotator.analysis import (
     population_version,
 )
 from annotator.agreement import agreement_table
-from annotator.languages import language_name
+from annotator.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
 from annotator.storage import database_url
 from pages._common import engine_for
 
@@ -227,45 +229,135 @@ def study_view() -> StudyView:
     return StudyView(url, current, current)
 
 
-ESTIMATORS = {"dsl": "DSL (debiased)", "surrogate": "Surrogate only", "labeled": "Labeled only"}
+ESTIMATORS = ESTIMATOR_WORDS
 COLORS = {"DSL (debiased)": "#1f5fa8", "Surrogate only": "#e07b24", "Labeled only": "#7f8c8d"}
+#: Suffix of the accuracy bounds' legend entry: where the estimate would be if every "can't tell" were wrong / right.
+BOUNDS = "if every can't tell were wrong … right"
 _ROW_HEIGHT = 34
+_PANEL_GAP = 110  # pixels between stacked panels: the upper one's ticks and the lower one's title
+
+
+def inert(text: object) -> str:
+    """Untrusted text (model, benchmark, language names) made literal for plotly.
+
+    Plotly renders a subset of HTML in every label, legend, tick and hover text (``<b>``,
+    ``<a href>``, ``<br>``...), so ``&``, ``<`` and ``>`` are escaped; plotly turns the
+    entities back into the characters, shown as typed. Quotes are left alone: plotly does not
+    know ``&quot;`` and would show it as such.
+    """
+    return html.escape(str(text), quote=False)
+
+
+def estimable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a number to draw: a row that is not estimable (``status``, or no estimate)
+    is listed by the page with what it needs, never drawn as a point or a zero-width bar."""
+    drawable = frame["estimate"].notna() & frame["ci_low"].notna() & frame["ci_high"].notna()
+    if "status" in frame:
+        drawable &= frame["status"].eq("ok")
+    return frame[drawable]
+
+
+def _bound_rows(data: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy bounds (``bound_low``, ``bound_high``) as extra rows drawn as a bare range."""
+    if "bound_low" not in data or "bound_high" not in data:
+        return data.iloc[:0]
+    bounded = data[data["bound_low"].notna() & data["bound_high"].notna()]
+    return bounded.assign(
+        Estimator=bounded["Estimator"] + ", " + BOUNDS,
+        estimate=(bounded["bound_low"] + bounded["bound_high"]) / 2,
+        ci_low=bounded["bound_low"], ci_high=bounded["bound_high"], se=float("nan"),
+    )
 
 
 def forest(frame: pd.DataFrame, y: str, x_title: str, facet: str | None = None) -> go.Figure:
     """Point estimates with 95% intervals, the estimators side by side per row (the paper's Figure 1).
 
     Rows are drawn bottom-up in the frame's order, so pass it sorted in reverse reading order.
+    Every name on show is made :func:`inert`; not-estimable rows are left out (:func:`estimable`).
+    Several facets are stacked one above the other, each with its own rows, so long row labels
+    never run into a neighbouring panel.
     """
-    data = frame.assign(
-        Estimator=frame["estimator"].map(ESTIMATORS).fillna(frame["estimator"]),
-        plus=frame["ci_high"] - frame["estimate"],
-        minus=frame["estimate"] - frame["ci_low"],
-    )
+    data = estimable(frame)
+    data = data.assign(Estimator=data["estimator"].map(ESTIMATORS).fillna(data["estimator"]).map(inert))
+    data = pd.concat([data, _bound_rows(data)], ignore_index=True)
+    data = data.assign(plus=data["ci_high"] - data["estimate"], minus=data["estimate"] - data["ci_low"])
+    data[y] = data[y].map(inert)
     facet = facet if facet and data[facet].nunique() > 1 else None
+    if facet:
+        data[facet] = data[facet].map(inert)
+    panels = list(data[facet].unique()) if facet else [None]
+    estimators = [inert(name) for name in ESTIMATORS.values()]
+    estimators += [name for name in data["Estimator"].unique() if name not in estimators]
+    bound_colors = {f"{name}, {BOUNDS}": color for name, color in COLORS.items()}
     figure = px.scatter(
         data, x="estimate", y=y, color="Estimator", error_x="plus", error_x_minus="minus",
-        facet_col=facet, color_discrete_map=COLORS, category_orders={"Estimator": list(ESTIMATORS.values())},
+        facet_row=facet, facet_row_spacing=_PANEL_GAP / _forest_height(data, y, facet) if facet else None,
+        color_discrete_map={**COLORS, **bound_colors},
+        category_orders={"Estimator": estimators, **({facet: panels} if facet else {})},
         hover_data={"se": ":.4f", "ci_low": ":.4f", "ci_high": ":.4f", "plus": False, "minus": False},
+        labels={y: "", "se": "SE", "ci_low": "95% CI from", "ci_high": "to"},
     )
     figure.update_traces(orientation="h", marker_size=8)
-    rows = data[y].nunique()
+    figure.update_traces(marker_opacity=0, error_x_thickness=3, selector=lambda trace: BOUNDS in trace.name,
+                         hovertemplate="%{y}<br>%{customdata[1]:.4f} to %{customdata[2]:.4f}<extra>%{fullData.name}</extra>")
     figure.update_layout(
-        scattermode="group", scattergap=0.45, height=140 + _ROW_HEIGHT * rows,
-        margin={"l": 10, "r": 10, "t": 70, "b": 10}, yaxis_title=None,
+        scattermode="group", scattergap=0.45, height=_forest_height(data, y, facet),
+        margin={"l": 10, "r": 10, "t": 70, "b": 60},
         legend={"orientation": "h", "yref": "container", "y": 1, "yanchor": "top", "x": 0, "title": None},
     )
-    figure.update_xaxes(title=x_title, zeroline=False)
-    figure.for_each_annotation(lambda note: note.update(text=note.text.split("=")[-1]))
+    figure.update_yaxes(title=None, type="category", automargin=True)
+    figure.update_xaxes(title=None, zeroline=False)
+    figure.update_xaxes(title=x_title, row=1)  # the bottom panel's axis only
+    for row, panel in enumerate(panels, start=1):
+        shown = data[data[facet] == panel] if facet else data
+        figure.update_yaxes(categoryorder="array", categoryarray=list(shown[y].unique()),
+                            row=len(panels) - row + 1 if facet else None)
+    if facet:
+        figure.update_yaxes(matches=None, showticklabels=True)
+        figure.update_xaxes(showticklabels=True)
+        # Panel titles above each panel, left-aligned, instead of plotly's rotated ones at the side.
+        figure.for_each_annotation(lambda note: note.update(
+            text=note.text.split("=", 1)[-1], textangle=0, x=0, xanchor="left", font_size=14,
+            y=note.y + 0.5 * _panel_height(figure), yanchor="bottom",
+        ))
     figure.add_vline(x=0, line_dash="dot", line_color="#999")
     return figure
 
 
+def _forest_height(data: pd.DataFrame, y: str, facet: str | None) -> int:
+    """Pixels: a fixed frame plus a band per row of every panel and a gap between panels."""
+    rows = data.groupby(facet)[y].nunique().sum() if facet else data[y].nunique()
+    panels = data[facet].nunique() if facet else 1
+    return 190 + _ROW_HEIGHT * int(rows) + _PANEL_GAP * (panels - 1)
+
+
+def _panel_height(figure: go.Figure) -> float:
+    """Height of the first panel as a share of the plotting area (the annotation's y is its middle)."""
+    start, end = figure.layout.yaxis.domain
+    return end - start
+
+
+def not_estimable(frame: pd.DataFrame, what: Callable[[pd.DataFrame], pd.Series]) -> pd.DataFrame:
+    """The rows a figure leaves out, in words: what (``what(frame)``), estimator, and what it needs."""
+    rows = frame.drop(index=estimable(frame).index)
+    needs = rows["needs"] if "needs" in rows else pd.Series("more labels", index=rows.index)
+    return pd.DataFrame({"estimate": what(rows), "estimator": rows["estimator"].map(ESTIMATORS).fillna(rows["estimator"]),
+                         "needs": needs.fillna("more labels")}).reset_index(drop=True)
+
+
+def cell_label(frame: pd.DataFrame) -> pd.Series:
+    """``model · benchmark`` of each row (as typed: inert only where it reaches plotly)."""
+    return frame["model"].astype(str) + " · " + frame["benchmark"].astype(str)
+
+
+def term_label(frame: pd.DataFrame) -> pd.Series:
+    """``language: term`` of each interaction-regression row, in words."""
+    return frame["language"].map(language_in_words) + ": " + frame["term"].map(term_in_words)
+
+
 def _cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows labeled ``model · benchmark``, ordered by benchmark, then model (top to bottom)."""
-    return frame.assign(cell=frame["model"] + " · " + frame["benchmark"]).sort_values(
-        ["benchmark", "model"], ascending=False
-    )
+    return frame.assign(cell=cell_label(frame)).sort_values(["benchmark", "model"], ascending=False)
 
 
 def ifl_forest(ifl: pd.DataFrame, ablation: bool = False) -> go.Figure:
@@ -276,51 +368,67 @@ def ifl_forest(ifl: pd.DataFrame, ablation: bool = False) -> go.Figure:
 
 
 def accuracy_forest(accuracy: pd.DataFrame) -> go.Figure:
-    """The image-induced change in accuracy per model x benchmark of the studied models."""
+    """The image-induced change in accuracy per model x benchmark of the studied models, with the
+    bounds for "can't tell" (all wrong … all right) where the estimates carry them."""
     cells = accuracy[(accuracy["estimand"] == "image_effect") & ~accuracy["ablation"]]
     return forest(_cells(cells), "cell", "Image-induced change in accuracy (95% CI)", facet="estimand")
 
 
 def interaction_forest(frame: pd.DataFrame) -> go.Figure:
-    """Interaction-regression coefficients, one panel per target language (the paper's Table 4)."""
+    """Interaction-regression coefficients in words, one panel per target language (the paper's
+    Table 4), stacked so that each panel's term labels have the full width."""
     rows = frame[frame["estimand"] == "interaction"]
-    rows = rows.assign(language=rows["language"].map(lambda code: f"{language_name(code)} ({code})"))
-    figure = forest(rows.sort_values("term", ascending=False), "term", "Coefficient (95% CI)", facet="language")
-    figure.update_yaxes(matches=None, showticklabels=True)
-    return figure
+    rows = rows.assign(language=rows["language"].map(language_in_words), term=rows["term"].map(term_in_words))
+    return forest(rows.sort_values(["language", "term"], ascending=[True, False]), "term", "Coefficient (95% CI)",
+                  facet="language")
 
 
 def power_curve(power: pd.DataFrame) -> go.Figure:
     """95% half-width of each IFL estimate with the labels so far (filled) and, projected, with
-    twice as many (open), joined per model x benchmark cell."""
+    twice as many (open), joined per model x benchmark cell; cells without a half-width yet
+    (not estimable) are left out."""
     ifl = power[(power["estimand"] == "image_effect") & (power["outcome"] == "fidelity") & (power["term"] == "image")]
+    ifl = ifl[ifl["halfwidth"].notna()]
     figure = go.Figure()
-    for benchmark, cells in ifl.groupby("benchmark", sort=True):
+    palette = px.colors.qualitative.D3  # explicit, so the exported HTML has the dashboard's colours
+    for index, (benchmark, cells) in enumerate(ifl.groupby("benchmark", sort=True)):
         x, y, symbol, model = [], [], [], []
         for cell in cells.itertuples():
             x += [cell.n_labeled, cell.labels_more, None]
             y += [cell.halfwidth, cell.halfwidth_more, None]
             symbol += ["circle", "circle-open", "circle"]
-            model += [cell.model] * 3
+            model += [inert(cell.model)] * 3
         figure.add_trace(go.Scatter(
-            x=x, y=y, name=benchmark, mode="lines+markers", text=model,
+            x=x, y=y, name=inert(benchmark), mode="lines+markers", text=model,
             marker={"symbol": symbol, "size": 9}, line={"width": 1, "dash": "dot"},
-            hovertemplate="%{text}<br>%{x} labels: ±%{y:.3f}<extra>" + benchmark + "</extra>",
+            marker_color=palette[index % len(palette)], line_color=palette[index % len(palette)],
+            # The benchmark comes from the trace, never pasted into the template (it may hold %{...}).
+            hovertemplate="%{text}<br>%{x} labels: ±%{y:.3f}<extra>%{fullData.name}</extra>",
         ))
-    figure.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title=None)
+    figure.update_layout(height=420, margin={"l": 60, "r": 10, "t": 30, "b": 60}, legend_title=None)
     figure.update_xaxes(title="Gold labels in the cell (log scale)", type="log")
     figure.update_yaxes(title="95% CI half-width of the IFL", rangemode="tozero")
     return figure
 
 
 def labels_per_language(strata: pd.DataFrame) -> go.Figure:
-    """Sampled and labeled items per query language (summed over benchmarks by the chart)."""
-    figure = px.histogram(strata, x="query_language", y=["n_sampled", "n_labeled"], histfunc="sum",
-                          barmode="group", color_discrete_sequence=["#c7d7ea", "#1f5fa8"])
+    """Sampled and labeled items per query language, by name (summed over benchmarks by the chart)."""
+    named = strata.assign(query_language=strata["query_language"].map(language_in_words).map(inert))
+    figure = px.histogram(named, x="query_language", y=["n_sampled", "n_labeled"], histfunc="sum",
+                          barmode="group", color_discrete_sequence=["#c7d7ea", "#1f5fa8"],
+                          category_orders={"query_language": sorted(named["query_language"].unique())})
     figure.for_each_trace(lambda trace: trace.update(name={"n_sampled": "sampled", "n_labeled": "labeled"}[trace.name]))
-    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title=None,
+    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 30, "b": 60}, legend_title=None,
                          yaxis_title="Items", xaxis_title="Query language")
+    figure.update_xaxes(type="category", automargin=True)
+    figure.update_yaxes(automargin=True)
     return figure
+
+
+def figure_html(figure: dict | go.Figure) -> str:
+    """A figure as a standalone HTML page that works offline: plotly.js is embedded (~4.7 MB),
+    not fetched from a CDN, so opening it sends no request anywhere."""
+    return plotly.io.to_html(figure, include_plotlyjs=True, full_html=True)
 
 
 #: The dashboard's figures: name -> how it is drawn from the estimates.

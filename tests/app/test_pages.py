@@ -19,6 +19,7 @@ from annotator.estimates import label_count, study_estimates
 from annotator.languages import query_language_class
 from annotator.sampling import design_report
 from annotator.storage import make_engine
+from annotator.wording import readable_estimates
 
 RESEARCH_PAGES = ["pages/study/dashboard.py", "pages/study/adjudicate.py", "pages/study/design.py",
                   "pages/study/data.py", "pages/study/export.py"]
@@ -218,7 +219,7 @@ def test_dashboard_shows_the_estimates(sign_in, study: Engine) -> None:
     expected = study_estimates(study)
     assert at.metric[0].value == str(expected.labels.annotations)
     shown = at.get_by_key("table_ifl").dataframe[0].value
-    pd.testing.assert_frame_equal(shown.reset_index(drop=True), expected.ifl.reset_index(drop=True),
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), readable_estimates(expected.ifl).reset_index(drop=True),
                                   check_dtype=False)
     shown = at.get_by_key("table_interaction").dataframe[0].value
     assert shown["estimate"].tolist() == pytest.approx(expected.interaction["estimate"].tolist(), nan_ok=True)
