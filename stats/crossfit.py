@@ -179,7 +179,7 @@ def cross_fit_predictions(
                 for t in range(len(targets)):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
             for t in range(len(targets)):
-                out[t, split] = table[t, cell]
+                np.take(table[t], cell, out=out[t, split])  # several times faster than table[t, cell]
     if isinstance(predicted_var, str):
         return out[0]
     return {name: out[t] for t, name in enumerate(targets)}
