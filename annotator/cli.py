@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,16 +120,33 @@ def cmd_sample(args: argparse.Namespace) -> None:
             print(unroutable.to_string(index=False))
 
 
+def _read_password(name: str, from_stdin: bool) -> str:
+    """The new password of ``name``: one line of stdin, or asked twice at a terminal."""
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass(f"password for {name}: ")
+    if getpass.getpass(f"password for {name} (again): ") != password:
+        from annotator.accounts import AccountError
+
+        raise AccountError("the two passwords differ; nothing was changed")
+    return password
+
+
 def cmd_annotators_add(args: argparse.Namespace) -> None:
     from annotator.accounts import add_annotator
 
-    if args.password_stdin or not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {args.name}: ")
+    password = _read_password(args.name, args.password_stdin)
     languages = [language for language in args.languages.split(",") if language.strip()]
     annotator_id = add_annotator(_engine(args), args.name, languages, role=args.role, password=password)
     print(f"added {args.role} {args.name} (id {annotator_id}) reading {', '.join(languages)}")
+
+
+def cmd_annotators_passwd(args: argparse.Namespace) -> None:
+    from annotator.accounts import change_password
+
+    engine = _engine(args)
+    change_password(engine, args.name, _read_password(args.name, args.password_stdin))
+    print(f"new password set for {args.name}; its sign-in sessions have ended")
 
 
 def cmd_annotators_list(args: argparse.Namespace) -> None:
@@ -159,20 +175,27 @@ def cmd_estimate(args: argparse.Namespace) -> None:
 
 
 def cmd_app(args: argparse.Namespace) -> None:
-    """Start the Streamlit app; on an empty database, set up the demo study first."""
+    """Become the Streamlit server (``exec``), so a SIGTERM to ``ifl app`` stops the server.
+
+    Only ``--demo`` sets up the demo study (on an empty database): its accounts have a known
+    password, so a team's server never gets them by default.
+    """
     engine = _engine(args)
-    if is_empty(engine) and not args.no_demo:
+    if args.demo and is_empty(engine):
         from annotator.setup_demo import set_up_demo
 
         for line in set_up_demo(engine, size="small", seed=0):
             print(line)
+    engine.dispose()
     env = dict(os.environ, IFL_DATABASE_URL=database_url(args.db))
     command = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
         "--server.port", str(args.port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]
-    raise SystemExit(subprocess.call(command, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=["annotator", "researcher", "admin"], default="annotator")
     add.add_argument("--password-stdin", action="store_true")
     add.set_defaults(handler=cmd_annotators_add)
+    passwd = annotators.add_parser("passwd", help="set an account's password (asked twice, or read from stdin)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(handler=cmd_annotators_passwd)
     annotators.add_parser("list", help="list accounts").set_defaults(handler=cmd_annotators_list)
 
     export = commands.add_parser("export", help="write the gold standard, DSL input or estimates as CSV")
@@ -244,9 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"the interaction regression (default: {INTERACTION_FORMULA!r})")
     estimate.set_defaults(handler=cmd_estimate)
 
-    app = commands.add_parser("app", help="run the web app (sets up the demo on an empty database)")
+    app = commands.add_parser("app", help="run the web app (with --demo: the demo study on an empty database)")
     app.add_argument("--port", type=int, default=8501)
-    app.add_argument("--no-demo", action="store_true", help="start on an empty database")
+    demo_mode = app.add_mutually_exclusive_group()
+    demo_mode.add_argument("--demo", action="store_true",
+                           help="set up the demo study (accounts with password 'demo') on an empty database")
+    demo_mode.add_argument("--no-demo", action="store_true", help="never set up the demo (the default)")
     app.set_defaults(handler=cmd_app)
     return parser
 

@@ -183,15 +183,15 @@ def _count_attempt(
     return None
 
 
-def _take_back(engine: Engine, keys: list[tuple[str, int]], now: datetime, policy: ThrottlePolicy) -> None:
-    """A success: the account's count is cleared, the client's loses this attempt again."""
-    (account_key, _), (client_key, client_free) = keys
+def _take_back(engine: Engine, keys: list[tuple[str, int]]) -> None:
+    """A success: the name's count is cleared; the client's loses this attempt and the lock the
+    attempt itself may have set (its next failure locks it again)."""
+    (account_key, _), (client_key, _) = keys
     with session_scope(engine, write=True) as session:
         session.execute(delete(SignInFailure).where(SignInFailure.key == account_key))
         row = session.scalars(select(SignInFailure).where(SignInFailure.key == client_key).with_for_update()).one()
         row.failures = max(row.failures - 1, 0)
-        lock = policy.lock_for(row.failures, client_free)
-        row.locked_until = now + lock if lock is not None else None
+        row.locked_until = None
 
 
 def sign_in(
@@ -224,5 +224,5 @@ def sign_in(
     if account is None:
         log.info("failed sign-in: %r", [key for key, _ in keys])
         return SignInAttempt(account=None)
-    _take_back(engine, keys, now, policy)
+    _take_back(engine, keys)
     return SignInAttempt(account=account)

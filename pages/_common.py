@@ -15,11 +15,15 @@ from sqlalchemy import Engine
 from annotator.accounts import AnnotatorInfo, get_account
 from annotator.export import csv_bytes
 from annotator.images import image_roots, image_url_allowed, servable_image_path
+from annotator.sessions import account_for_token
 from annotator.storage import database_url, get_engine, upgrade_database
+from pages._session import browser_session_token
 
 ALL_ROLES = ("annotator", "researcher", "admin")
 RESEARCH_ROLES = ("researcher", "admin")
 ADMIN_ROLES = ("admin",)
+#: Session-state key of the signed-in session's token (see ``annotator.sessions``).
+SESSION_TOKEN = "session_token"
 
 #: Form value -> stored value of the yes/no/NA questions (matches gold, correct).
 ANSWERS = {"yes": True, "no": False, "na": None}
@@ -50,16 +54,24 @@ def engine() -> Engine:
 def current_user() -> AnnotatorInfo | None:
     """The signed-in account of this browser session as stored now, or None.
 
-    Re-read on every run, so a role or language change, or a deactivation, applies at once.
+    Re-read on every run through the sign-in session's token (kept in the session state after
+    sign-in, or sent by the browser's cookie after a reload or on a deep link), so an expiry, a
+    sign-out in another tab, a role or language change or a deactivation applies at once. A
+    ``user`` without a token is one a test put there to run a page on its own.
     """
-    user = st.session_state.get("user")
-    if user is None:
-        return None
-    account = get_account(engine(), user.id)
+    token = st.session_state.get(SESSION_TOKEN)
+    if token is None and "user" not in st.session_state:
+        token = browser_session_token()
+    if token is not None:
+        account = account_for_token(engine(), token)
+    else:
+        account = get_account(engine(), st.session_state["user"].id) if "user" in st.session_state else None
     if account is None or not account.active:
         st.session_state.pop("user", None)
+        st.session_state.pop(SESSION_TOKEN, None)
         return None
     st.session_state["user"] = account
+    st.session_state[SESSION_TOKEN] = token
     return account
 
 

@@ -364,11 +364,11 @@ def test_export_page_offers_every_download(sign_in) -> None:
 
 def test_every_page_copes_with_a_study_without_data(empty_url: str, empty_app: AppTest) -> None:
     engine = make_engine(empty_url)
-    accounts.add_annotator(engine, "boss", ["en"], role="admin", password="pw")
+    accounts.add_annotator(engine, "boss", ["en"], role="admin", password="boss-password")
     engine.dispose()
     at = empty_app.run()
     at.text_input(key="sign_in_name").input("boss")
-    at.text_input(key="sign_in_password").input("pw")
+    at.text_input(key="sign_in_password").input("boss-password")
     at.button(key="sign_in_submit").click().run()
     assert "No sample has been drawn yet" in texts(at, "info")
     for page in RESEARCH_PAGES + ADMIN_PAGES:
@@ -378,17 +378,15 @@ def test_every_page_copes_with_a_study_without_data(empty_url: str, empty_app: A
     assert "No sample has been drawn yet" in texts(at, "info")
 
 
-def test_an_empty_database_offers_the_demo(empty_app: AppTest) -> None:
+def test_an_empty_database_offers_no_demo_and_no_account(empty_url: str, empty_app: AppTest) -> None:
+    """Issue 11.1: an unauthenticated page never sets up the demo (whose admin password is known)."""
     at = empty_app
     assert not at.exception
-    at.button(key="setup_demo").click().run()
-    assert not at.exception
-    assert "Sign in as admin" in texts(at, "success")
-    at.button(key="setup_done").click().run()
-    at.text_input(key="sign_in_name").input("anna")
-    at.text_input(key="sign_in_password").input("demo")
-    at.button(key="sign_in_submit").click().run()
-    assert titles(at) == ["Annotate"]
+    assert not at.button and not at.text_input, "nothing to click or type before an admin exists"
+    assert "ifl annotators add NAME --role admin" in texts(at, "info")
+    engine = make_engine(empty_url)
+    assert accounts.list_annotators(engine).empty
+    engine.dispose()
 
 
 def test_dashboard_reads_out_one_cell(sign_in, study: Engine) -> None:
