@@ -6,9 +6,13 @@ The annotator pages and the CLI share this API. Its rules follow from the design
 * **Within a stratum, items go out in ascending ``queue_position``** (a random order fixed at
   sampling time), so the labels collected at any moment are a random subsample of every
   stratum and an estimate made halfway through is still design-based.
-* **Across strata, the stratum with the lowest taken share** (labeled or currently held,
-  over its sampled items) among the annotator's languages goes first, ties broken by
-  stratum name. This keeps strata filling evenly, so stopping early leaves no stratum empty.
+* **Across strata** (:func:`stratum_priority`), among the annotator's languages: first every
+  stratum's first item (largest strata first), so that stopping early leaves as few strata
+  empty as it can; then the stratum with the smallest ``(taken + 1/2) / items`` (taken: labeled
+  or currently held; items: its sampled items), the Sainte-Lague rule, so the labels at every
+  point are spread over the strata, and hence over the model x image arms the sampler makes
+  strata, in proportion to their sizes. Ties go in a fixed pseudo-random order of the names
+  (not alphabetically, which would serve one benchmark or model first).
 * **Second labels first**: a double-annotated item (``SampleItem.double_annotate``) becomes
   open for slot 2 once its slot-1 label is in, and open slot-2 work is offered before new
   slot-1 items, so agreement can be measured, and disagreements adjudicated, as work goes on.
@@ -44,6 +48,7 @@ Routing works on the *active sample*, the most recently drawn one.
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -97,6 +102,7 @@ __all__ = [
     "release",
     "revise",
     "skip",
+    "stratum_priority",
     "submit",
     "submit_batch",
     "undo_last",
@@ -457,16 +463,26 @@ def _view(row: _Row, me: int, now: datetime) -> _View:
     return _View(row, slot1, slot2, row.my_annotation is not None)
 
 
+def stratum_priority(stratum: str, taken: int, items: int) -> tuple[bool, float, int]:
+    """Routing serves the stratum with the smallest key next (see the module docstring).
+
+    Measured on the small demo (benchmarks/bench_allocation.py, n = 600 in 177 model x image
+    strata): after 10 % of the labels, 10 % of the model x benchmark x image arms had none,
+    against 72 % when ties went by name and 41 % with benchmark x language strata.
+    """
+    return taken > 0, (taken + 0.5) / items, zlib.crc32(stratum.encode("utf-8"))
+
+
 def _routing_order(views: list[_View]) -> Iterator[tuple[_View, int]]:
     """Offers in routing order, lazily: open second labels first, then slot 1 from the stratum
-    with the lowest taken share (recomputed as offers are handed out), by queue position."""
+    :func:`stratum_priority` picks (recomputed as offers are handed out), by queue position."""
     items, taken = Counter(), Counter()
     for view in views:
         items[view.row.stratum] += 1
         taken[view.row.stratum] += view.slot1 in ("done", "held", "mine")
 
-    def share(stratum: str) -> tuple[float, str]:
-        return taken[stratum] / items[stratum], stratum
+    def share(stratum: str) -> tuple[bool, float, int]:
+        return stratum_priority(stratum, taken[stratum], items[stratum])
 
     seconds = [view for view in views if view.offer == 2]
     seconds.sort(key=lambda view: (*share(view.row.stratum), view.row.queue_position))

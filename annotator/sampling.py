@@ -637,7 +637,8 @@ def draw_sample(
         picks = _draw(population, drawn, np.zeros_like(drawn), rng)
         double = _mark_double(rng, len(picks), round(overlap_share * n))
         if name is None:
-            name = f"n={n}, seed={seed}, {utcnow():%Y-%m-%d %H:%M:%S} UTC"
+            # No size in the name: a top-up changes the size, and a stale "n=600" misleads.
+            name = f"seed {seed}, drawn {utcnow():%Y-%m-%d %H:%M:%S} UTC"
         if session.scalar(select(Sample.id).where(Sample.name == name)) is not None:
             raise SamplingError(f"a sample named {name!r} exists already")
         sample = Sample(name=name, seed=seed, n_target=n, weights=scheme.to_dict(), design=design,

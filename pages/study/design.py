@@ -1,4 +1,5 @@
-"""Sample design: draw or top up the stratified gold-standard sample, with editable weights."""
+"""Sample design: draw or top up the stratified gold-standard sample, with editable weights
+and a choice of allocation (the paper's weights, or surrogate-informed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 from annotator.languages import language_name
 from annotator.routing import queue_status
 from annotator.sampling import (
+    ALLOCATIONS,
     PAPER_WEIGHTS,
     NoSampleError,
     SamplingError,
@@ -16,6 +18,7 @@ from annotator.sampling import (
     design_report,
     draw_sample,
     plan_allocation,
+    predicted_widths,
     sample_rounds,
     top_up,
 )
@@ -23,16 +26,34 @@ from pages._common import (
     RESEARCH_ROLES,
     download_csv,
     engine,
-    flash,
+    escape_markdown,
     require_role,
     show_error,
-    show_flash,
     show_table,
 )
 
 require_role(RESEARCH_ROLES)
 db = engine()
 SAMPLING_ERRORS = (SamplingError, WeightsError, NoSampleError)
+ALLOCATION_NAMES = {"paper": "Paper weights", "surrogate": "Surrogate-informed"}
+MESSAGE = "design_message"
+#: Set by a finished action: its inputs start afresh on the next run (a replaced sample also
+#: resets the top-up, whose default follows the sample's size). Values are set before the
+#: widgets exist, the one moment Streamlit lets a page overrule what the browser holds.
+fresh = st.session_state.pop("design_reset", False)
+
+
+def succeeded(where: str, message: object) -> None:
+    """Keep the message for the spot where the action was started, reset the inputs, rerun."""
+    st.session_state[MESSAGE] = (where, str(message))
+    st.session_state["design_reset"] = True
+    st.rerun()
+
+
+def show_message(where: str) -> None:
+    """The message of the action started here (once), where the user is looking."""
+    if st.session_state.get(MESSAGE, ("",))[0] == where:
+        st.success(escape_markdown(st.session_state.pop(MESSAGE)[1]))
 
 
 def weights_mapping(languages: pd.DataFrame, benchmarks: pd.DataFrame) -> dict:
@@ -47,7 +68,6 @@ def weights_mapping(languages: pd.DataFrame, benchmarks: pd.DataFrame) -> dict:
 
 
 st.title("Sample design")
-show_flash()
 sample_id = current_sample_id(db)
 
 st.subheader("Current sample")
@@ -55,12 +75,14 @@ if sample_id is None:
     st.info("No sample has been drawn yet: draw one below so annotators get work.")
 else:
     report = design_report(db, sample_id)
-    st.caption(f"Sample {sample_id}: {int(report['drawn'].sum()):,} items in {len(report)} strata, "
-               f"{int(report['labeled'].sum()):,} labeled. Probability is n_h / N_h per stratum.")
+    total = int(report["drawn"].sum())
+    st.caption(f"Sample {sample_id}: {total:,} items in {len(report)} strata, {int(report['labeled'].sum()):,} "
+               "labeled. Each stratum is a benchmark × language, or one model × image arm of it (merged with its "
+               "neighbours where its share is under two items); probability is n_h / N_h.")
     show_table(report, key="design_report",
-                 column_config={"probability": st.column_config.NumberColumn(format="%.5f"),
-                                "expected": st.column_config.NumberColumn(format="%.1f"),
-                                "weight_sum": st.column_config.NumberColumn(format="%.1f")})
+               column_config={"probability": st.column_config.NumberColumn(format="%.5f"),
+                              "expected": st.column_config.NumberColumn(format="%.1f"),
+                              "weight_sum": st.column_config.NumberColumn(format="%.1f")})
     download_csv("Download the design report (CSV)", report, f"design-sample-{sample_id}.csv", "design_download")
     with st.expander("Labeling progress per stratum"):
         show_table(queue_status(db), key="queue_status")
@@ -68,12 +90,13 @@ else:
         show_table(sample_rounds(db, sample_id), key="sample_rounds")
 
     st.subheader("Top up")
-    st.caption("Grows the current sample to a new total; the design stays exact and new items queue "
-               "after the existing ones in every stratum.")
+    st.caption(f"Grows the current sample (now {total:,} items) to a new total; the strata stay, the design stays "
+               "exact, and new items queue after the existing ones in every stratum.")
+    if fresh or "topup_n" not in st.session_state:
+        st.session_state["topup_n"], st.session_state["topup_seed"] = total + 100, len(sample_rounds(db, sample_id)) + 1
     with st.form("top_up"):
-        st.number_input("New total of items", min_value=1, value=int(report["drawn"].sum()) + 100, step=50,
-                        key="topup_n")
-        st.number_input("Seed", min_value=0, value=1, step=1, key="topup_seed")
+        st.number_input("New total of items", min_value=1, step=50, key="topup_n")
+        st.number_input("Seed", min_value=0, step=1, key="topup_seed")
         grow = st.form_submit_button("Top up", key="topup_run", type="primary")
     if grow:
         try:
@@ -81,13 +104,17 @@ else:
         except SAMPLING_ERRORS as error:
             show_error(error)
         else:
-            flash("success", summary)
-            st.rerun()
+            succeeded("top_up", summary)
+    show_message("top_up")
 
 st.subheader("Draw a new sample")
-st.caption("Strata are benchmark × query language. Each completion weighs 1 / its benchmark's share (if balanced) "
-           "× its benchmark's multiplier × its language's multiplier; the sample is allocated to strata in "
-           "proportion, at least one item each. Defaults: the paper's weights (Appendix B).")
+st.caption("The weights act on benchmark × query language: each completion weighs 1 / its benchmark's share (if "
+           "balanced) × its benchmark's multiplier × its language's multiplier, and the sample is allocated in "
+           "proportion, at least one item each, then split evenly over the model × image arms inside. "
+           "Surrogate-informed: the main models' items go where the language ID is least sure, so that the "
+           "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
+           "Defaults: the paper's weights (Appendix B).")
+st.radio("Allocation", ALLOCATIONS, format_func=ALLOCATION_NAMES.get, horizontal=True, key="sample_allocation")
 balance, size, seed, overlap = st.columns(4)
 balance.toggle("Balance benchmarks", value=PAPER_WEIGHTS.balance_benchmarks, key="weights_balance")
 size.number_input("Sample size", min_value=1, value=1000, step=100, key="sample_n")
@@ -116,25 +143,40 @@ with benchmarks:
     )
     st.caption("Benchmarks not listed weigh 1.")
 
-preview, draw = st.columns(2)
-if preview.button("Preview the allocation", key="sample_preview"):
+if st.button("Preview the allocation and the predicted interval widths", key="sample_preview"):
+    weights = weights_mapping(language_weights, benchmark_weights)
     try:
-        plan = plan_allocation(db, st.session_state["sample_n"], weights_mapping(language_weights, benchmark_weights))
+        plan = plan_allocation(db, st.session_state["sample_n"], weights, st.session_state["sample_allocation"])
+        widths = predicted_widths(db, st.session_state["sample_n"], weights)
     except SAMPLING_ERRORS as error:
         show_error(error)
     else:
-        show_table(plan, key="sample_plan")
+        strata, width = st.columns([3, 2])
+        with strata:
+            st.caption(f"{ALLOCATION_NAMES[st.session_state['sample_allocation']]}: {len(plan)} strata")
+            show_table(plan, key="sample_plan",
+                       column_config={"probability": st.column_config.NumberColumn(format="%.5f")})
+        with width:
+            st.caption(f"Predicted width of the 95% interval of each main IFL at n = {st.session_state['sample_n']:,}, "
+                       f"before any label (from the language ID's confidence). Mean: paper "
+                       f"{widths['paper'].mean():.3f}, surrogate-informed {widths['surrogate'].mean():.3f}.")
+            show_table(widths, key="sample_widths",
+                       column_config={name: st.column_config.NumberColumn(format="%.3f")
+                                      for name in ("paper", "surrogate", "ratio")})
 confirmed = True
 if sample_id is not None:
-    confirmed = draw.checkbox("Replace the current sample: routing moves to the new one; labels given so far stay "
-                              "with the old one.", key="sample_confirm")
-if draw.button("Draw the sample", key="sample_draw", type="primary", disabled=not confirmed):
+    if fresh:
+        st.session_state["sample_confirm"] = False
+    confirmed = st.checkbox("Replace the current sample: routing moves to the new one; labels given so far stay "
+                            "with the old one.", key="sample_confirm")
+if st.button("Draw the sample", key="sample_draw", type="primary", disabled=not confirmed):
     try:
         summary = draw_sample(db, n=st.session_state["sample_n"], seed=st.session_state["sample_seed"],
                               weights=weights_mapping(language_weights, benchmark_weights),
-                              overlap_share=st.session_state["sample_overlap"])
+                              overlap_share=st.session_state["sample_overlap"],
+                              allocation=st.session_state["sample_allocation"])
     except SAMPLING_ERRORS as error:
         show_error(error)
     else:
-        flash("success", summary)
-        st.rerun()
+        succeeded("draw", summary)
+show_message("draw")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,7 +73,9 @@ def test_queue_order_is_by_position_within_and_lowest_taken_share_across_strata(
     for completion_id in order:
         stratum = position.loc[completion_id, "stratum"]
         open_strata = [name for name in sizes.index if taken[name] < sizes[name]]
-        lowest = min(open_strata, key=lambda name: (taken[name] / sizes[name], name))
+        # First items first (largest strata first), then Sainte-Lague; ties by CRC-32, not by name.
+        lowest = min(open_strata, key=lambda name: (taken[name] > 0, (taken[name] + 0.5) / sizes[name],
+                                                     zlib.crc32(name.encode())))
         assert stratum == lowest
         expected = position[position["stratum"] == stratum].sort_values("queue_position").index[taken[stratum]]
         assert completion_id == expected, "within a stratum, ascending queue_position"
