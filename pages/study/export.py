@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import plotly.io
 import streamlit as st
 
 from annotator.export import export_frame
 from annotator.sampling import current_sample_id
 from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
-from pages._study import ESTIMATE_TABLES, FIGURES, study_view
+from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view
 
 require_role(RESEARCH_ROLES)
 db = engine()
@@ -25,7 +24,7 @@ db = engine()
 
 def html_of(figures: Callable[[], dict[str, dict]], name: str) -> Callable[[], str]:
     """The figure as a standalone HTML page, drawn and written only when downloaded."""
-    return lambda: plotly.io.to_html(figures()[name], include_plotlyjs="cdn")
+    return lambda: figure_html(figures()[name])
 
 
 st.title("Export")
@@ -58,8 +57,8 @@ with st.container(horizontal=True):
     for name in ESTIMATE_TABLES:
         download_csv(f"{name} (CSV)", lambda name=name: study().tables()[name], f"estimates-{name}.csv",
                      key=f"download_estimates_{name}")
-st.caption("The figures as interactive HTML (plotly.js is loaded from its CDN when opened). PNG export would "
-           "need kaleido and a browser on the server, which the app does not ship.")
+st.caption("The figures as interactive HTML that works offline (plotly.js is inside each file, so opening one "
+           "sends no request). PNG export would need kaleido and a browser on the server, which the app does not ship.")
 figures = view.figures_when_asked()
 with st.container(horizontal=True):
     for name in FIGURES:

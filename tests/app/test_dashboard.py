@@ -330,3 +330,12 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     page.wait_for_timeout(1000)
     page.screenshot(path=str(tmp_path / "agreement.png"), full_page=True)
     page.close()
+
+
+def test_every_exported_figure_goes_through_figure_html() -> None:
+    """The app writes figure HTML in one place, :func:`pages._study.figure_html` (plotly.js embedded)."""
+    root = Path(__file__).resolve().parents[2]
+    writers = [path.relative_to(root).as_posix() for path in sorted((root / "pages").rglob("*.py"))
+               if re.search(r"\bto_html\(|write_html\(", path.read_text(encoding="utf-8"))]
+    assert writers == ["pages/_study.py"]
+    assert "figure_html" in (root / "pages" / "study" / "export.py").read_text(encoding="utf-8")
