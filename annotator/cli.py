@@ -158,8 +158,8 @@ def cmd_annotators_list(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from annotator.export import export
 
-    rows = export(_engine(args), args.kind, args.out)
-    print(f"wrote {rows} rows to {args.out}")
+    rows = export(_engine(args), args.kind, args.out, excel=args.excel)
+    print(f"wrote {rows} rows to {args.out}" + (" (UTF-8 with a byte-order mark, for Excel)" if args.excel else ""))
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
@@ -262,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write the gold standard, DSL input or estimates as CSV")
     export.add_argument("kind", choices=["gold", "dsl", "estimates"])
     export.add_argument("--out", required=True)
+    export.add_argument("--excel", action="store_true",
+                        help="start the file with a UTF-8 byte-order mark, so Excel shows CJK and other non-Latin "
+                             "text correctly (R's read.csv then needs fileEncoding = \"UTF-8-BOM\")")
     export.set_defaults(handler=cmd_export)
 
     estimate = commands.add_parser("estimate", help="print the study's debiased estimates")

@@ -4,7 +4,8 @@
 :func:`export_frame` (and :func:`csv_bytes` for the download button).
 
 CSV rules (:func:`write_csv`, for every kind)
-    UTF-8 without a byte-order mark, ``\\r\\n`` line ends (RFC 4180), a header row with the
+    UTF-8 without a byte-order mark (``--excel`` / ``excel=True`` writes one first: see below),
+    ``\\r\\n`` line ends (RFC 4180), a header row with the
     column names below. Text cells and names are in double quotes, numbers never are. Missing
     values (NA) are empty cells; booleans are written 1/0; timestamps are UTC,
     ISO 8601 (``2026-05-01T12:00:00.000000Z``). A text cell that begins with ``=``, ``+``,
@@ -13,9 +14,17 @@ CSV rules (:func:`write_csv`, for every kind)
     negative number stays a number), nor is text that is just a number (``-0.5``). Named index
     levels (``term`` of an estimates table) become the first columns; an unnamed index is dropped.
 
+Excel (``ifl export gold --excel``, the Export page's "for Excel" button)
+    The same CSV with a UTF-8 byte-order mark first: Excel opens a CSV by double-click in the
+    system's legacy code page unless the file starts with a BOM, so Chinese, Japanese, Hindi or
+    Arabic text shows as mojibake. Not the default, because R's ``read.csv`` keeps the BOM in the
+    first column's name unless told ``fileEncoding = "UTF-8-BOM"`` (pandas, readr and Python's
+    ``utf-8-sig`` skip it); every kind can be written either way.
+
 ``gold``: one row per sampled item (of the newest sample unless another is given)
     completion_id, model, benchmark, query_language, image, stratum, inclusion_probability
-    (``n_h / N_h``), round (of drawing), queue_position, double_annotate; then per annotator
+    (``n_h / N_h``), round (of drawing), queue_position, double_annotate, then the texts the
+    annotators judged: prompt, gold_answer, completion (as stored; empty when not given); then per annotator
     ``k`` = 1, 2, ... (1 is the primary label: slot 1, then labels outside routing, then slot 2,
     oldest first): annotator_k_id, annotator_k_name, annotator_k_answer_language,
     annotator_k_matches_gold, annotator_k_correct, annotator_k_comment, annotator_k_labeled_at
@@ -83,6 +92,7 @@ from db.models import (
 
 __all__ = [
     "ANNOTATOR_FIELDS",
+    "BOM",
     "DSL_COLUMNS",
     "EXPORT_KINDS",
     "csv_bytes",
@@ -97,7 +107,10 @@ ANNOTATOR_FIELDS = ("id", "name", "answer_language", "matches_gold", "correct", 
 DSL_COLUMNS = (*ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("sample_prob") + 1], "label_prob",
                *ANALYSIS_COLUMNS[ANALYSIS_COLUMNS.index("sample_prob") + 1 :])
 _ITEM_COLUMNS = ("completion_id", "model", "benchmark", "query_language", "image", "stratum",
-                 "inclusion_probability", "round", "queue_position", "double_annotate")
+                 "inclusion_probability", "round", "queue_position", "double_annotate",
+                 "prompt", "gold_answer", "completion")
+#: Written first by ``excel=True``: the UTF-8 byte-order mark Excel needs to read UTF-8.
+BOM = "\ufeff".encode()
 _RESOLVED_COLUMNS = ("answer_language", "matches_gold", "correct", "fidelity", "n_annotations", "disagreement",
                      "adjudicated", "adjudicator_id", "adjudicator_name", "adjudication_comment", "adjudicated_at",
                      "first_labeled_at", "last_labeled_at")
@@ -123,7 +136,8 @@ def _gold_frame(engine: Engine, sample_id: int | None) -> pd.DataFrame:
         items = pd.read_sql(
             select(SampleItem.completion_id, Completion.model, Completion.benchmark, Completion.query_language,
                    Completion.image, SampleItem.stratum, SampleItem.inclusion_probability, SampleItem.round,
-                   SampleItem.queue_position, SampleItem.double_annotate)
+                   SampleItem.queue_position, SampleItem.double_annotate, Completion.prompt,
+                   Completion.gold_answer, Completion.completion)
             .join(Completion, Completion.id == SampleItem.completion_id)
             .where(SampleItem.sample_id == sample_id)
             .order_by(SampleItem.stratum, SampleItem.queue_position),
@@ -200,10 +214,14 @@ def export_frame(engine: Engine, kind: str, sample_id: int | None = None) -> pd.
 
 
 def export(
-    engine: Engine, kind: str, out: str | PathLike[str] | BinaryIO | TextIO, sample_id: int | None = None
+    engine: Engine, kind: str, out: str | PathLike[str] | BinaryIO | TextIO, sample_id: int | None = None,
+    *, excel: bool = False,
 ) -> int:
-    """Write the ``kind`` table as CSV to ``out`` (a path or an open stream); returns the rows written."""
-    return write_csv(export_frame(engine, kind, sample_id), out)
+    """Write the ``kind`` table as CSV to ``out`` (a path or an open stream); returns the rows written.
+
+    ``excel`` writes the byte-order mark Excel needs to show UTF-8 text (module docstring).
+    """
+    return write_csv(export_frame(engine, kind, sample_id), out, excel=excel)
 
 
 def _neutralise(column: pd.Series) -> pd.Series:
@@ -252,21 +270,26 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=ready.index)
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as CSV under the rules of the module docstring (also for a download button)."""
+def csv_bytes(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
+    """``frame`` as CSV under the rules of the module docstring (also for a download button);
+    ``excel`` puts the byte-order mark first."""
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(pa.Table.from_pandas(_csv_ready(frame), preserve_index=False), sink, _WRITE_OPTIONS)
-    return sink.getvalue().to_pybytes()
+    return (BOM if excel else b"") + sink.getvalue().to_pybytes()
 
 
-def write_csv(frame: pd.DataFrame, out: str | PathLike[str] | BinaryIO | TextIO) -> int:
+def write_csv(frame: pd.DataFrame, out: str | PathLike[str] | BinaryIO | TextIO, *, excel: bool = False) -> int:
     """Write ``frame`` as CSV to a path or an open stream; returns the rows written.
 
     Arrow's CSV writer, because pandas' takes ten times as long for the 730k-row DSL table.
+    ``excel`` puts the byte-order mark first (module docstring).
     """
     if isinstance(out, (str, PathLike)):
-        pa_csv.write_csv(pa.Table.from_pandas(_csv_ready(frame), preserve_index=False), str(out), _WRITE_OPTIONS)
+        table = pa.Table.from_pandas(_csv_ready(frame), preserve_index=False)  # before the file is opened
+        with open(out, "wb") as sink:
+            sink.write(BOM if excel else b"")
+            pa_csv.write_csv(table, sink, _WRITE_OPTIONS)
     else:
-        data = csv_bytes(frame)
+        data = csv_bytes(frame, excel=excel)
         out.write(data.decode("utf-8") if isinstance(out, TextIOBase) else data)
     return len(frame)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from annotator.export import export_frame
+from annotator.export import csv_bytes, export_frame
 from annotator.sampling import current_sample_id
 from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
 from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view
@@ -34,11 +34,15 @@ st.subheader("Gold standard and DSL input")
 if sample_id is None:
     st.info("Nothing to export yet: draw a sample first (Sample design).")
 else:
-    st.caption(f"Sample {sample_id}. The gold standard has one row per sampled item with every annotator's label "
-               "and the resolved label; the DSL table has one row per completion, ready for R's dsl() "
-               "(use label_prob as sample_prob while labeling goes on).")
+    st.caption(f"Sample {sample_id}. The gold standard has one row per sampled item with the prompt, gold answer "
+               "and completion, every annotator's label and the resolved label; the DSL table has one row per "
+               "completion, ready for R's dsl() (use label_prob as sample_prob while labeling goes on). "
+               "Files are UTF-8; the \"for Excel\" one starts with the byte-order mark Excel needs to show "
+               "Chinese, Hindi or Arabic text.")
     with st.container(horizontal=True):
         download_csv("Gold standard (CSV)", lambda: export_frame(db, "gold"), "gold.csv", key="download_gold")
+        st.download_button("Gold standard for Excel (CSV)", lambda: csv_bytes(export_frame(db, "gold"), excel=True),
+                           file_name="gold-excel.csv", mime="text/csv", key="download_gold_excel", on_click="ignore")
         download_csv("DSL input (CSV)", lambda: export_frame(db, "dsl"), "dsl.csv", key="download_dsl")
 
 st.subheader("Estimates and figures")

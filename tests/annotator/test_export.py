@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 
 from annotator.export import (
     ANNOTATOR_FIELDS,
+    BOM,
     DSL_COLUMNS,
     csv_bytes,
     export,
@@ -131,3 +132,42 @@ def test_unknown_kind_and_missing_sample(engine: Engine, tmp_path):
         export_frame(engine, "summary")
     with pytest.raises(NoSampleError):
         export(engine, "gold", tmp_path / "gold.csv")
+
+
+def test_gold_export_carries_the_texts_and_has_an_excel_variant(
+    engine: Engine, completion_frame, insert_completions, annotate, tmp_path
+):
+    """Prompt, gold answer and completion beside the labels; ``excel=True`` is the same CSV after a BOM."""
+    frame = completion_frame({("MaXM", "zho"): 4})
+    texts = {
+        "prompt": ["图片里有什么？", "这是什么颜色？", None, "問題は何ですか"],
+        "gold_answer": ["一只猫", "红色", "答案", None],
+        "completion": ["一只猫在沙发上。", "=1+1", 'line one\nline two, with "quotes"', ""],
+    }
+    insert_completions(engine, frame.assign(**texts))
+    draw_sample(engine, 4, seed=1, weights={"language": {}})
+    annotate(engine, frame["id"].iloc[0], "li", "chinese", matches_gold=True, correct=True, slot=1)
+
+    gold = export_frame(engine, "gold").set_index("completion_id").loc[frame["id"]]
+    columns = list(gold.reset_index().columns)
+    assert columns.index("double_annotate") < columns.index("prompt") < columns.index("gold_answer") \
+        < columns.index("completion") < columns.index("annotator_1_id")
+    for column, expected in texts.items():
+        assert [None if pd.isna(value) else value for value in gold[column]] == expected
+    assert gold["annotator_1_answer_language"].iloc[0] == "chinese"
+
+    plain, excel = tmp_path / "gold.csv", tmp_path / "gold-excel.csv"
+    assert export(engine, "gold", plain) == export(engine, "gold", excel, excel=True) == 4
+    assert not plain.read_bytes().startswith(BOM)
+    assert excel.read_bytes() == BOM + plain.read_bytes()
+    assert csv_bytes(export_frame(engine, "gold"), excel=True) == excel.read_bytes()
+    rows = {row["completion_id"]: row for row in cells(excel.read_bytes().decode("utf-8-sig"))}
+    shown = [rows[completion_id] for completion_id in frame["id"]]
+    assert [row["prompt"] for row in shown] == ["图片里有什么？", "这是什么颜色？", "", "問題は何ですか"]
+    assert [row["gold_answer"] for row in shown] == ["一只猫", "红色", "答案", ""]
+    # Formula neutralisation holds for the texts too; newlines and quotes survive the round trip.
+    assert [row["completion"] for row in shown] == ["一只猫在沙发上。", "'=1+1", 'line one\nline two, with "quotes"', ""]
+    assert next(iter(pd.read_csv(excel).columns)) == "completion_id"  # readers that know the BOM skip it
+    stream = io.StringIO()
+    write_csv(export_frame(engine, "gold"), stream, excel=True)
+    assert stream.getvalue().encode("utf-8") == excel.read_bytes()
