@@ -22,7 +22,7 @@ import math
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -71,7 +71,7 @@ def _token_hash(token: str) -> str:
 
 def _aware(moment: datetime) -> datetime:
     # SQLite hands timestamps back without their zone; every stored timestamp is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def create_session(
@@ -82,6 +82,7 @@ def create_session(
     token = secrets.token_urlsafe(_TOKEN_BYTES)
     lifetime = timedelta(hours=hours if hours is not None else session_hours())
     with session_scope(engine, write=True) as session:
+        session.execute(delete(SignInSession).where(SignInSession.expires_at < now))  # no longer good for anything
         session.add(SignInSession(token_hash=_token_hash(token), annotator_id=int(annotator_id),
                                   created_at=now, expires_at=now + lifetime))
     return token
@@ -166,6 +167,14 @@ def _count_attempt(
 ) -> timedelta | None:
     """Refuse while a lock stands (returns the wait); else count the attempt as a failure."""
     with session_scope(engine, write=True) as session:
+        # Counts that would start afresh anyway, under no lock: kept, they would only pile up.
+        session.execute(
+            delete(SignInFailure).where(
+                (SignInFailure.last_failure_at < now - policy.forget_after)
+                & (SignInFailure.locked_until.is_(None) | (SignInFailure.locked_until < now))
+                & SignInFailure.key.not_in([key for key, _ in keys])
+            )
+        )
         rows = [(_row(session, key, now), free) for key, free in keys]
         waits = [_aware(row.locked_until) - now for row, _ in rows if row.locked_until is not None]
         wait = max(waits, default=timedelta(0))

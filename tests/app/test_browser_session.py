@@ -15,12 +15,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from annotator.storage import make_engine, upgrade_database
-from db.models import Annotator, Assignment, SignInSession
-
 from browser_support import (  # noqa: F401  (fixtures)
     BROWSER_MARKS,
     ROOT,
@@ -32,6 +26,11 @@ from browser_support import (  # noqa: F401  (fixtures)
     sign_in,
     wait_until_healthy,
 )
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annotator.storage import make_engine, upgrade_database
+from db.models import Annotator, Assignment, SignInSession
 
 pytestmark = BROWSER_MARKS
 

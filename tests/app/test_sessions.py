@@ -17,23 +17,28 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import start_app
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from annotator import accounts, cli, sessions
 from annotator.accounts import AccountError, add_annotator
-from annotator.sessions import ThrottlePolicy, account_for_token, create_session, revoke_session, sign_in
+from annotator.sessions import (
+    ThrottlePolicy,
+    account_for_token,
+    create_session,
+    revoke_session,
+    sign_in,
+)
 from annotator.storage import make_engine, upgrade_database
 from db.models import Annotator, Assignment, Completion, SignInFailure, SignInSession
 
-from conftest import start_app
-
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 PASSWORD = "right-password"
 
 
@@ -54,6 +59,18 @@ def test_a_session_lasts_until_it_expires_and_only_its_hash_is_stored(engine: En
     with Session(engine) as session:
         stored = session.scalars(select(SignInSession.token_hash)).all()
     assert stored == [hashlib.sha256(token.encode()).hexdigest()], "the token itself is never stored"
+
+
+def test_expired_sessions_and_stale_failure_counts_are_cleared_away(engine: Engine) -> None:
+    ana = add_annotator(engine, "ana", "de", password=PASSWORD)
+    create_session(engine, ana, now=T0, hours=1)
+    sign_in(engine, "someone", "wrong-password", client="192.0.2.9", now=T0)
+    later = T0 + timedelta(hours=2)
+    kept = create_session(engine, ana, now=later)
+    sign_in(engine, "ana", "wrong-password", now=later)
+    with Session(engine) as session:
+        assert session.scalars(select(SignInSession.token_hash)).all() == [hashlib.sha256(kept.encode()).hexdigest()]
+        assert sorted(session.scalars(select(SignInFailure.key))) == ["account:ana", "client:local"]
 
 
 def test_sign_out_revokes_the_token(engine: Engine) -> None:
@@ -155,6 +172,18 @@ def test_a_success_takes_its_own_count_back(engine: Engine) -> None:
         assert session.get(SignInFailure, "client:local").failures == 4
 
 
+def test_parallel_guesses_cannot_slip_past_the_count(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_annotator(engine, "ana", "de", password=PASSWORD)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        attempts = list(pool.map(lambda _: sign_in(engine, "ana", "wrong-password", now=T0), range(12)))
+    refused = [attempt for attempt in attempts if attempt.retry_after is not None]
+    assert len(refused) == 7, "5 guesses are checked, then the name is locked, however they race"
+    with Session(engine) as session:
+        assert session.get(SignInFailure, "account:ana").failures == 5
+
+
 def test_locks_are_logged(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="annotator.sessions"):
         fail_many(engine, "mallory", 5, T0)
@@ -215,7 +244,7 @@ def test_only_annotate_claims_and_leaving_it_gives_the_item_back(sign_in, study:
 
 def seed_lock(engine: Engine, name: str) -> None:
     """Ten failures for ``name``, the last one now: a 32-second lock."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for index in range(10):
         sign_in(engine, name, "wrong-password", client="192.0.2.1", now=now - timedelta(seconds=70 * (9 - index)))
 
