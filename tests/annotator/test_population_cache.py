@@ -75,3 +75,27 @@ def test_an_import_reads_the_population_again(study: Engine, completion_frame, i
 
 def test_without_the_cache_every_call_reads_everything(study: Engine):
     assert cached_population(study) is not cached_population(study)
+
+
+def test_the_change_stamp_moves_with_every_commit_on_sqlite(sqlite_engine: Engine, completion_frame,
+                                                           insert_completions, annotate, monkeypatch):
+    insert_completions(sqlite_engine, completion_frame(COUNTS))
+    draw_sample(sqlite_engine, 8, seed=1, weights={"benchmark": {"balance": False}})
+    keep_population_cached(sqlite_engine)
+    first = cached_population(sqlite_engine)
+    stamp = analysis.change_stamp(sqlite_engine)
+    assert analysis.change_stamp(sqlite_engine) == stamp  # nothing committed: same stamp
+
+    def no_version_read(engine):
+        raise AssertionError("the version was read although nothing was committed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(analysis, "population_version", no_version_read)
+        assert cached_population(sqlite_engine) is first
+    annotate(sqlite_engine, sampled(sqlite_engine)[0], "ann", "german", slot=1)
+    assert analysis.change_stamp(sqlite_engine) != stamp  # a label, committed elsewhere
+    assert cached_population(sqlite_engine) is first  # read the version: the population is unchanged
+
+
+def test_no_change_stamp_on_postgresql(postgres_engine: Engine):
+    assert analysis.change_stamp(postgres_engine) is None
