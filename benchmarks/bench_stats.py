@@ -1,10 +1,15 @@
-"""Time the study's statistics at full scale: ``python benchmarks/bench_stats.py [--rows N] [--labels n]``.
+"""Time the study's statistics at full scale: ``python benchmarks/bench_stats.py [--rows N ...] [--labels n]``.
 
 Parts (cross_fit=5, sample_split=10 unless changed): cross-fitted g-hat for fidelity and for
 correctness (once each over the whole frame), the 12 model x benchmark image effects (IFL) by
 each of the three estimators, both interaction regressions, and the same estimands for accuracy.
 The synthetic frame comes from :func:`stats.simulate_study`; its generation is timed but not part
 of the total. Target: the total within 30 s for 730k rows and 1000 labels on a 2-core machine.
+
+Several ``--rows`` (``--rows 730000 3000000 10000000``) measure growth instead: each size runs
+in a fresh process, which times one full re-estimation (:func:`stats.analyse_study`: every
+estimand, both outcomes, power) and reports its peak resident memory; the table gives seconds
+per million rows, which stays flat when the work grows linearly.
 
 ``--compare-learners`` instead measures candidate g-hat learners (accuracy against the true
 labels, resulting DSL standard errors, time): the measurement behind the default learner
@@ -14,6 +19,8 @@ labels, resulting DSL standard errors, time): the measurement behind the default
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -126,20 +133,53 @@ def compare_learners(rows: int, labels: int, seeds: list[int]) -> pd.DataFrame:
     return table
 
 
+def full_estimation(rows: int, labels: int, cross_fit: int, sample_split: int, seed: int) -> None:
+    """One :func:`stats.analyse_study` on a simulated frame; prints a parsable line with rows,
+    wall and CPU seconds and this process's peak resident memory (MB)."""
+    frame = stats.simulate_study(rows, labels, seed=seed)
+    wall, cpu = time.perf_counter(), time.process_time()
+    stats.analyse_study(frame, cross_fit=cross_fit, sample_split=sample_split, seed=seed)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"RESULT {rows} {wall:.3f} {cpu:.3f} {peak:.0f}", flush=True)
+
+
+def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, seed: int) -> None:
+    """Time and peak memory of a full re-estimation per size, each in a fresh process."""
+    print(f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} {'peak MB':>9}")
+    for rows in sizes:
+        command = [sys.executable, __file__, "--rows", str(rows), "--labels", str(labels), "--cross-fit",
+                   str(cross_fit), "--sample-split", str(sample_split), "--seed", str(seed), "--one-estimation"]
+        output = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = [line.split() for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+        if output.returncode != 0 or not result:
+            print(f"{rows:>12,} failed (exit {output.returncode}): {output.stderr.strip().splitlines()[-1:]}")
+            continue
+        _, _, wall, cpu, peak = result[0]
+        print(f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} "
+              f"{float(peak):>9,.0f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=730_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[730_000],
+                        help="simulated rows; several sizes measure growth (time and peak memory)")
     parser.add_argument("--labels", type=int, default=1_000)
     parser.add_argument("--cross-fit", type=int, default=5)
     parser.add_argument("--sample-split", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-learners", action="store_true",
                         help="measure g-hat learners on 100k rows, seeds 1-3, instead of timing")
+    parser.add_argument("--one-estimation", action="store_true", help=argparse.SUPPRESS)  # growth's child
     args = parser.parse_args(argv)
     if args.compare_learners:
-        compare_learners(min(args.rows, 100_000), args.labels, seeds=[1, 2, 3])
+        compare_learners(min(args.rows[0], 100_000), args.labels, seeds=[1, 2, 3])
+    elif args.one_estimation:
+        full_estimation(args.rows[0], args.labels, args.cross_fit, args.sample_split, args.seed)
+    elif len(args.rows) > 1:
+        growth(args.rows, args.labels, args.cross_fit, args.sample_split, args.seed)
     else:
-        time_study(args.rows, args.labels, args.cross_fit, args.sample_split, args.seed)
+        time_study(args.rows[0], args.labels, args.cross_fit, args.sample_split, args.seed)
 
 
 if __name__ == "__main__":
