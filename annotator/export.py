@@ -54,7 +54,9 @@ Excel (``ifl export gold --excel``, the Export page's "for Excel" button)
     ``prediction = "pred_correct"``, after dropping labeled rows whose ``correct`` is NA.
 
 ``estimates``: every estimate of :func:`annotator.estimates.study_estimates`, one row per
-estimand, estimator and term (columns of ``stats.TIDY_COLUMNS``).
+estimand, estimator and term (columns of ``stats.TIDY_COLUMNS``), with ``term_words`` after
+``term``: the term in words (``image:llm[T.leo]`` -> "image x LLM: Leo",
+:func:`annotator.wording.term_in_words`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from annotator.analysis import ANALYSIS_COLUMNS, analysis_frame, faithful_class
 from annotator.labels import resolved_labels
 from annotator.sampling import NoSampleError, current_sample_id
 from annotator.storage import session_scope
+from annotator.wording import with_term_words
 from db.models import (
     Adjudication,
     Annotation,
@@ -209,7 +212,7 @@ def export_frame(engine: Engine, kind: str, sample_id: int | None = None) -> pd.
     if kind == "estimates":
         from annotator.estimates import study_estimates
 
-        return study_estimates(engine, sample_id=sample_id).all_estimates
+        return with_term_words(study_estimates(engine, sample_id=sample_id).all_estimates)
     raise ValueError(f"unknown export {kind!r} (use one of {', '.join(EXPORT_KINDS)})")
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "readable_estimates",
     "readable_strata",
     "term_in_words",
+    "with_term_words",
 ]
 
 #: Estimator code -> what the dashboard calls it.
@@ -112,3 +113,14 @@ def readable_agreement(frame: pd.DataFrame) -> pd.DataFrame:
         question=frame["question"].map(lambda question: QUESTION_WORDS.get(question, question)),
         query_language=frame["query_language"].map(language_in_words, na_action="ignore"),
     )
+
+
+def with_term_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table for a CSV: ``term`` kept as patsy names it (R and pandas match on them), and
+    ``term_words`` beside it for people."""
+    if "term" not in frame.columns:
+        return frame
+    words = frame["term"].map(term_in_words, na_action="ignore")
+    with_words = frame.copy()
+    with_words.insert(list(frame.columns).index("term") + 1, "term_words", words)
+    return with_words

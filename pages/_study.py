@@ -268,10 +268,12 @@ def estimable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bound_rows(data: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy bounds (``bound_low``, ``bound_high``) as extra rows drawn as a bare range."""
+    """Accuracy bounds (``bound_low``, ``bound_high``) of the DSL estimates as extra rows drawn as
+    a bare range; where no answer was "can't tell" the bounds are the estimate and nothing is drawn.
+    (The labeled-only bounds are in the table.)"""
     if "bound_low" not in data or "bound_high" not in data:
         return data.iloc[:0]
-    bounded = data[data["bound_low"].notna() & data["bound_high"].notna()]
+    bounded = data[(data["estimator"] == "dsl") & (data["bound_high"] - data["bound_low"] > 1e-9)]
     return bounded.assign(
         Estimator=bounded["Estimator"] + ", " + BOUNDS,
         estimate=(bounded["bound_low"] + bounded["bound_high"]) / 2,
@@ -298,7 +300,7 @@ def forest(frame: pd.DataFrame, y: str, x_title: str, facet: str | None = None) 
     panels = list(data[facet].unique()) if facet else [None]
     estimators = [inert(name) for name in ESTIMATORS.values()]
     estimators += [name for name in data["Estimator"].unique() if name not in estimators]
-    bound_colors = {f"{name}, {BOUNDS}": color for name, color in COLORS.items()}
+    bound_colors = {f"{ESTIMATORS['dsl']}, {BOUNDS}": "#8db4e2"}
     figure = px.scatter(
         data, x="estimate", y=y, color="Estimator", error_x="plus", error_x_minus="minus",
         facet_row=facet, facet_row_spacing=_PANEL_GAP / _forest_height(data, y, facet) if facet else None,
@@ -308,7 +310,10 @@ def forest(frame: pd.DataFrame, y: str, x_title: str, facet: str | None = None) 
         labels={y: "", "se": "SE", "ci_low": "95% CI from", "ci_high": "to"},
     )
     figure.update_traces(orientation="h", marker_size=8)
-    figure.update_traces(marker_opacity=0, error_x_thickness=3, selector=lambda trace: BOUNDS in trace.name,
+    # A bounds range has no point estimate: its marker is a dash lying on the range (so the
+    # legend shows a dash too), never a dot at the midpoint.
+    figure.update_traces(marker={"symbol": "line-ew-open", "size": 14, "line": {"width": 3}}, error_x_thickness=3,
+                         error_x_width=0, selector=lambda trace: BOUNDS in trace.name,
                          hovertemplate="%{y}<br>%{customdata[1]:.4f} to %{customdata[2]:.4f}<extra>%{fullData.name}</extra>")
     figure.update_layout(
         scattermode="group", scattergap=0.45, height=_forest_height(data, y, facet),

@@ -13,7 +13,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from annotator.wording import readable_agreement, readable_estimates, readable_strata
+from annotator.wording import readable_agreement, readable_estimates, readable_strata, with_term_words
 from pages._common import RESEARCH_ROLES, download_csv, require_role
 from pages._study import ESTIMATORS, cell_label, estimable, not_estimable, recompute_seconds, study_view, term_label
 
@@ -47,10 +47,11 @@ def readable_table(frame: pd.DataFrame, key: str) -> None:
 
 
 def table(frame: pd.DataFrame, name: str, readable: pd.DataFrame | None = None) -> None:
-    """The numbers behind a figure (in words), and their CSV (machine names, as the export has them)."""
+    """The numbers behind a figure (in words), and their CSV (machine names and the terms in words,
+    as the export has them)."""
     with st.expander("The numbers"):
         readable_table(readable_estimates(frame) if readable is None else readable, key=f"table_{name}")
-        download_csv("Download (CSV)", frame, f"{name}.csv", key=f"download_{name}")
+        download_csv("Download (CSV)", with_term_words(frame), f"{name}.csv", key=f"download_{name}")
 
 
 def waiting_for_labels(frame: pd.DataFrame, what, key: str) -> None:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from annotator.export import csv_bytes, export_frame
 from annotator.sampling import current_sample_id
+from annotator.wording import with_term_words
 from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
 from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view
 
@@ -57,9 +58,10 @@ study = view.estimates_when_asked()
 st.caption("Every estimate in one tidy table, or each table of the dashboard on its own."
            + ("" if view.is_computed() else " The first download computes the estimates first: it takes a while."))
 with st.container(horizontal=True):
-    download_csv("All estimates (CSV)", lambda: study().all_estimates, "estimates.csv", key="download_estimates")
+    download_csv("All estimates (CSV)", lambda: with_term_words(study().all_estimates), "estimates.csv",
+                 key="download_estimates")
     for name in ESTIMATE_TABLES:
-        download_csv(f"{name} (CSV)", lambda name=name: study().tables()[name], f"estimates-{name}.csv",
+        download_csv(f"{name} (CSV)", lambda name=name: with_term_words(study().tables()[name]), f"estimates-{name}.csv",
                      key=f"download_estimates_{name}")
 st.caption("The figures as interactive HTML that works offline (plotly.js is inside each file, so opening one "
            "sends no request). PNG export would need kaleido and a browser on the server, which the app does not ship.")

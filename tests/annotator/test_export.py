@@ -20,6 +20,7 @@ from annotator.export import (
     write_csv,
 )
 from annotator.sampling import NoSampleError, draw_sample
+from annotator.wording import with_term_words
 from db.models import SampleItem
 
 
@@ -171,3 +172,13 @@ def test_gold_export_carries_the_texts_and_has_an_excel_variant(
     stream = io.StringIO()
     write_csv(export_frame(engine, "gold"), stream, excel=True)
     assert stream.getvalue().encode("utf-8") == excel.read_bytes()
+
+
+def test_estimate_terms_also_in_words():
+    frame = pd.DataFrame({"estimand": ["interaction"] * 3, "term": ["image", "image:llm[T.leo]", "image:data[T.de]"],
+                          "estimate": [0.1, -0.2, np.nan]})
+    rows = cells(csv_bytes(with_term_words(frame)).decode("utf-8"))
+    assert list(rows[0]) == ["estimand", "term", "term_words", "estimate"]
+    assert [(row["term"], row["term_words"]) for row in rows] == [
+        ("image", "image"), ("image:llm[T.leo]", "image x LLM: Leo"), ("image:data[T.de]", "image x training data: German")]
+    assert with_term_words(frame.drop(columns="term")).columns.tolist() == ["estimand", "estimate"]
