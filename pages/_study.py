@@ -36,8 +36,8 @@ from annotator.analysis import (
     population_version,
 )
 from annotator.agreement import agreement_table
-from annotator.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
 from annotator.storage import database_url
+from annotator.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
 from pages._common import engine_for
 
 
@@ -356,7 +356,7 @@ def not_estimable(frame: pd.DataFrame, what: Callable[[pd.DataFrame], pd.Series]
     """The rows a figure leaves out, in words: what (``what(frame)``), estimator, and what it needs."""
     rows = frame.drop(index=estimable(frame).index)
     needs = rows["needs"] if "needs" in rows else pd.Series("more labels", index=rows.index)
-    return pd.DataFrame({"estimate": what(rows), "estimator": rows["estimator"].map(ESTIMATORS).fillna(rows["estimator"]),
+    return pd.DataFrame({"what": what(rows), "estimator": rows["estimator"].map(ESTIMATORS).fillna(rows["estimator"]),
                          "needs": needs.fillna("more labels")}).reset_index(drop=True)
 
 

@@ -13,16 +13,29 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from annotator.wording import readable_agreement, readable_estimates, readable_strata, with_term_words
+from annotator.wording import (
+    readable_agreement,
+    readable_estimates,
+    readable_strata,
+    with_term_words,
+)
 from pages._common import RESEARCH_ROLES, download_csv, require_role
-from pages._study import ESTIMATORS, cell_label, estimable, not_estimable, recompute_seconds, study_view, term_label
+from pages._study import (
+    ESTIMATORS,
+    cell_label,
+    estimable,
+    not_estimable,
+    recompute_seconds,
+    study_view,
+    term_label,
+)
 
 require_role(RESEARCH_ROLES)
 REFRESH_SECONDS = 10
 MISSING = "—"
 #: Column -> its header on the dashboard (the CSV keeps the column names).
 HEADERS = {
-    "estimand": "estimand", "outcome": "outcome", "term": "term", "estimator": "estimator",
+    "what": "estimate of", "estimand": "estimand", "outcome": "outcome", "term": "term", "estimator": "estimator",
     "estimate": "estimate", "se": "SE", "ci_low": "95% CI from", "ci_high": "to", "n": "completions",
     "n_labeled": "labels", "bound_low": "if every can't tell is wrong", "bound_high": "… is right",
     "status": "status", "needs": "needs", "query_language": "query language", "N_h": "completions (N_h)",

@@ -179,7 +179,7 @@ def test_a_not_estimable_cell_is_listed_with_its_needs_not_drawn(demo_estimates:
     others = [trace for trace in figure.data if trace.name != "DSL (debiased)"]
     assert all("llava-v1.5-7b · MaXM" in set(trace.y) for trace in others)  # its other estimators stay
     listed = not_estimable(study.ifl, _study.cell_label)
-    assert {"estimate": "llava-v1.5-7b · MaXM", "estimator": "DSL (debiased)", "needs": NEEDS} in listed.to_dict("records")
+    assert {"what": "llava-v1.5-7b · MaXM", "estimator": "DSL (debiased)", "needs": NEEDS} in listed.to_dict("records")
     assert listed["needs"].notna().all()
 
 
