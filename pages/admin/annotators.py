@@ -37,6 +37,17 @@ def load_account() -> None:
     )
 
 
+def flash_at(form: str, kind: str, message: object) -> None:
+    """Keep a message to show under ``form`` (edit or add), where the admin is looking."""
+    flash(kind, message)
+    st.session_state["flash_form"] = form
+
+
+def show_flash_at(form: str) -> None:
+    if st.session_state.get("flash_form") == form:
+        show_flash()
+
+
 def save_account() -> None:
     name = st.session_state["account"]
     row = accounts.list_annotators(db).set_index("name").loc[name]
@@ -49,11 +60,11 @@ def save_account() -> None:
         if st.session_state["account_password"]:
             accounts.set_password(db, int(row["id"]), st.session_state["account_password"])
     except accounts.AccountError as error:
-        flash("error", error)
+        flash_at("edit", "error", error)
     except STORAGE_ERRORS as error:
-        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
+        flash_at("edit", "error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
     else:
-        flash("success", f"Saved {name}. A new role applies at their next sign-in.")
+        flash_at("edit", "success", f"Saved {name}. A new role applies at their next sign-in.")
         load_account()
 
 
@@ -66,26 +77,25 @@ def add_account() -> None:
     shows the empty form too), ready for the next one."""
     name = st.session_state["new_name"].strip()
     if not name:
-        flash("warning", "Type the new account's name first.")
+        flash_at("add", "warning", "Type the new account's name first.")
         return
     if name in set(accounts.list_annotators(db)["name"]):
-        flash("warning", f"An account named {name} already exists: choose another name, or change that "
+        flash_at("add", "warning", f"An account named {name} already exists: choose another name, or change that "
                          "account under \"Change an account\".")
         return
     try:
         accounts.add_annotator(db, name, st.session_state["new_languages"], role=st.session_state["new_role"],
                                password=st.session_state["new_password"])
     except accounts.AccountError as error:
-        flash("error", error)
+        flash_at("add", "error", error)
     except STORAGE_ERRORS as error:
-        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
+        flash_at("add", "error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
     else:
-        flash("success", f"Added {name}.")
+        flash_at("add", "success", f"Added {name}.")
         st.session_state.update(NEW_ACCOUNT_EMPTY)
 
 
 st.title("Annotators")
-show_flash()
 people = accounts.list_annotators(db)
 show_table(people, key="annotators_table",
              column_config={"n_annotations": st.column_config.NumberColumn("labels")})
@@ -112,6 +122,7 @@ with edit:
                       autocomplete="new-password", help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; "
                                                         "the account is signed out everywhere.")
         st.form_submit_button("Save changes", key="account_save", type="primary", on_click=save_account)
+    show_flash_at("edit")
 
 with add:
     st.subheader("Add an account")
@@ -123,3 +134,4 @@ with add:
         st.text_input("Password", type="password", key="new_password", autocomplete="new-password",
                       help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters.")
         st.form_submit_button("Add account", key="new_submit", type="primary", on_click=add_account)
+    show_flash_at("add")

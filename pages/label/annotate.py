@@ -223,14 +223,20 @@ st.session_state.setdefault(field("shown_at", form), time.monotonic())
 
 query_class = query_language_class(item.query_language)
 content, questions = st.columns([3, 2], gap="large")
+# The answer being labeled comes first and the image (in a bounded box) beside the query and the
+# gold answer, so all of them and the questions are on screen together.
 with content:
-    with st.container(border=True):
-        st.caption(f"Query language: {language_name(item.query_language)} ({item.query_language})")
-        show_untrusted("Query", item.prompt)
-        show_image(item.image_path, item.image_url)
-        show_untrusted("Gold answer", item.gold_answer, empty="(no gold answer)")
-    with st.container(border=True):
+    with st.container(border=True, key="model_answer"):
         show_untrusted("The model's answer", item.completion, empty="(empty answer)")
+    with st.container(border=True):
+        texts, picture = st.columns([3, 2]) if item.image_path or item.image_url else (st.container(), None)
+        with texts:
+            st.caption(f"Query language: {language_name(item.query_language)} ({item.query_language})")
+            show_untrusted("Query", item.prompt)
+            show_untrusted("Gold answer", item.gold_answer, empty="(no gold answer)")
+        if picture is not None:
+            with picture:
+                show_image(item.image_path, item.image_url)
 
 
 def question_title(name: str) -> None:
