@@ -241,8 +241,8 @@ def study_view() -> StudyView:
 
 ESTIMATORS = ESTIMATOR_WORDS
 COLORS = {"DSL (debiased)": "#1f5fa8", "Surrogate only": "#e07b24", "Labeled only": "#7f8c8d"}
-#: Suffix of the accuracy bounds' legend entry: where the estimate would be if every "can't tell" were wrong / right.
-BOUNDS = "if every can't tell were wrong … right"
+#: Legend entry of the DSL accuracy bounds: the estimate if every "can't tell" were wrong / right.
+BOUNDS = "Bounds: every can't tell wrong … right"
 _ROW_HEIGHT = 34
 _PANEL_GAP = 110  # pixels between stacked panels: the upper one's ticks and the lower one's title
 
@@ -275,7 +275,7 @@ def _bound_rows(data: pd.DataFrame) -> pd.DataFrame:
         return data.iloc[:0]
     bounded = data[(data["estimator"] == "dsl") & (data["bound_high"] - data["bound_low"] > 1e-9)]
     return bounded.assign(
-        Estimator=bounded["Estimator"] + ", " + BOUNDS,
+        Estimator=BOUNDS,
         estimate=(bounded["bound_low"] + bounded["bound_high"]) / 2,
         ci_low=bounded["bound_low"], ci_high=bounded["bound_high"], se=float("nan"),
     )
@@ -300,21 +300,22 @@ def forest(frame: pd.DataFrame, y: str, x_title: str, facet: str | None = None) 
     panels = list(data[facet].unique()) if facet else [None]
     estimators = [inert(name) for name in ESTIMATORS.values()]
     estimators += [name for name in data["Estimator"].unique() if name not in estimators]
-    bound_colors = {f"{ESTIMATORS['dsl']}, {BOUNDS}": "#8db4e2"}
     figure = px.scatter(
         data, x="estimate", y=y, color="Estimator", error_x="plus", error_x_minus="minus",
         facet_row=facet, facet_row_spacing=_PANEL_GAP / _forest_height(data, y, facet) if facet else None,
-        color_discrete_map={**COLORS, **bound_colors},
+        color_discrete_map={**COLORS, BOUNDS: "#8db4e2"},
         category_orders={"Estimator": estimators, **({facet: panels} if facet else {})},
         hover_data={"se": ":.4f", "ci_low": ":.4f", "ci_high": ":.4f", "plus": False, "minus": False},
-        labels={y: "", "se": "SE", "ci_low": "95% CI from", "ci_high": "to"},
     )
-    figure.update_traces(orientation="h", marker_size=8)
+    figure.update_traces(orientation="h", marker_size=8, hovertemplate=(
+        "%{y}<br>%{fullData.name}: %{x:+.3f}<br>95% CI %{customdata[1]:+.3f} to %{customdata[2]:+.3f}, "
+        "SE %{customdata[0]:.3f}<extra></extra>"))
     # A bounds range has no point estimate: its marker is a dash lying on the range (so the
     # legend shows a dash too), never a dot at the midpoint.
     figure.update_traces(marker={"symbol": "line-ew-open", "size": 14, "line": {"width": 3}}, error_x_thickness=3,
-                         error_x_width=0, selector=lambda trace: BOUNDS in trace.name,
-                         hovertemplate="%{y}<br>%{customdata[1]:.4f} to %{customdata[2]:.4f}<extra>%{fullData.name}</extra>")
+                         error_x_width=0, selector={"name": BOUNDS},
+                         hovertemplate="%{y}<br>DSL if every can't tell were wrong … right: "
+                                       "%{customdata[1]:+.3f} … %{customdata[2]:+.3f}<extra></extra>")
     figure.update_layout(
         scattermode="group", scattergap=0.45, height=_forest_height(data, y, facet),
         margin={"l": 10, "r": 10, "t": 70, "b": 60},

@@ -149,9 +149,10 @@ def results() -> None:
     with accuracy:
         st.caption("The image-induced change in accuracy per model and benchmark, then its interaction regression.")
         if "bound_low" in study.accuracy:
-            st.caption("Accuracy counts a \"can't tell\" answer as missing at random. The bars drawn without a "
-                       "point bound each estimate by the two extremes: every \"can't tell\" wrong, every one right; "
-                       "the wider they are, the more the estimate rests on that assumption.")
+            st.caption("Accuracy counts a \"can't tell\" answer as missing at random. The light bars without a "
+                       "point (Bounds) show the DSL estimate at the two extremes, every \"can't tell\" wrong and "
+                       "every one right: the wider they are, the more the estimate rests on that assumption. "
+                       "The table has the bounds of the labeled-only estimates too.")
         st.plotly_chart(figures["accuracy"], key="chart_accuracy")
         image_effect = study.accuracy[(study.accuracy["estimand"] == "image_effect") & ~study.accuracy["ablation"]]
         waiting_for_labels(image_effect, cell_label, key="accuracy")

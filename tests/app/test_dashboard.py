@@ -186,7 +186,7 @@ def test_a_not_estimable_cell_is_listed_with_its_needs_not_drawn(demo_estimates:
 def test_accuracy_bounds_are_drawn_beside_the_estimates(demo_estimates: StudyEstimates) -> None:
     study = with_gaps(demo_estimates)
     figure = FIGURES["accuracy"](study)
-    bounds = next(trace for trace in figure.data if _study.BOUNDS in trace.name)
+    bounds = next(trace for trace in figure.data if trace.name == _study.BOUNDS)
     rows = _study.estimable(study.accuracy[(study.accuracy["estimand"] == "image_effect") & ~study.accuracy["ablation"]
                                            & (study.accuracy["estimator"] == "dsl")])
     assert len(rows) > 3
