@@ -19,7 +19,7 @@ from annotator.wording import (
     readable_strata,
     with_term_words,
 )
-from pages._common import RESEARCH_ROLES, download_csv, require_role
+from pages._common import RESEARCH_ROLES, download_csv, escape_markdown, require_role
 from pages._study import (
     ESTIMATORS,
     cell_label,
@@ -89,7 +89,9 @@ def cell_numbers(frame: pd.DataFrame) -> None:
         if row.Index not in drawable:
             needs = getattr(row, "needs", None)
             column.metric(label, MISSING, border=True,
-                          help=needs if isinstance(needs, str) else "Not estimable yet: too few labels in this cell.")
+                          # needs names strata (benchmark names): untrusted, and help renders Markdown
+                          help=escape_markdown(needs) if isinstance(needs, str)
+                          else "Not estimable yet: too few labels in this cell.")
             continue
         bounds = ""
         if pd.notna(getattr(row, "bound_low", None)) and pd.notna(getattr(row, "bound_high", None)):

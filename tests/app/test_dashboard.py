@@ -26,6 +26,7 @@ from annotator.estimates import StudyEstimates, study_estimates
 from annotator.storage import make_engine
 from annotator.wording import language_in_words, readable_agreement, term_in_words
 from pages import _study
+from pages._common import escape_markdown
 from pages._study import FIGURES, figure_html, inert, not_estimable
 
 from browser_support import (  # noqa: F401  (fixtures)
@@ -214,7 +215,7 @@ def test_dashboard_lists_gaps_and_shows_dashes(sign_in, study, demo_estimates, m
     assert not at.exception
     at.selectbox(key="dashboard_cell").select("llava-v1.5-7b · MaXM").run()
     shown = {metric.label: metric for metric in at.metric}
-    assert shown["DSL (debiased)"].value == "—" and shown["DSL (debiased)"].proto.help == NEEDS
+    assert shown["DSL (debiased)"].value == "—" and shown["DSL (debiased)"].proto.help == escape_markdown(NEEDS)
     assert shown["Labeled only"].value != "—"
     assert any("not estimable yet" in warning.value for warning in at.warning)
     listed = at.get_by_key("ifl_not_estimable").dataframe[0].value
