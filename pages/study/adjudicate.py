@@ -65,6 +65,15 @@ def record(completion_id: str) -> None:
     st.session_state["resolved"] = st.session_state.get("resolved", 0) + 1
 
 
+def labels_in_words(labels: pd.DataFrame) -> pd.DataFrame:
+    """The annotators' answers as the form words them: a checkbox would show No and Can't tell alike."""
+    words = {True: ANSWER_TEXT["yes"], False: ANSWER_TEXT["no"]}
+    for question in ("matches_gold", "correct"):
+        labels[question] = [ANSWER_TEXT["na"] if pd.isna(value) else words[bool(value)] for value in labels[question]]
+    labels["answer_language"] = labels["answer_language"].map(class_label)
+    return labels
+
+
 st.title("Adjudicate")
 
 st.subheader("Agreement")
@@ -100,7 +109,7 @@ with content:
     with st.container(border=True):
         show_untrusted("The model's answer", item["completion"], empty="(empty answer)")
     st.caption("The annotators' labels")
-    show_table(pd.DataFrame(item["labels"]), key="adjudicate_labels")
+    show_table(labels_in_words(pd.DataFrame(item["labels"])), key="adjudicate_labels")
 
 # Every input is keyed by the item, so each item's form starts empty and a ruling can only be
 # recorded for the item it was given on.

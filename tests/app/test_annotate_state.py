@@ -229,6 +229,8 @@ def test_adjudication_forms_start_empty_and_refuse_no_input(sign_in, study: Engi
     before = adjudications(study)
     at = open_page(sign_in("rosa"), "pages/study/adjudicate.py")
     first = at.selectbox(key="adjudicate_item_0").value
+    shown = next(frame.value for frame in at.dataframe if "annotator" in frame.value.columns)
+    assert set(shown["matches_gold"]) | set(shown["correct"]) <= {"Yes", "No", "Can't tell"}, "No and NA differ"
     at.button(key="adj_submit").click().run()
     assert "still open: 1, 2, 3" in messages(at, "warning")
     assert adjudications(study) == before
