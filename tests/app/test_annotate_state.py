@@ -274,3 +274,22 @@ def test_adding_two_accounts_in_a_row_empties_the_form_between(sign_in, study: E
     assert set(people.index) == names_before | {"marta", "jonas"}
     assert (people.loc["marta", "languages"], people.loc["jonas", "languages"]) == ("spa", "deu")
     assert accounts.authenticate(study, "jonas", "jonas-password-1") is not None
+
+
+def test_a_remote_image_comes_from_an_allowed_host_with_no_referrer(
+    sign_in, study: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IFL_IMAGE_HOSTS", "images.example.org")
+    first, second = routing.claim_batch(study, account_id(study, "anna"), 2)
+    allowed = 'https://images.example.org/cat.png?a=1&b="x"'
+    set_item_fields(study, first.completion_id, image_url=allowed)
+    set_item_fields(study, second.completion_id, image_url="http://127.0.0.1:8080/admin.png")
+    at = sign_in("anna")
+    assert form_of(at) == first.completion_id
+    images = [block.value for block in at.html if "<img" in block.value]
+    assert images and all('referrerpolicy="no-referrer"' in image for image in images)
+    assert all(f'src="{html.escape(allowed, quote=True)}"' in image for image in images)
+    at.button(key="skip").click().run()
+    assert form_of(at) == second.completion_id
+    assert not [block for block in at.html if "<img" in block.value]
+    assert "image could not be shown" in [caption.value for caption in at.caption]
