@@ -13,8 +13,8 @@ image             yes       was an image given: true/false, 1/0, yes/no
 completion        yes       the model's answer (may be empty: an empty answer is data too)
 prompt            no        the query
 gold_answer       no        the benchmark's reference answer
-image_path        no        a local path to the image shown with the query
-image_url         no        a URL of that image
+image_path        no        the image shown with the query: a file inside the image root
+image_url         no        or an http(s) URL of it, from a host IFL_IMAGE_HOSTS allows
 llm               no        design: language model of the VLM (``vicuna``, ``yi``, ``leo``)
 vision_encoder    no        design: vision encoder (``clip``, ``dinov2``)
 train_language    no        design: training-data languages (``en``, ``zh``, ``de``)
@@ -184,11 +184,11 @@ def read_table(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object, refusing a key given twice (``json`` would silently keep the last)."""
-    counts = Counter(key for key, _ in pairs)
-    repeated = next((key for key, n in counts.items() if n > 1), None)
-    if repeated is not None:
-        raise _DuplicateKey(repeated)
-    return dict(pairs)
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        raise _DuplicateKey(next(key for key, n in counts.items() if n > 1))
+    return record
 
 
 class _DuplicateKey(ValueError):
@@ -214,7 +214,13 @@ def _read_jsonl(file: str, text: str) -> pd.DataFrame:
         records.append(record)
     if not records:
         raise IngestError(file, "the file is empty")
-    return pd.DataFrame(records, dtype=object)
+    frame = pd.DataFrame(records, dtype=object)
+    for column in frame.columns:
+        # Columns of strings only become the string dtype the CSV reader gives, so the checks
+        # after run vectorised (seconds at 730k rows) rather than cell by cell.
+        if set(map(type, frame[column].to_numpy())) <= {str, type(None)}:
+            frame[column] = pd.array(frame[column].to_numpy(), dtype="str")
+    return frame
 
 
 def _read_csv(file: str, text: str) -> pd.DataFrame:
@@ -376,7 +382,9 @@ def _check_kinds(file: str, series: pd.Series, column: str) -> None:
     """Refuse cells of ``column`` that are not text (or an integer), naming the first."""
     is_id = column == "id"
     kind = series.dtype.kind
-    if kind in "iuSU" or (kind == "f" and not (is_id and series.notna().any())):
+    if isinstance(series.dtype, pd.StringDtype) or kind in "iuSU":
+        return
+    if kind == "f" and not (is_id and series.notna().any()):
         return
     if kind == "O":
         types = set(series.map(type).unique())
@@ -388,25 +396,40 @@ def _check_kinds(file: str, series: pd.Series, column: str) -> None:
         raise IngestError(file, problems[bad].iloc[0], row=_first(bad), column=column)
 
 
-def _check_text(file: str, column: str, text: pd.Series, max_chars: int | None = None) -> None:
+def _text_cells(series: pd.Series) -> pd.Series:
+    """The cells of ``series`` that are text, as strings (numbers hold no NUL and are short)."""
+    if isinstance(series.dtype, pd.StringDtype):
+        return series.dropna()
+    if series.dtype != object:
+        return series.iloc[:0].astype(str)
+    return series[series.map(lambda value: isinstance(value, str))].astype(str)
+
+
+def _check_text(file: str, column: str, series: pd.Series, max_chars: int | None = None) -> None:
     """The limits every backend shares: no NUL byte, at most MAX_TEXT_BYTES, and where the
-    schema limits the column, at most ``max_chars`` characters."""
-    present = text.dropna()
-    if present.empty:
+    schema limits the column, at most ``max_chars`` characters once stripped.
+
+    Works on the column as read (vectorised on pyarrow strings: under a second at 730k rows
+    for every column together), stripping only the few values that are too long as given.
+    """
+    text = _text_cells(series)
+    if text.empty:
         return
-    present = present.astype(str)
-    nul = present.str.contains("\x00", regex=False)
+    nul = text.str.contains("\x00", regex=False)
     if nul.any():
         raise IngestError(file, "contains a NUL byte (\\x00), which the database cannot store; remove it",
                           row=int(nul.idxmax()) + 1, column=column)
-    lengths = present.str.len()
+    lengths = text.str.len()
     if max_chars is not None and (lengths > max_chars).any():
-        index = (lengths > max_chars).idxmax()
-        raise IngestError(file, f"{present[index][:40]!r}... is {lengths[index]:,} characters long; "
-                                f"at most {max_chars} fit this column", row=int(index) + 1, column=column)
+        stripped = text[lengths > max_chars].str.strip()
+        over = stripped.str.len() > max_chars
+        if over.any():
+            index = over.idxmax()
+            raise IngestError(file, f"{stripped[index][:40]!r}... is {len(stripped[index]):,} characters long; "
+                                    f"at most {max_chars} fit this column", row=int(index) + 1, column=column)
     long = lengths > MAX_TEXT_BYTES // 4  # a character takes at most 4 bytes of UTF-8
     if long.any():
-        sizes = present[long].map(lambda value: len(value.encode("utf-8")))
+        sizes = text[long].map(lambda value: len(value.encode("utf-8")))
         over = sizes > MAX_TEXT_BYTES
         if over.any():
             index = over.idxmax()
@@ -500,9 +523,9 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>", *, image_root: Pat
     # Not stripped: the exact text is what language ID and annotators see.
     completion = completion.where(completion.notna(), "").astype(str).astype(object)
     optional = {column: _strings(frame[column]) if column in frame.columns else None for column in OPTIONAL_COLUMNS}
-    for column, values in {**required, "completion": completion, **optional}.items():
-        if values is not None:
-            _check_text(file, column, values, _LENGTH_LIMITS.get(column))
+    for column in TEXT_COLUMNS:
+        if column in frame.columns:
+            _check_text(file, column, frame[column], _LENGTH_LIMITS.get(column))
 
     ids = required["id"]
     duplicated = ids.duplicated(keep="first")
@@ -562,8 +585,7 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>", *, image_root: Pat
     if covariates:
         extra = frame[covariates].astype(object).where(frame[covariates].notna(), None)
         for column in covariates:
-            text = extra[column].map(lambda value: value if isinstance(value, str) else None)
-            _check_text(file, column, text)
+            _check_text(file, column, frame[column])
         rows["covariates"] = [
             {key: (value.item() if hasattr(value, "item") else value) for key, value in record.items()}
             for record in extra.to_dict("records")
