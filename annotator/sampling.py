@@ -14,7 +14,7 @@ whose probabilities are exact by construction:
 * **balanced inside** (issue 9.3): the estimands are IFL per model x benchmark, so each
   benchmark x language share is split over its model x image *arms* in proportion to their
   sizes, each arm its own stratum (``"MaXM|deu|3"``). Where a share is too small to give every
-  arm :data:`MIN_STRATUM_SHARE` labels, neighbouring arms are merged until each stratum has
+  arm :data:`MIN_PER_STRATUM` labels, neighbouring arms are merged until each stratum has
   that many (:func:`stats.allocation.collapse_cells`; a small stratum stays whole). Routing
   serves the stratum with the lowest labeled share first, so every arm gets its proportional
   share of the labels *at every point of annotation*, and the labels so far are an SRS of
@@ -24,8 +24,11 @@ whose probabilities are exact by construction:
   that minimise the predicted mean width of their IFL intervals (:mod:`stats.allocation`);
   the ablation models keep the paper's share. Only sizes and predictions known before any
   label enter, so the design is fixed in advance and stays exact;
-* **deviation from the paper:** every stratum gets at least one draw, because DSL needs
-  ``pi > 0`` for every completion; ``expected`` keeps the unbounded share ``n * W_h / sum(W)``;
+* **deviation from the paper:** every stratum gets at least two draws (one if it has only one
+  completion): DSL needs ``pi > 0`` for every completion, and the design variance needs two
+  labels to see a stratum's spread (a lone label is counted conservatively, which made the
+  intervals of the surrogate-informed design 1.5-2 times wider on the demo); ``expected``
+  keeps the unbounded share ``n * W_h / sum(W)``;
 * within a stratum, a simple random sample of ``n_h``, so every member has probability
   ``n_h / N_h`` (and the probabilities of all completions sum to ``n``).
 
@@ -82,7 +85,7 @@ from stats.allocation import (
 
 __all__ = [
     "ALLOCATIONS",
-    "MIN_STRATUM_SHARE",
+    "MIN_PER_STRATUM",
     "PAPER_WEIGHTS",
     "STRATUM_COLUMNS",
     "STRATUM_SEPARATOR",
@@ -112,9 +115,9 @@ STRATUM_COLUMNS = ("stratum", "benchmark", "query_language", "population", "weig
 CELL_COLUMNS = ("benchmark", "query_language", "model", "image", "band")
 #: ``paper``: the weights decide; ``surrogate``: minimise the predicted width of the main IFL intervals.
 ALLOCATIONS = ("paper", "surrogate")
-#: Expected labels a stratum must have before its arms become strata of their own: two, so
-#: that a fully labeled stratum shows a within-stratum variance.
-MIN_STRATUM_SHARE = 2.0
+#: The fewest draws a stratum gets (all of it if it is smaller), and the expected labels a
+#: cell must have to be a stratum of its own: two, so that a labeled stratum shows its spread.
+MIN_PER_STRATUM = 2
 #: The confidence band of every completion when the design has no bands.
 ALL_CONFIDENCE = "all"
 
@@ -292,8 +295,8 @@ def allocate(
         raise SamplingError("lower bounds must lie between 0 and the stratum's population")
     if n < low.sum():
         raise SamplingError(
-            f"n = {n} is below the {int(low.sum())} draws the strata need at least "
-            f"({len(cap)} strata; each needs a draw so that every completion has pi > 0)"
+            f"n = {n} is below the {int(low.sum())} draws the {len(cap)} strata need at least (every "
+            "completion needs pi > 0, and a stratum two labels to show its spread)"
         )
     if n > cap.sum():
         raise SamplingError(f"n = {n} is more than the {int(cap.sum())} completions there are")
@@ -421,7 +424,7 @@ def _cells(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation
     if coarse.empty:
         raise SamplingError("there are no completions to sample from: import some first")
     coarse["weight"] = scheme.stratum_weights(coarse)
-    coarse["drawn"] = allocate(coarse["weight"], coarse["population"], n)
+    coarse["drawn"] = allocate(coarse["weight"], coarse["population"], n, lower=_floor(coarse["population"]))
     cells = cells.merge(coarse, on=["benchmark", "query_language"], suffixes=("", "_coarse"))
     cells["weight"] = cells["weight"] * cells["population"] / cells["population_coarse"]
     cells["share"] = cells["drawn"] * cells["population"] / cells["population_coarse"]
@@ -442,17 +445,18 @@ def _cells(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation
 
 def _group(cells: pd.DataFrame) -> pd.DataFrame:
     """Collapse each benchmark x language stratum's cells into strata of at least
-    :data:`MIN_STRATUM_SHARE` expected labels; adds ``stratum``.
+    :data:`MIN_PER_STRATUM` expected labels; adds ``stratum``.
 
-    Cells are taken in (confidence band, model, image) order, so a surrogate design merges the
-    confident (sparsely sampled) cells of neighbouring arms first and keeps the uncertain ones
-    apart; a paper design (one band) splits by model x image, merging neighbouring arms where a
-    stratum's share is too small for each to get two.
+    Cells are taken in (model, image, confidence band) order, so the confidence bands of one arm
+    merge first and a stratum crosses arms only where the arms' shares are too small: a stratum
+    inside one arm keeps that arm's label count fixed, where a stratum across arms leaves it to
+    chance (and the design variance pays for the domain). A paper design (one band) splits by
+    model x image, merging neighbouring arms where a share is too small for each to get two.
     """
-    cells = cells.sort_values(["benchmark", "query_language", "band", "model", "image"], ignore_index=True)
+    cells = cells.sort_values(["benchmark", "query_language", "model", "image", "band"], ignore_index=True)
     keys = []
     for (benchmark, language), rows in cells.groupby(["benchmark", "query_language"], sort=False):
-        groups = collapse_cells(rows["share"], MIN_STRATUM_SHARE)
+        groups = collapse_cells(rows["share"], MIN_PER_STRATUM)
         base = stratum_key(benchmark, language)
         width = len(str(groups.max() + 1))
         keys.extend(base if groups.max() == 0 else f"{base}{STRATUM_SEPARATOR}{g + 1:0{width}d}" for g in groups)
@@ -479,8 +483,8 @@ def _allocate_nested(strata: pd.DataFrame, n: int, lower: ArrayLike | None = Non
     """:func:`allocate` in two stages: to benchmark x language strata by their summed weights,
     then within each over its strata, so every benchmark x language gets exactly the integer
     share the weights give it (one largest-remainder rounding over all arms could move several
-    labels between them)."""
-    low = np.ones(len(strata), dtype=np.int64) if lower is None else np.asarray(lower, dtype=np.int64)
+    labels between them). Every stratum gets at least ``lower`` (default: :func:`_floor`)."""
+    low = _floor(strata["population"]) if lower is None else np.asarray(lower, dtype=np.int64)
     codes, _ = pd.factorize(stratum_key(strata["benchmark"], strata["query_language"]), sort=True)
     weight = strata["weight_sum"].to_numpy(np.float64)
     population = strata["population"].to_numpy(np.int64)
@@ -491,6 +495,11 @@ def _allocate_nested(strata: pd.DataFrame, n: int, lower: ArrayLike | None = Non
         members = np.flatnonzero(codes == code)
         drawn[members] = allocate(weight[members], population[members], int(total), lower=low[members])
     return drawn
+
+
+def _floor(population: ArrayLike) -> NDArray[np.int64]:
+    """The fewest draws of each stratum: :data:`MIN_PER_STRATUM`, or all of a smaller stratum."""
+    return np.minimum(MIN_PER_STRATUM, np.asarray(population, dtype=np.int64))
 
 
 def _new_design(connection: Connection, allocation: str, split_arms: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -504,7 +513,7 @@ def _new_design(connection: Connection, allocation: str, split_arms: bool) -> tu
         "levels": levels + (["confidence band"] if source else []),
         "confidence_source": source,
         "confidence_cuts": list(CONFIDENCE_CUTS) if source else None,
-        "min_stratum_share": MIN_STRATUM_SHARE,
+        "min_per_stratum": MIN_PER_STRATUM,
     }
     population = _population(connection, source)
     if not split_arms:  # one cell per benchmark x language: the coarse design
@@ -745,7 +754,7 @@ def top_up(
         target = int(have.sum()) + n_more if n_total is None else n_total
         if target <= have.sum():
             raise SamplingError(f"sample {sample.id} has {int(have.sum())} items already; ask for more")
-        drawn = _allocate_nested(current, target, lower=have)
+        drawn = _allocate_nested(current, target, lower=np.maximum(have, _floor(current["population"])))
         sampled = set(session.scalars(select(SampleItem.completion_id).where(SampleItem.sample_id == sample.id)))
         remaining = population[~population["id"].isin(sampled)].reset_index(drop=True)
         picks = _draw(remaining, drawn - have, have, rng)

@@ -211,8 +211,9 @@ def test_allocation_follows_the_weights(study: Engine):
 
 def test_weights_can_come_as_a_mapping(study: Engine):
     plan = plan_allocation(study, 81, {"benchmark": {"balance": False}}, split_arms=False).set_index("stratum")
-    # Unweighted: proportional to population (814 completions, 81 draws, urd and zho raised to 1).
-    assert plan.loc["XM3600|eng", "drawn"] == 39
+    # Unweighted: proportional to population (814 completions, 81 draws; urd raised to its one
+    # completion, zho to two).
+    assert plan.loc["XM3600|eng", "drawn"] == 38
     assert plan["drawn"].sum() == 81
 
 
@@ -243,15 +244,15 @@ def test_draw_refuses_impossible_requests(engine: Engine, completion_frame, inse
     with pytest.raises(SamplingError, match="no completions"):
         draw_sample(engine, 10, seed=1)
     insert_completions(engine, completion_frame({("A", "deu"): 5, ("B", "eng"): 5, ("C", "hin"): 5}))
-    with pytest.raises(SamplingError, match="below the 3 draws"):
+    with pytest.raises(SamplingError, match="below the 6 draws"):  # two per stratum
         draw_sample(engine, 2, seed=1)
     with pytest.raises(SamplingError, match="more than the 15"):
         draw_sample(engine, 16, seed=1)
-    draw_sample(engine, 3, seed=1, name="one")
+    draw_sample(engine, 6, seed=1, name="one")
     with pytest.raises(SamplingError, match="exists already"):
-        draw_sample(engine, 3, seed=1, name="one")
+        draw_sample(engine, 6, seed=1, name="one")
     with session_scope(engine) as session:  # nothing half-written by the refusals
-        assert session.scalar(select(func.count()).select_from(SampleItem)) == 3
+        assert session.scalar(select(func.count()).select_from(SampleItem)) == 6
 
 
 def test_draws_are_simple_random_samples_within_strata():
