@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select, update
 
-from db.models import StudySetting
+from db.models import StudySetting, utcnow
 
 __all__ = [
     "DEFAULT_IMAGE_ROOT",
@@ -158,9 +158,9 @@ def record_image_root(connection: Connection, root: Path) -> None:
     recorded = _recorded_roots(connection)
     if root_text in recorded:
         return
-    table = StudySetting.__table__
     value = json.dumps([*recorded, root_text])
     if recorded:
-        connection.execute(table.update().where(table.c.key == IMAGE_ROOTS_SETTING).values(value=value))
+        connection.execute(update(StudySetting).where(StudySetting.key == IMAGE_ROOTS_SETTING)
+                           .values(value=value, updated_at=utcnow()))
     else:
-        connection.execute(table.insert().values(key=IMAGE_ROOTS_SETTING, value=value))
+        connection.execute(insert(StudySetting).values(key=IMAGE_ROOTS_SETTING, value=value))

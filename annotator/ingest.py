@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -55,13 +56,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, String, func, select
 
-from annotator.bulk import upsert_rows
 from annotator import images
+from annotator.bulk import upsert_rows
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import writer
-from db.models import Completion, Prediction
+from db.models import Base, Completion, Prediction
 
 __all__ = [
     "DESIGN_COLUMNS",
@@ -90,13 +91,20 @@ TEXT_COLUMNS = ("id", "model", "benchmark", "query_language", "completion", *OPT
 #: The most one text field may hold, in bytes of UTF-8 (1 MB): far above any real completion,
 #: far below what would make an import take minutes and gigabytes.
 MAX_TEXT_BYTES = 1_000_000
-# Columns whose length the schema limits (String(n)), with that limit, read from the models.
-_LENGTH_LIMITS = {
-    column: Completion.__table__.c[column].type.length
-    for column in ("id", "model", "benchmark", *DESIGN_COLUMNS)
-}
-_SOURCE_LENGTH = Prediction.__table__.c["source"].type.length
-_MODEL_VERSION_LENGTH = Prediction.__table__.c["model_version"].type.length
+
+
+def _schema_length(model: type[Base], column: str) -> int:
+    """The length a ``String(n)`` column of the models allows (PostgreSQL enforces it, SQLite not)."""
+    column_type = model.__table__.c[column].type
+    if not isinstance(column_type, String) or not column_type.length:
+        raise TypeError(f"{model.__tablename__}.{column} is not a String(n) column")
+    return column_type.length
+
+
+# Columns whose length the schema limits, with that limit.
+_LENGTH_LIMITS = {column: _schema_length(Completion, column) for column in ("id", "model", "benchmark", *DESIGN_COLUMNS)}
+_SOURCE_LENGTH = _schema_length(Prediction, "source")
+_MODEL_VERSION_LENGTH = _schema_length(Prediction, "model_version")
 _EXAMPLES = 3  # how many rows a warning names
 _HEADER_CHARS = 1 << 16  # enough of a CSV to hold its header
 
@@ -366,7 +374,7 @@ def _kind_problem(value: Any, is_id: bool) -> str | None:
     if isinstance(value, (int, np.integer)):
         return None
     if isinstance(value, (float, np.floating)):
-        if value != value:  # NaN: missing
+        if math.isnan(value):  # missing
             return None
         return f"{value!r} is a number with a fraction; ids are text or integers" if is_id else None
     if isinstance(value, dict):

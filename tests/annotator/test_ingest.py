@@ -237,8 +237,8 @@ REFUSED = {
     # 10: a column named twice
     "duplicate header": ("csv", "id,model,benchmark,query_language,image,completion,completion\nc1,m,MaXM,de,1,a,b\n",
                          None, "completion", "'completion' 2 times"),
-    "duplicate header after stripping": ("csv", "id,model,benchmark,query_language,image,completion, completion \n"
-                                                "c1,m,MaXM,de,1,a,b\n", None, "completion", "2 times"),
+    "duplicate header after stripping": ("csv", ("id,model,benchmark,query_language,image,completion, completion \n"
+                                                 "c1,m,MaXM,de,1,a,b\n"), None, "completion", "2 times"),
     "duplicate JSON key": ("jsonl", jsonl(JSONL_GOOD[0], '{"id": "c2", "completion": "a", "completion": "b"}'), None,
                            "completion", "line 2: the key 'completion' appears twice"),
     # 11: ids are text or integers; no text field takes an object, array or boolean
