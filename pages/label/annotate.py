@@ -12,6 +12,7 @@ else's label.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import streamlit as st
 
@@ -87,13 +88,13 @@ def submit(form: str, completion_id: str, revising: bool) -> None:
     """Submit (or, when correcting, revise) what was entered under ``form``; then the next item comes."""
     if form != st.session_state.get("form"):
         return  # pressed for an item no longer on screen: nothing of it may be sent
-    answers = {name: st.session_state.get(field(name, form)) for name in FIELDS}
+    answers: dict[str, Any] = {name: st.session_state.get(field(name, form)) for name in FIELDS}
     missing = [str(number) for number, name in enumerate(QUESTIONS, start=1) if answers[name] is None]
     if missing:
         flash("warning", f"Please answer every question first; still open: {', '.join(missing)}. "
                          "(Can't tell is an answer too.)")
         return
-    label = {
+    label: dict[str, Any] = {
         "answer_language": answers["answer_language"],
         "matches_gold": ANSWERS[answers["matches_gold"]],
         "correct": ANSWERS[answers["correct"]],
@@ -195,9 +196,6 @@ except routing.RoutingError as error:
 except STORAGE_ERRORS as error:
     storage_stop(error)
 
-form = None if item is None else (f"revise-{item.completion_id}" if revising is not None else item.completion_id)
-st.session_state["form"] = form
-
 today, total, left = st.columns(3)
 today.metric("Labeled by me today", progress.labeled_today)
 total.metric("Labeled by me in total", progress.labeled_total)
@@ -212,10 +210,13 @@ with st.expander("Guidelines", expanded=progress.labeled_total == 0, icon=":mate
 show_flash()
 
 if item is None:
+    st.session_state["form"] = None
     st.info(progress.message)
     st.button("Undo last", key="undo", on_click=undo, shortcut="U", icon=":material/undo:")
     st.stop()
 
+form = f"revise-{item.completion_id}" if revising is not None else item.completion_id
+st.session_state["form"] = form
 if revising is not None:
     st.warning(f"Correcting your label of {revising.labeled_at:%Y-%m-%d %H:%M} UTC. "
                "Save the correction, or go back to your current item.")

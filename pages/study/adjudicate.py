@@ -6,6 +6,8 @@ a resolution informed by it would correlate gold labels with the surrogate's err
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -44,7 +46,7 @@ def ruling_key(name: str, completion_id: str) -> str:
 
 def record(completion_id: str) -> None:
     """Record the ruling given on ``completion_id``'s form; refused until all three answers are in."""
-    answers = {name: st.session_state.get(ruling_key(name, completion_id)) for name in RULING}
+    answers: dict[str, Any] = {name: st.session_state.get(ruling_key(name, completion_id)) for name in RULING}
     missing = [str(number) for number, name in enumerate(RULING[:3], start=1) if answers[name] is None]
     if missing:
         flash("warning", f"Answer all three questions first; still open: {', '.join(missing)} "
@@ -117,9 +119,9 @@ with ruling, st.form(f"adjudicate_{chosen}"):
     st.markdown(f"**Resolution of item {escape_markdown(chosen)}**")
     st.selectbox("Answer language", ANSWER_CLASSES, index=None, format_func=class_label,
                  key=ruling_key("answer_language", chosen), placeholder="Choose the answer's language")
-    st.segmented_control("Matches the gold answer?", list(ANSWERS), format_func=ANSWER_TEXT.get,
+    st.segmented_control("Matches the gold answer?", list(ANSWERS), format_func=ANSWER_TEXT.__getitem__,
                          key=ruling_key("matches_gold", chosen))
-    st.segmented_control("Correct?", list(ANSWERS), format_func=ANSWER_TEXT.get,
+    st.segmented_control("Correct?", list(ANSWERS), format_func=ANSWER_TEXT.__getitem__,
                          key=ruling_key("correct", chosen))
     st.text_input("Comment (optional)", key=ruling_key("comment", chosen), max_chars=2000)
     st.form_submit_button("Record the resolution", key="adj_submit", type="primary", on_click=record,
