@@ -158,6 +158,21 @@ def test_a_storage_error_on_submit_keeps_the_answers(sign_in, study: Engine, mon
     assert labels_of(study, "anna") == {item: ("english", False, None, "typed before the failure")}
 
 
+def test_a_storage_error_while_loading_says_retry(sign_in, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = sign_in("anna")
+    item = form_of(at)
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(routing, "progress", locked)
+    at.run()
+    assert not at.exception and "Could not load your work, please retry" in messages(at, "error")
+    monkeypatch.undo()
+    at.button(key="retry").click().run()
+    assert not at.exception and not at.error and form_of(at) == item
+
+
 def test_untrusted_text_is_shown_verbatim_in_its_own_direction(sign_in, study: Engine) -> None:
     held = routing.claim_next(study, account_id(study, "anna"))
     set_item_fields(study, held.completion_id, completion=HOSTILE, prompt="מה רואים בתמונה?")
