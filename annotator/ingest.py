@@ -478,12 +478,13 @@ def _image_paths(file: str, paths: pd.Series, root: Path) -> tuple[pd.Series, li
         elif not images.looks_like_image(target):
             not_images.add(value)
     warnings = []
-    for problem, values in (("do not exist (yet) under the image root", missing),
-                            ("are not PNG, JPEG, GIF, WebP or BMP images", not_images)):
+    for problem, values in (("no such file (yet) in the image root", missing),
+                            ("not a PNG, JPEG, GIF, WebP or BMP image, in the image root", not_images)):
         if values:
             mask = paths.isin(values)
-            warnings.append(f"{file}, column 'image_path': {int(mask.sum())} image files {problem} "
-                            f"{str(root)!r} (rows {_rows_named(mask)}); the app shows no image for them")
+            count = int(mask.sum())
+            warnings.append(f"{file}, column 'image_path': {problem} {str(root)!r} for {count} "
+                            f"row{'s' * (count != 1)} ({_rows_named(mask)}); the app shows no image for them")
     return paths.map(resolved, na_action="ignore").astype(object), warnings
 
 

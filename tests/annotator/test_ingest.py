@@ -385,8 +385,8 @@ def test_image_paths_are_stored_resolved_missing_ones_warned_and_the_root_record
     data = write(image_folder / "data.csv", IMAGE_HEADER + "".join(rows))
     report = import_file(engine, data, image_root=image_folder)
     assert len(report.warnings) == 2
-    assert "1 image files do not exist" in report.warnings[0] and "rows 3)" in report.warnings[0]
-    assert "not PNG, JPEG" in report.warnings[1] and "rows 4)" in report.warnings[1]
+    assert "no such file (yet) in the image root" in report.warnings[0] and "for 1 row (3)" in report.warnings[0]
+    assert "not a PNG, JPEG" in report.warnings[1] and "for 1 row (4)" in report.warnings[1]
     with engine.connect() as connection:
         stored = dict(connection.execute(text("SELECT id, image_path FROM completions")).all())
     image = str(image_folder / "img" / "1.png")
@@ -425,7 +425,7 @@ def test_cli_import_confines_images_to_the_files_folder_and_warns(
     cli_main(["--db", url, "import", str(good)])
     captured = capsys.readouterr()
     assert "2 rows (2 new" in captured.out
-    assert "warning:" in captured.err and "1 image files do not exist" in captured.err
+    assert "warning:" in captured.err and "no such file (yet) in the image root" in captured.err
     bad = write(image_folder / "bad.csv", IMAGE_HEADER + "c3,m,MaXM,de,1,a,../secret.png,\n")
     with pytest.raises(SystemExit) as exited:
         cli_main(["--db", url, "import", str(bad)])
