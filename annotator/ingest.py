@@ -471,7 +471,8 @@ def _image_paths(file: str, paths: pd.Series, root: Path) -> tuple[pd.Series, li
         try:
             target = images.confine_image_path(value, root)
         except (ValueError, OSError) as error:
-            raise IngestError(file, str(error), row=_first(paths == value), column="image_path") from None
+            raise IngestError(file, f"{error}; keep images inside it, or set IFL_IMAGE_ROOT to the folder that "
+                                    "holds them", row=_first(paths == value), column="image_path") from None
         resolved[value] = str(target)
         if not target.is_file():
             missing.add(value)
