@@ -22,7 +22,7 @@ from annotator.storage import make_engine
 from annotator.wording import readable_estimates
 
 RESEARCH_PAGES = ["pages/study/dashboard.py", "pages/study/adjudicate.py", "pages/study/design.py",
-                  "pages/study/data.py", "pages/study/export.py"]
+                  "pages/study/data.py", "pages/study/export.py", "pages/study/guidelines.py"]
 ADMIN_PAGES = ["pages/admin/annotators.py"]
 
 
