@@ -72,7 +72,15 @@ from sqlalchemy.orm import Session
 from annotator.labels import resolved_labels
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import fetch_frame, session_scope
-from db.models import Completion, Prediction, Sample, SampleItem, SampleRound, SampleStratum, utcnow
+from db.models import (
+    Completion,
+    Prediction,
+    Sample,
+    SampleItem,
+    SampleRound,
+    SampleStratum,
+    utcnow,
+)
 from stats.allocation import (
     CONFIDENCE_CUTS,
     collapse_cells,
@@ -356,7 +364,8 @@ def _population(connection: Connection, confidence_source: str | None = None) ->
 
 def _confidence_source(connection: Connection) -> str:
     """The language-ID source whose confidence the surrogate allocation uses (the analysis's choice)."""
-    from annotator.analysis import LANGUAGE_ID_SOURCES  # the analysis imports this module
+    # Imported here: the analysis imports this module.
+    from annotator.analysis import LANGUAGE_ID_SOURCES
 
     present = set(connection.scalars(select(Prediction.source).distinct()))
     source = next((source for source in LANGUAGE_ID_SOURCES if source in present), None)

@@ -23,6 +23,8 @@ demo, where ``1 - p`` is two to three times the real error rate).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
@@ -79,7 +81,7 @@ def confidence_band(probability: pd.Series, cuts: tuple[float, ...] = CONFIDENCE
     edges = (-np.inf, *cuts, np.inf)
     names = [
         f"p<{high:g}" if low == -np.inf else f"p>={low:g}" if high == np.inf else f"{low:g}<=p<{high:g}"
-        for low, high in zip(edges[:-1], edges[1:], strict=True)
+        for low, high in itertools.pairwise(edges)
     ]
     values = probability.to_numpy(dtype=np.float64)
     band = np.asarray(names, dtype=object)[np.searchsorted(np.asarray(cuts), np.nan_to_num(values), side="right")]

@@ -10,13 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from annotator.sampling import current_sample_id, design_report, sample_rounds
-from annotator.storage import make_engine
-from db.models import Sample
-
 from browser_support import (  # noqa: F401  (fixtures)
     BROWSER_MARKS,
     VIEWPORT,
@@ -25,6 +18,12 @@ from browser_support import (  # noqa: F401  (fixtures)
     server,
     sign_in,
 )
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from annotator.sampling import current_sample_id, design_report, sample_rounds
+from annotator.storage import make_engine
+from db.models import Sample
 
 pytestmark = BROWSER_MARKS
 
@@ -57,7 +56,7 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(server: str, brow
     page.get_by_role("button", name="Preview the allocation and the predicted interval widths").click()
     widths = page.locator(".st-key-sample_widths")
     expect(widths).to_be_visible(timeout=WAIT_MS)
-    expect(page.get_by_text("Surrogate-informed:", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Surrogate-informed:", exact=False).first).to_be_visible(timeout=WAIT_MS)
     widths.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "design-preview.png"))
     print(f"screenshot: {tmp_path / 'design-preview.png'}")
@@ -65,14 +64,14 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(server: str, brow
     # Top up: the message shows by the button, the page says the new size, the input starts afresh.
     total = page.get_by_role("spinbutton", name="New total of items")
     total.fill(str(before + 100))
-    page.get_by_role("spinbutton", name="Seed").first.fill("5")  # the default is the next round, 2
+    page.get_by_role("spinbutton", name="Seed").first.fill("5")
     page.get_by_role("button", name="Top up").click()
     settled(page)
     message = page.get_by_test_id("stAlertContentSuccess").filter(has_text=f"{before + 100} of")
     expect(message).to_be_in_viewport(timeout=WAIT_MS)
-    expect(page.get_by_text(f"now {before + 100:,} items")).to_be_visible()
-    expect(page.get_by_text(f"Sample {first}: {before + 100:,} items")).to_be_visible()
-    expect(total).to_have_value(str(before + 200))
+    expect(page.get_by_text(f"now {before + 100:,} items")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text(f"Sample {first}: {before + 100:,} items")).to_be_visible(timeout=WAIT_MS)
+    expect(total).to_have_value(str(before + 200), timeout=WAIT_MS)
     page.screenshot(path=str(tmp_path / "design-top-up.png"))
     print(f"screenshot: {tmp_path / 'design-top-up.png'}")
     assert int(design_report(engine)["drawn"].sum()) == before + 100
@@ -81,18 +80,19 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(server: str, brow
 
     # Draw a replacement: only once confirmed; afterwards the confirmation is cleared.
     draw = page.get_by_role("button", name="Draw the sample")
-    expect(draw).to_be_disabled()
+    expect(draw).to_be_disabled(timeout=WAIT_MS)
     page.get_by_role("spinbutton", name="Sample size").fill("650")
     page.get_by_role("spinbutton", name="Seed").nth(1).fill("3")
     page.get_by_text("Replace the current sample", exact=False).click()
-    expect(draw).to_be_enabled()
+    expect(draw).to_be_enabled(timeout=WAIT_MS)
     draw.click()
     settled(page)
     message = page.get_by_test_id("stAlertContentSuccess").filter(has_text="650 of")
     expect(message).to_be_in_viewport(timeout=WAIT_MS)
-    expect(page.get_by_role("checkbox", name="Replace the current sample", exact=False)).not_to_be_checked()
-    expect(draw).to_be_disabled()
-    expect(page.get_by_text(f"Sample {first + 1}: 650 items")).to_be_visible()
+    confirm = page.get_by_role("checkbox", name="Replace the current sample", exact=False)
+    expect(confirm).not_to_be_checked(timeout=WAIT_MS)
+    expect(draw).to_be_disabled(timeout=WAIT_MS)
+    expect(page.get_by_text(f"Sample {first + 1}: 650 items")).to_be_visible(timeout=WAIT_MS)
     page.screenshot(path=str(tmp_path / "design-draw.png"))
     print(f"screenshot: {tmp_path / 'design-draw.png'}")
 
