@@ -199,10 +199,10 @@ except STORAGE_ERRORS as error:
 today, total, left = st.columns(3)
 today.metric("Labeled by me today", progress.labeled_today)
 total.metric("Labeled by me in total", progress.labeled_total)
+my_languages = ", ".join(map(language_name, progress.languages)) or "none"
 left.metric("Left in my languages", progress.left_for_me,
-            help="Items in " + (", ".join(progress.languages) or "none") + " that you can still label: the one on "
-                 "screen and those waiting for you. Second labels that others must give, items you skipped and "
-                 "items others hold are not counted.")
+            help=f"Items in {my_languages} that you can still label: the one on screen and those waiting for you. "
+                 "Second labels that others must give, items you skipped and items others hold are not counted.")
 # Open on an annotator's first visit (no label yet), so the guidelines are read before labeling.
 with st.expander("Guidelines", expanded=progress.labeled_total == 0, icon=":material/menu_book:"):
     st.markdown(guidelines)
