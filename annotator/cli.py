@@ -166,10 +166,18 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     from annotator.estimates import study_estimates
 
     estimates = study_estimates(
-        _engine(args), seed=args.seed, per_language=args.per_language, interaction_formula=args.formula
+        _engine(args), seed=args.seed, per_language=args.per_language, interaction_formula=args.formula,
+        variance=args.variance,
     )
     for name, table in estimates.tables().items():
-        print(f"\n== {name}\n{table.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+        shown = table.drop(columns=["needs"], errors="ignore")  # listed below, one line per cell
+        print(f"\n== {name}\n{shown.to_string(index=False, float_format=lambda v: f'{v:.4g}')}")
+    blocked = estimates.not_estimable()
+    if len(blocked):
+        print("\n== not yet estimable (no interval is shown for these cells)")
+        for row in blocked.itertuples():
+            cell = " ".join(str(v) for v in (row.model, row.benchmark, row.language) if isinstance(v, str))
+            print(f"{row.estimand}/{row.outcome} {cell}: {row.needs}")
     for note in estimates.notes:
         print(f"note: {note}")
 
@@ -272,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--per-language", action="store_true", help="also IFL per query language")
     estimate.add_argument("--formula", default=INTERACTION_FORMULA,
                           help=f"the interaction regression (default: {INTERACTION_FORMULA!r})")
+    estimate.add_argument("--variance", choices=["design", "sandwich"], default="design",
+                          help="design: finite-population, small-sample t intervals (default); "
+                               "sandwich: R dsl's, for comparison with R")
     estimate.set_defaults(handler=cmd_estimate)
 
     app = commands.add_parser("app", help="run the web app (with --demo: the demo study on an empty database)")

@@ -4,7 +4,10 @@ This is the one place where the stored study meets the estimators, so the dashbo
 (``ifl estimate``) and the ``estimates`` export report the same numbers. Estimation is by
 :func:`stats.analyse_study`: DSL beside the surrogate-only and labeled-only estimators, with
 each stratum's effective inclusion probability (labels so far / stratum size), so the figures
-are valid at any point while annotation is under way.
+are valid at any point while annotation is under way. By default the intervals use the
+design-based variance (finite-population correction, t intervals); a cell whose labels cannot
+yet identify it has ``status == "not_estimable"``, NaN numbers and a ``needs`` sentence
+instead (see docs/stats.md).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from annotator.analysis import LabelCount, analysis_frame, label_count
 from annotator.sampling import STRATUM_SEPARATOR
 from db.models import Prediction, Sample
-from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, StudyAnalysis, analyse_study
+from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 
 __all__ = ["NotEstimableError", "StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
 
@@ -69,6 +72,11 @@ class StudyEstimates:
         strata with no labels yet (excluded from the estimates until they have some)
     power : precision of each DSL estimate now, with twice the labels, and labels needed
     all_estimates : every row of the above in one tidy table (the ``estimates`` export)
+
+    Every estimates table has ``status`` (``ok`` / ``not_estimable``) and ``needs`` (for a
+    cell that is not yet estimable: "not yet estimable: needs about k more labels in <strata>",
+    its numbers NaN), ``df`` (of the t interval) and, for accuracy, ``bound_low``/``bound_high``
+    (the estimate with every "cannot tell" read as wrong / as right).
     """
 
     ifl: pd.DataFrame
@@ -79,6 +87,13 @@ class StudyEstimates:
     all_estimates: pd.DataFrame
     labels: LabelCount
     notes: list[str] = field(default_factory=list)
+
+    def not_estimable(self) -> pd.DataFrame:
+        """One row per cell the labels cannot yet identify, with what it needs."""
+        table = self.all_estimates
+        keys = ["estimand", "outcome", "model", "benchmark", "language", "needs"]
+        blocked = table.loc[table["status"] == STATUS_NOT_ESTIMABLE, keys]
+        return blocked.drop_duplicates().reset_index(drop=True)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Name -> table, for printing and downloads."""
@@ -119,12 +134,14 @@ def study_estimates(
     interaction_formula: str = INTERACTION_FORMULA,
     cross_fit: int = 5,
     sample_split: int = 10,
+    variance: str = "design",
 ) -> StudyEstimates:
     """Estimate every estimand of the study from what is stored now.
 
     ``per_language`` adds the image effect per model x benchmark x query language;
     ``interaction_formula`` replaces the paper's ``fidelity ~ image + image:llm + image:vision
-    + image:data`` (variables ``llm``, ``vision``, ``data``; reference LLaVA).
+    + image:data`` (variables ``llm``, ``vision``, ``data``; reference LLaVA); ``variance`` is
+    ``design`` (honest small-sample intervals, the default) or ``sandwich`` (R ``dsl``'s).
     """
     labels = label_count(engine)
     frame = analysis_frame(engine, sample_id=sample_id)
@@ -134,7 +151,7 @@ def study_estimates(
         raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
     analysis = analyse_study(
         frame, per_language=per_language, interaction_formula=interaction_formula,
-        cross_fit=cross_fit, sample_split=sample_split, seed=seed,
+        cross_fit=cross_fit, sample_split=sample_split, seed=seed, variance=variance,
     )
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))

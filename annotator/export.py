@@ -56,7 +56,9 @@ Excel (``ifl export gold --excel``, the Export page's "for Excel" button)
 ``estimates``: every estimate of :func:`annotator.estimates.study_estimates`, one row per
 estimand, estimator and term (columns of ``stats.TIDY_COLUMNS``), with ``term_words`` after
 ``term``: the term in words (``image:llm[T.leo]`` -> "image x LLM: Leo",
-:func:`annotator.wording.term_in_words`).
+:func:`annotator.wording.term_in_words`). A cell the labels cannot yet identify has
+``status`` ``not_estimable``, empty numbers and a ``needs`` sentence ("not yet estimable: needs
+about k more labels in <strata>"), never a number.
 """
 
 from __future__ import annotations

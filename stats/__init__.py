@@ -3,16 +3,27 @@
 Pure: numpy, scipy, pandas, statsmodels/patsy and scikit-learn only.
 """
 
-from stats.baselines import labeled_ols, surrogate_ols
+from stats.baselines import SurveyResults, labeled_ols, labeled_survey, surrogate_ols
 from stats.crossfit import cross_fit_predictions, fold_assignments, learner_inputs
-from stats.design import InterimDesign, interim_design, interim_sample_prob
-from stats.dsl import DSLResults, dsl
+from stats.design import (
+    InterimDesign,
+    StratifiedSample,
+    SurveyFit,
+    interim_design,
+    interim_sample_prob,
+    stratified_linearisation,
+    survey_regression,
+)
+from stats.dsl import VARIANCES, DSLResults, dsl
 from stats.estimands import (
     ABLATION_COLUMNS,
     ABLATION_REFERENCE,
     ESTIMATORS,
     INTERACTION_FORMULA,
     LEARNER_INPUTS,
+    MIN_LABELS,
+    STATUS_NOT_ESTIMABLE,
+    STATUS_OK,
     SURROGATE,
     TIDY_COLUMNS,
     EstimandFit,
@@ -21,6 +32,7 @@ from stats.estimands import (
     analyse_study,
     image_effect_fits,
     image_effect_table,
+    identification_shortfall,
     interaction_fits,
     interaction_table,
     outcome_design,
@@ -40,14 +52,21 @@ __all__ = [
     "INTERACTION_FORMULA",
     "LANGUAGE_WEIGHTS",
     "LEARNER_INPUTS",
+    "MIN_LABELS",
+    "STATUS_NOT_ESTIMABLE",
+    "STATUS_OK",
     "SURROGATE",
     "TIDY_COLUMNS",
+    "VARIANCES",
     "BinnedInteractionLearner",
     "DSLResults",
     "EstimandFit",
     "InterimDesign",
     "Learner",
+    "StratifiedSample",
     "StudyAnalysis",
+    "SurveyFit",
+    "SurveyResults",
     "ablation_frame",
     "analyse_study",
     "cross_fit_predictions",
@@ -56,11 +75,13 @@ __all__ = [
     "fold_assignments",
     "image_effect_fits",
     "image_effect_table",
+    "identification_shortfall",
     "interaction_fits",
     "interaction_table",
     "interim_design",
     "interim_sample_prob",
     "labeled_ols",
+    "labeled_survey",
     "labels_for_halfwidth",
     "learner_inputs",
     "outcome_design",
@@ -68,7 +89,9 @@ __all__ = [
     "power_table",
     "predicted_halfwidth",
     "simulate_study",
+    "stratified_linearisation",
     "study_predictions",
     "surrogate_ols",
+    "survey_regression",
     "tidy_estimates",
 ]

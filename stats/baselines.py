@@ -1,6 +1,7 @@
 """The two estimators DSL is compared with: surrogate-only and labeled-only regression.
 
-Both return statsmodels results (``params``, ``bse``, ``conf_int``, ...), the same interface as
+Both return results with ``params``, ``bse`` and ``conf_int`` (statsmodels results, or
+:class:`SurveyResults` for the design-based labeled estimator), the same interface as
 :class:`stats.DSLResults`, so the three can be tabulated side by side.
 """
 
@@ -9,12 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+import patsy
 from numpy.typing import ArrayLike
+from scipy import stats as sps
 from statsmodels.regression.linear_model import RegressionModel, RegressionResultsWrapper
 
 from stats._formula import formula_outcome, with_outcome
+from stats.design import StratifiedSample, agresti_coull_floor, survey_regression
 
-__all__ = ["labeled_ols", "surrogate_ols"]
+__all__ = ["SurveyResults", "labeled_ols", "labeled_survey", "surrogate_ols"]
 
 
 def surrogate_ols(formula: str, data: pd.DataFrame, surrogate: str) -> RegressionResultsWrapper:
@@ -60,3 +64,58 @@ def _full_rank(model: RegressionModel) -> RegressionModel:
     if rows <= parameters:
         raise np.linalg.LinAlgError(f"{rows} rows for {parameters} parameters: no residual degree of freedom")
     return model
+
+
+class SurveyResults:
+    """Coefficients, design covariance and t intervals of :func:`labeled_survey`."""
+
+    def __init__(self, terms: list[str], params: np.ndarray, cov: np.ndarray, df: np.ndarray, n_labeled: int) -> None:
+        self.params = pd.Series(params, index=terms)
+        self.bse = pd.Series(np.sqrt(np.diag(cov)), index=terms)
+        self.df = pd.Series(df, index=terms)
+        self.n_labeled = n_labeled
+        self._cov = cov
+
+    def cov_params(self) -> pd.DataFrame:
+        """Design covariance of the coefficients."""
+        return pd.DataFrame(self._cov, index=self.params.index, columns=self.params.index)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """t intervals with the Satterthwaite degrees of freedom, columns 0 and 1 as statsmodels."""
+        q = sps.t.ppf(1.0 - alpha / 2.0, self.df.to_numpy())
+        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+
+
+def labeled_survey(formula: str, data: pd.DataFrame, sample_prob: ArrayLike, strata: ArrayLike,
+                   stratum_size: ArrayLike) -> SurveyResults:
+    """Stratified Hajek regression on the labeled rows, as a survey statistician computes it.
+
+    Weighted least squares with weights ``N_h / n_h`` (for a saturated design of indicators, such
+    as the image arms of a cell, the Hajek mean of each arm), with the stratified linearisation
+    variance and finite-population correction of :func:`stats.design.survey_regression` and t
+    intervals on Satterthwaite degrees of freedom (as R ``survey::svyglm`` with ``fpc``, but with
+    per-cell degrees of freedom). For a binary outcome, a covariate pattern whose labels all agree
+    contributes the Agresti-Coull binomial variance ``p(1-p)``, ``p = (ones + 2) / (labels + 4)``,
+    instead of zero: no interval has zero width.
+
+    Parameters
+    ----------
+    formula : str
+        patsy formula on the gold outcome.
+    data : DataFrame
+        Rows of the population cell; those with a missing outcome are the unlabeled ones.
+    sample_prob, strata, stratum_size : array-like
+        Per row of ``data``: inclusion probability ``n_h / N_h`` (labels so far), sampling
+        stratum and its size ``N_h`` (rows of the whole stratum, also outside ``data``).
+    """
+    outcome = formula_outcome(formula)
+    labeled = data[outcome].notna().to_numpy()
+    y, x = patsy.dmatrices(formula, data.loc[labeled], NA_action="raise", return_type="dataframe")
+    sample = StratifiedSample.from_rows(
+        np.asarray(strata)[labeled], np.asarray(sample_prob, dtype=np.float64)[labeled],
+        np.asarray(stratum_size, dtype=np.float64)[labeled],
+    )
+    values, design = y.iloc[:, 0].to_numpy(dtype=np.float64), x.to_numpy(dtype=np.float64)
+    floor = agresti_coull_floor(design, values) if np.isin(values, (0.0, 1.0)).all() else None
+    fit = survey_regression(design, values, sample, floor_variance=floor)
+    return SurveyResults(list(x.columns), fit.params, fit.cov, fit.df, int(labeled.sum()))

@@ -26,7 +26,17 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["InterimDesign", "interim_design", "interim_sample_prob"]
+__all__ = [
+    "InterimDesign",
+    "StratifiedSample",
+    "SurveyFit",
+    "agresti_coull_floor",
+    "covariate_patterns",
+    "interim_design",
+    "interim_sample_prob",
+    "stratified_linearisation",
+    "survey_regression",
+]
 
 
 def interim_sample_prob(stratum: ArrayLike, labeled: ArrayLike) -> NDArray[np.float64]:
@@ -128,3 +138,190 @@ def interim_design(stratum: ArrayLike, labeled: ArrayLike, sample_prob: ArrayLik
     empty = strata.loc[(strata["n_sampled"] > 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
     unsampled = strata.loc[(strata["n_sampled"] == 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
     return InterimDesign(strata=strata, empty_strata=empty, unsampled_strata=unsampled)
+
+
+@dataclass(frozen=True)
+class StratifiedSample:
+    """Where the labeled rows of a population cell come from: the stratified SRS behind them.
+
+    Attributes
+    ----------
+    stratum : ndarray of int
+        Stratum code (0..H-1) of each labeled row of the cell.
+    population : ndarray
+        ``N_h`` per stratum code: rows of the whole stratum (inside and outside the cell).
+    labeled : ndarray
+        ``n_h`` per stratum code: labeled rows of the whole stratum. Labeled rows outside the
+        cell count, with a zero contribution (domain estimation).
+    """
+
+    stratum: NDArray[np.intp]
+    population: NDArray[np.float64]
+    labeled: NDArray[np.float64]
+
+    @classmethod
+    def from_rows(cls, stratum: ArrayLike, sample_prob: ArrayLike, stratum_size: ArrayLike) -> StratifiedSample:
+        """From the labeled rows' stratum labels, inclusion probabilities ``n_h / N_h`` and ``N_h``."""
+        codes, _ = pd.factorize(_values(stratum))
+        population = np.zeros(codes.max() + 1 if len(codes) else 0)
+        labeled = np.zeros_like(population)
+        population[codes] = np.asarray(stratum_size, dtype=np.float64)
+        labeled[codes] = np.rint(np.asarray(sample_prob, dtype=np.float64) * population[codes])
+        return cls(codes, population, labeled)
+
+    @property
+    def weights(self) -> NDArray[np.float64]:
+        """Design weight ``N_h / n_h`` of each labeled row."""
+        return (self.population / self.labeled)[self.stratum]
+
+
+def stratified_linearisation(scores: NDArray[np.float64], sample: StratifiedSample,
+                             groups: NDArray[np.intp] | None = None,
+                             ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Design covariance and Satterthwaite degrees of freedom of an estimated total.
+
+    ``scores`` (shape ``(n, k)``, one row per labeled row of the cell) are the weighted
+    linearised contributions ``w_i u_i`` of an estimator ``sum_i R_i w_i u_i`` (a Horvitz-Thompson
+    total, or the linearisation of a Hajek / weighted-least-squares estimator). Under stratified
+    simple random sampling without replacement its variance estimate is
+
+        V = sum_h (1 - n_h / N_h) n_h / (n_h - 1) sum_{i in s_h} (z_i - zbar_h)(z_i - zbar_h)^T
+
+    where ``s_h`` is every labeled row of stratum ``h``, those outside the cell with ``z_i = 0``
+    (domain estimation), and ``zbar_h`` the mean over ``s_h``; the factor ``1 - n_h / N_h`` is the
+    finite-population correction (the population is fixed and fully known). A stratum with a
+    single label cannot estimate its own spread: it contributes ``(1 - n_h/N_h) z z^T`` (centred at
+    zero, which is conservative for a domain).
+
+    Degrees of freedom per coefficient follow Satterthwaite (Welch for two groups): the variance
+    is split into the contributions ``v_g`` of ``groups`` of labeled rows (the covariate patterns,
+    e.g. the two image arms; default: one group), each with ``n_g - 1`` degrees of freedom, and
+    ``df = (sum v_g)^2 / sum (v_g^2 / (n_g - 1))``. A contrast that rests on the three labels of
+    one arm so gets about 2, not the hundreds of the labeled rows around it. (Per-stratum
+    degrees of freedom would collapse to 1 under a design with a stratum per cell arm.)
+    """
+    k = scores.shape[1]
+    n_strata = len(sample.population)
+    sums = np.zeros((n_strata, k))
+    np.add.at(sums, sample.stratum, scores)
+    cell_counts = np.bincount(sample.stratum, minlength=n_strata).astype(np.float64)
+    n_h, big_n = sample.labeled, sample.population
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.where(n_h[:, None] > 0, sums / n_h[:, None], 0.0)
+    centred = scores - means[sample.stratum]
+    fpc = np.clip(1.0 - n_h / np.where(big_n > 0, big_n, 1.0), 0.0, 1.0)
+    lonely = n_h <= 1
+    factor = np.where(lonely, fpc, fpc * n_h / np.where(lonely, 1.0, n_h - 1.0))
+    per_stratum = np.zeros((n_strata, k, k))
+    # Inside the cell: the centred scores; outside it, (n_h - n_hc) zeros centred at -zbar_h.
+    np.add.at(per_stratum, sample.stratum, centred[:, :, None] * centred[:, None, :])
+    outside = np.where(lonely, 0.0, n_h - cell_counts)
+    per_stratum += outside[:, None, None] * means[:, :, None] * means[:, None, :]
+    lonely_rows = lonely[sample.stratum]
+    if lonely_rows.any():  # centre a lone label at zero instead of at itself
+        per_stratum[lonely] = 0.0
+        np.add.at(per_stratum, sample.stratum[lonely_rows],
+                  scores[lonely_rows][:, :, None] * scores[lonely_rows][:, None, :])
+    per_stratum *= factor[:, None, None]
+    cov = per_stratum.sum(axis=0)
+    # Each labeled row's share of the diagonal, summed by group, for the degrees of freedom.
+    groups = np.zeros(len(scores), dtype=np.intp) if groups is None else groups
+    own = np.where(lonely_rows[:, None], scores, centred) ** 2 * factor[sample.stratum][:, None]
+    n_groups = groups.max() + 1 if len(groups) else 0
+    contributions = np.zeros((n_groups, k))
+    np.add.at(contributions, groups, own)
+    own_df = np.maximum(np.bincount(groups, minlength=n_groups) - 1.0, 1.0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = contributions.sum(axis=0) ** 2 / (contributions**2 / own_df).sum(axis=0)
+    return cov, np.where(np.isfinite(df), df, max(len(scores) - k, 1.0))
+
+
+@dataclass(frozen=True)
+class SurveyFit:
+    """A design-weighted regression on labeled rows: coefficients, design covariance, df."""
+
+    params: NDArray[np.float64]
+    cov: NDArray[np.float64]
+    df: NDArray[np.float64]
+
+
+def survey_regression(x: NDArray[np.float64], y: NDArray[np.float64], sample: StratifiedSample, *,
+                      floor_variance: NDArray[np.float64] | None = None) -> SurveyFit:
+    """Weighted least squares of ``y`` on ``x`` over labeled rows, weights ``N_h / n_h``.
+
+    This is the stratified Hajek / pseudo-likelihood estimator of the population regression
+    coefficient (for a saturated design of indicators: the Hajek mean of each cell), with the
+    linearisation variance of :func:`stratified_linearisation` (scores ``w_i T^-1 x_i r_i``,
+    ``T = X'WX``, ``r`` the residuals) including the finite-population correction. Degrees of
+    freedom are Satterthwaite's over the covariate patterns (distinct rows of ``x``).
+
+    ``floor_variance`` (per labeled row, 0 for none) is a residual variance the row's pattern
+    cannot be shown to be below (see :func:`agresti_coull_floor`); each such row adds
+    ``(1 - f_h) w_i^2 floor_i T^-1 x_i x_i^T T^-1``, with ``labels of the pattern - 1`` degrees
+    of freedom, so a pattern whose few labels happen to agree never claims to be known exactly.
+    """
+    k = x.shape[1]
+    if len(y) <= k or np.linalg.matrix_rank(x) < k:
+        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    w = sample.weights
+    t = x.T @ (w[:, None] * x)
+    params = np.linalg.solve(t, x.T @ (w * y))
+    bread = np.linalg.inv(t)
+    scores = (w * (y - x @ params))[:, None] * (x @ bread)
+    patterns = covariate_patterns(x)
+    cov, df = stratified_linearisation(scores, sample, patterns)
+    if floor_variance is not None and np.any(floor_variance > 0):
+        cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df)
+    return SurveyFit(params, cov, df)
+
+
+def covariate_patterns(x: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Code (0..P-1) of each row's distinct covariate pattern (e.g. its image arm).
+
+    Numbered in the rows' lexicographic order, as ``np.unique(x, axis=0)`` numbers them, but by
+    hashing each column and combining the codes: np.unique sorts whole rows, 20x slower, which
+    dominated a recompute at the study's scale (issue 10).
+    """
+    x = np.asarray(x)
+    key = np.zeros(len(x), dtype=np.int64)
+    size = 1
+    for column in (x if x.ndim == 2 else x[:, None]).T:
+        codes, levels = pd.factorize(column, sort=True, use_na_sentinel=False)
+        if size * len(levels) >= 2**62:  # keep the mixed-radix key within int64: renumber it first
+            key = pd.factorize(key, sort=True)[0].astype(np.int64)
+            size = int(key.max()) + 1
+        key = key * len(levels) + codes
+        size *= len(levels)
+    return pd.factorize(key, sort=True)[0].astype(np.intp)
+
+
+def agresti_coull_floor(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per row: ``p(1-p)`` at ``p = (ones + 2) / (labels + 4)`` where all labels of its pattern agree.
+
+    For a binary outcome; 0 on rows of patterns whose labels disagree (their residuals speak for
+    themselves). The Agresti-Coull centre is what keeps a binomial interval honest at 0 or n
+    successes.
+    """
+    patterns = covariate_patterns(x)
+    ones = np.bincount(patterns, weights=y)
+    counts = np.bincount(patterns).astype(np.float64)
+    shrunk = (ones + 2.0) / (counts + 4.0)
+    agree = (ones == 0) | (ones == counts)
+    return np.where(agree, shrunk * (1.0 - shrunk), 0.0)[patterns]
+
+
+def _add_floor(projected: NDArray, patterns: NDArray[np.intp], sample: StratifiedSample, floor: NDArray,
+               cov: NDArray, df: NDArray) -> tuple[NDArray, NDArray]:
+    """Add each row's floor variance (``projected`` rows are ``T^-1 x_i``) and update the df."""
+    n_patterns = patterns.max() + 1
+    fpc = np.clip(1.0 - sample.labeled / sample.population, 0.0, 1.0)[sample.stratum]
+    scale = fpc * sample.weights**2 * floor
+    added = np.zeros((n_patterns, *cov.shape))
+    np.add.at(added, patterns, scale[:, None, None] * projected[:, :, None] * projected[:, None, :])
+    floor_var = np.diagonal(added, axis1=1, axis2=2)  # (P, k)
+    design_var = np.diag(cov)
+    own_df = np.maximum(np.bincount(patterns, minlength=n_patterns) - 1.0, 1.0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        design_term = np.where(design_var > 0, design_var**2 / df, 0.0)
+        new_df = (design_var + floor_var.sum(axis=0)) ** 2 / (design_term + (floor_var**2 / own_df).sum(axis=0))
+    return cov + added.sum(axis=0), np.where(np.isfinite(new_df), new_df, df)

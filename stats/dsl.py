@@ -36,11 +36,16 @@ from scipy.special import expit
 from stats._formula import as_list, formula_names
 from stats._linalg import cluster_sum, nearest_psd_keep_diag, outer_sum
 from stats.crossfit import cross_fit_predictions
+from stats.design import StratifiedSample, covariate_patterns, survey_regression
 from stats.learners import Learner
 
-__all__ = ["DSLResults", "dsl"]
+__all__ = ["VARIANCES", "DSLResults", "dsl"]
 
 ModelName = Literal["lm", "logit", "felm"]
+Variance = Literal["sandwich", "design"]
+#: ``sandwich``: R's ``dsl`` exactly (normal intervals); ``design``: finite-population design
+#: variance of the correction term with t intervals (see :func:`dsl`).
+VARIANCES: tuple[str, ...] = ("sandwich", "design")
 GHat = ArrayLike | Mapping[str, ArrayLike] | pd.DataFrame
 
 _KEEP_NA = patsy.NAAction(NA_types=[])
@@ -57,6 +62,8 @@ class _SplitFit:
     # cov = labeling_part + rest; power analysis rescales labeling_part by n / n_new.
     labeling_part: NDArray[np.float64]
     rest: NDArray[np.float64]
+    # Degrees of freedom per coefficient (design variance only; None: normal intervals).
+    df: NDArray[np.float64] | None = None
 
 
 class DSLResults:
@@ -68,6 +75,10 @@ class DSLResults:
     is the element-wise median of ``V_s + d_s d_s^T`` (``d_s = b_s - b``), symmetrised and, if needed,
     repaired to the nearest positive semi-definite matrix with the same diagonal, so that its
     diagonal equals ``bse ** 2``.
+
+    With ``variance="design"`` each split also has Satterthwaite degrees of freedom per
+    coefficient; their median over splits is ``df`` and intervals and p-values use the t
+    distribution. With R's sandwich ``df`` is None and they are normal, as in R.
     """
 
     def __init__(
@@ -80,7 +91,9 @@ class DSLResults:
         nobs: int,
         n_labeled: int,
         prediction_rmse: pd.Series,
+        variance: Variance = "sandwich",
     ) -> None:
+        self.variance = variance
         self.model = model
         self.formula = formula
         self.terms = list(terms)
@@ -151,19 +164,29 @@ class DSLResults:
         return pd.Series(np.sqrt(np.diag(self._cov)), index=self.terms)
 
     @cached_property
+    def df(self) -> pd.Series | None:
+        """Degrees of freedom per term (median over splits), or None for normal intervals."""
+        if self._split_fits[0].df is None:
+            return None
+        return pd.Series(np.median(np.vstack([f.df for f in self._split_fits]), axis=0), index=self.terms)
+
+    def _reference(self) -> sps.rv_continuous | sps.rv_frozen:
+        return sps.norm if self.df is None else sps.t(self.df.to_numpy())
+
+    @cached_property
     def tvalues(self) -> pd.Series:
-        """z statistics ``params / bse`` (asymptotically standard normal)."""
+        """``params / bse`` (z, or t with :attr:`df` degrees of freedom)."""
         return self.params / self.bse
 
     @cached_property
     def pvalues(self) -> pd.Series:
-        """Two-sided normal p-values (R's ``summary.dsl`` prints one-sided ones)."""
-        return pd.Series(2.0 * sps.norm.sf(np.abs(self.tvalues.to_numpy())), index=self.terms)
+        """Two-sided p-values, normal or t (R's ``summary.dsl`` prints one-sided normal ones)."""
+        return pd.Series(2.0 * self._reference().sf(np.abs(self.tvalues.to_numpy())), index=self.terms)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Normal-approximation confidence intervals, columns 0 (lower) and 1 (upper) as statsmodels."""
-        z = sps.norm.ppf(1.0 - alpha / 2.0)
-        return pd.DataFrame({0: self.params - z * self.bse, 1: self.params + z * self.bse})
+        """Confidence intervals (normal, or t with :attr:`df`), columns 0 (lower) and 1 (upper)."""
+        q = self._reference().ppf(1.0 - alpha / 2.0)
+        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
 
     def summary(self, alpha: float = 0.05) -> str:
         """A readable coefficient table."""
@@ -172,8 +195,8 @@ class DSLResults:
             {
                 "coef": self.params,
                 "std err": self.bse,
-                "z": self.tvalues,
-                "P>|z|": self.pvalues,
+                "z" if self.df is None else "t": self.tvalues,
+                "P>|z|" if self.df is None else "P>|t|": self.pvalues,
                 f"[{alpha / 2:g}": ci[0],
                 f"{1 - alpha / 2:g}]": ci[1],
             }
@@ -181,6 +204,7 @@ class DSLResults:
         header = [
             f"DSL regression ({self.model}): {self.formula}",
             f"rows: {self.nobs}   labeled: {self.n_labeled}   cross-fitting splits: {self.sample_split}",
+            "variance: " + ("R's sandwich (normal)" if self.df is None else "stratified design, FPC (t, Satterthwaite df)"),
         ]
         rmse = ", ".join(f"{k} {v:.4g}" for k, v in self.prediction_rmse.items())
         header.append(f"g-hat RMSE on labeled rows: {rmse}")
@@ -207,6 +231,9 @@ def dsl(
     fixed_effect: Literal["oneway", "twoways"] | None = None,
     index: str | Sequence[str] | None = None,
     learner: Learner | None = None,
+    variance: Variance = "sandwich",
+    strata: str | ArrayLike | None = None,
+    stratum_size: str | ArrayLike | None = None,
 ) -> DSLResults:
     """Fit a regression by design-based supervised learning (DSL), as R's ``dsl::dsl``.
 
@@ -247,6 +274,20 @@ def dsl(
         For ``felm``: the fixed-effect column (oneway) or two columns (twoways).
     learner : sklearn-like estimator, optional
         Learner for g-hat; default :func:`stats.learners.default_learner`.
+    variance : {"sandwich", "design"}
+        ``sandwich`` (default) is R's: ``pi`` rescaled to ``mean(R)``, the sandwich variance and
+        normal intervals. ``design`` treats the population as fixed and known and the labels as
+        a stratified simple random sample (``strata``, ``stratum_size`` and an unrescaled
+        ``sample_prob = n_h / N_h`` required; ``lm`` with the outcome predicted only): the
+        estimate is ``b_g + b_e``, the regression of g-hat on all rows plus the design-weighted
+        (Hajek) regression of the residual ``Y - g_hat`` on the labeled rows, and its variance
+        is the stratified linearisation variance of ``b_e`` with finite-population correction
+        and Satterthwaite degrees of freedom (:func:`stats.design.survey_regression`); intervals
+        are t intervals. Given g-hat only the labeling is random, which is what a finite
+        population of completions needs.
+    strata, stratum_size : str or array-like, optional
+        For ``variance="design"``: each row's sampling stratum and its size ``N_h`` (rows of the
+        whole stratum, also outside ``data``).
 
     Returns
     -------
@@ -262,6 +303,11 @@ def dsl(
     """
     if model not in ("lm", "logit", "felm"):
         raise ValueError("`model` should be 'lm', 'logit' or 'felm'")
+    if variance not in VARIANCES:
+        raise ValueError(f"`variance` should be one of {VARIANCES}")
+    if variance == "design" and (model != "lm" or sample_prob is None or strata is None or stratum_size is None
+                                 or cluster is not None):
+        raise ValueError("variance='design' needs model 'lm', sample_prob, strata and stratum_size (no cluster)")
     targets = [predicted_var] if isinstance(predicted_var, str) else list(predicted_var)
     fe_columns: list[str] = []
     if model == "felm":
@@ -285,6 +331,9 @@ def dsl(
     keep = ~data[sorted(used)].isna().any(axis=1).to_numpy()
     if probs is not None:
         keep &= ~np.isnan(probs)
+    design_info = None
+    if variance == "design":
+        design_info = (_column(data, strata)[keep], _column(data, stratum_size).astype(np.float64)[keep])
     data = data.loc[keep].reset_index(drop=True)
     if probs is not None:
         probs = probs[keep]
@@ -295,6 +344,10 @@ def dsl(
         raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
     if probs is None:
         pi = np.full(n_rows, n_labeled / n_rows)
+    elif variance == "design":
+        pi = probs  # n_h / N_h of the stratum: a Hajek ratio per covariate pattern, not R's rescaling
+        if not np.all((pi[labeled] > 0) & (pi[labeled] <= 1)):
+            raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
     else:
         pi = probs * (labeled.mean() / probs.mean())
         if not np.all((pi > 0) & (pi <= 1)):
@@ -316,9 +369,16 @@ def dsl(
     design = _Design(formula, data, targets, drop_intercept=model == "felm")
     gold = data[targets].to_numpy(dtype=np.float64)
 
+    if design_info is not None:
+        if not design.outcome_only:
+            raise ValueError("variance='design' needs the predicted variable to be the outcome only")
+        sample = StratifiedSample.from_rows(design_info[0][labeled], pi[labeled], design_info[1][labeled])
     fits = []
     for s in range(n_splits.pop()):
         y_pred, x_pred = design.with_predictions({name: predictions[name][s] for name in targets})
+        if design_info is not None:
+            fits.append(_solve_design(design.y, design.x, y_pred, labeled, sample))
+            continue
         fits.append(
             _solve(model, design.y, design.x, y_pred, x_pred, labeled, pi, cluster_codes, fe_codes)
         )
@@ -330,8 +390,32 @@ def dsl(
     )
     return DSLResults(
         model=model, formula=formula, terms=design.terms, split_fits=fits,
-        nobs=n_rows, n_labeled=n_labeled, prediction_rmse=rmse,
+        nobs=n_rows, n_labeled=n_labeled, prediction_rmse=rmse, variance=variance,
     )
+
+
+def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray:
+    """A column of ``data`` by name, or given values aligned with its rows."""
+    column = data[values].to_numpy() if isinstance(values, str) else np.asarray(values)
+    if len(column) != len(data):
+        raise ValueError("strata and stratum_size must have one value per row of data")
+    return column
+
+
+def _solve_design(y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.bool_],
+                  sample: StratifiedSample) -> _SplitFit:
+    """One split of design-variance DSL: ``b = b_g + b_e`` with the design covariance of ``b_e``.
+
+    The population coefficient is ``(X'X)^-1 X'g + (X'X)^-1 X'(Y - g)``. The first term is known
+    exactly given g-hat; the second is estimated from the labeled rows by the stratified Hajek
+    regression of the residual, so only it carries sampling variance.
+    """
+    b_g = np.linalg.lstsq(x, g, rcond=None)[0]
+    y, residual = y_orig[labeled], y_orig[labeled] - g[labeled]
+    floor = _unseen_error_floor(x, g, labeled, residual) if np.isin(y, (0.0, 1.0)).all() else None
+    fit = survey_regression(x[labeled], residual, sample, floor_variance=floor)
+    return _SplitFit(params=b_g + fit.params, cov=fit.cov, labeling_part=fit.cov,
+                     rest=np.zeros_like(fit.cov), df=fit.df)
 
 
 class _Design:
@@ -351,6 +435,8 @@ class _Design:
             self._outcome_column is None and bool(set(formula_names(lhs, targets))),
             bool(set(formula_names(rhs, targets))),
         )
+        # True when g-hat enters only as the outcome: the regressors are known on every row.
+        self.outcome_only = self._outcome_column is not None and not self._rebuild[1]
         names = list(x.design_info.column_names)
         self._columns = [i for i, n in enumerate(names) if not (drop_intercept and n == "Intercept")]
         self.terms = [names[i] for i in self._columns]
@@ -370,6 +456,28 @@ class _Design:
             if self._rebuild[1]:
                 x = np.asarray(patsy.build_design_matrices([x_info], filled, NA_action=_KEEP_NA)[0])[:, self._columns]
         return y, x
+
+
+def _unseen_error_floor(x: NDArray, g: NDArray, labeled: NDArray[np.bool_], residual: NDArray) -> NDArray:
+    """Per labeled row: a residual variance for patterns whose labels show no error of g-hat.
+
+    With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the ``n``
+    labels of a covariate pattern (an image arm of a cell) shows such an error, the residual
+    variance they estimate is near zero even when g-hat errs on a few per cent of the pattern's
+    population: with few labels that is likely, and the interval would be far too short. Such a
+    pattern is given the variance of an error of the typical size ``mean(max(g, 1 - g))`` over
+    its rows, at the error rate ``0.5 / (n + 1)`` (the Jeffreys posterior mean with no error
+    seen in ``n``); 0 elsewhere. With many labels the floor vanishes as ``1/n``.
+    """
+    patterns = covariate_patterns(x)
+    labeled_patterns = patterns[labeled]
+    n_patterns = patterns.max() + 1
+    counts = np.bincount(labeled_patterns, minlength=n_patterns).astype(np.float64)
+    errors = np.bincount(labeled_patterns, weights=(np.abs(residual) > 0.5).astype(np.float64), minlength=n_patterns)
+    size = np.bincount(patterns, weights=np.maximum(g, 1.0 - g), minlength=n_patterns) / np.bincount(
+        patterns, minlength=n_patterns)
+    floor = np.where(errors == 0, 0.5 / (counts + 1.0) * size**2, 0.0)
+    return floor[labeled_patterns]
 
 
 def _solve(

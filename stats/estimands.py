@@ -15,7 +15,19 @@ Estimands (population = all completions of the covered strata, see :mod:`stats.d
   (llm ``vicuna``, vision ``clip``, data ``en``) when one component is swapped.
 
 Estimators: ``dsl`` (cross-fitted DSL, :func:`stats.dsl`), ``surrogate`` (OLS of the surrogate on
-all rows: no labels, biased) and ``labeled`` (design-weighted OLS on the gold labels only).
+all rows: no labels, biased) and ``labeled`` (design-weighted regression on the gold labels only).
+
+Variance (``variance``): ``design`` (the default) treats the population as fixed and the labels as
+a stratified simple random sample: DSL's correction term and the labeled estimator get the
+stratified linearisation variance with finite-population correction and t intervals
+(:func:`stats.design.survey_regression`). ``sandwich`` is R's ``dsl`` (and HC1 weighted least
+squares for the labeled estimator), normal / t intervals.
+
+Identification: a cell is estimated from labels only where every arm or level of every
+regressor (each 0/1 column of the design matrix, both its values) has at least ``min_labels``
+gold labels and the labeled design matrix has full rank. Elsewhere the label-based estimators
+report ``status == "not_estimable"`` and ``needs`` says about how many more labels in which
+strata would do; :data:`MIN_LABELS` is chosen by simulation (docs/stats.md).
 
 Missing gold answers: items whose ``correct`` is NA ("cannot tell") count as unlabeled for the
 accuracy estimands, and each stratum's inclusion probability becomes (items with a definite
@@ -35,14 +47,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import patsy
 from numpy.typing import NDArray
 from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
-from stats.baselines import labeled_ols, surrogate_ols
+from stats.baselines import labeled_ols, labeled_survey, surrogate_ols
 from stats.crossfit import cross_fit_predictions
 from stats.design import InterimDesign, interim_design, interim_sample_prob
-from stats.dsl import DSLResults, dsl
+from stats.dsl import VARIANCES, DSLResults, dsl
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
 
@@ -52,6 +65,9 @@ __all__ = [
     "ESTIMATORS",
     "INTERACTION_FORMULA",
     "LEARNER_INPUTS",
+    "MIN_LABELS",
+    "STATUS_NOT_ESTIMABLE",
+    "STATUS_OK",
     "SURROGATE",
     "TIDY_COLUMNS",
     "EstimandFit",
@@ -60,6 +76,7 @@ __all__ = [
     "analyse_study",
     "image_effect_fits",
     "image_effect_table",
+    "identification_shortfall",
     "interaction_fits",
     "interaction_table",
     "outcome_design",
@@ -91,8 +108,15 @@ ABLATION_REFERENCE: Mapping[str, str] = {"llm": "vicuna", "vision": "clip", "dat
 INTERACTION_FORMULA = "fidelity ~ image + image:llm + image:vision + image:data"
 TIDY_COLUMNS: tuple[str, ...] = (
     "estimand", "outcome", "model", "benchmark", "language", "term", "estimator",
-    "estimate", "se", "ci_low", "ci_high", "n", "n_labeled",
+    "estimate", "se", "ci_low", "ci_high", "n", "n_labeled", "df", "status", "needs",
+    "bound_low", "bound_high",
 )
+#: Fewest gold labels each arm / level of a regressor needs before a cell is estimated from
+#: labels (measured: docs/stats.md, "Identification").
+MIN_LABELS = 2
+STATUS_OK, STATUS_NOT_ESTIMABLE = "ok", "not_estimable"
+#: Estimators that rest on the gold labels (the identification check applies to them).
+_LABEL_ESTIMATORS = ("dsl", "labeled")
 
 
 @dataclass(frozen=True)
@@ -114,6 +138,8 @@ class EstimandFit:
     n_labeled: int
     results: Mapping[str, Any]
     note: str = ""
+    #: Empty when the labels identify the cell, else "not yet estimable: needs about ...".
+    needs: str = ""
 
 
 @dataclass(frozen=True)
@@ -195,6 +221,8 @@ def image_effect_fits(
     sample_split: int = 10,
     seed: int | np.random.Generator = 1234,
     learner: Learner | None = None,
+    variance: str = "design",
+    min_labels: int = MIN_LABELS,
 ) -> list[EstimandFit]:
     """Image effect ``b_1`` of ``outcome ~ image`` in every model x benchmark cell (x language).
 
@@ -212,13 +240,17 @@ def image_effect_fits(
         Precomputed :func:`study_predictions` for ``outcome``; computed here if omitted.
     cross_fit, sample_split, seed, learner
         For computing g-hat when it is not given.
+    variance : {"design", "sandwich"}
+        Design-based variance with t intervals (default), or R's sandwich (see the module notes).
+    min_labels : int
+        Labels each image arm of a cell needs before the label-based estimators report it.
     """
     cells = list(by) + (["query_language"] if per_language else [])
     formula = f"{outcome} ~ image"
     return _fit_cells(
         frame, outcome, formula, cells, "image_effect", estimators, g_hat,
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
-        report_terms=("image",),
+        report_terms=("image",), variance=variance, min_labels=min_labels,
     )
 
 
@@ -263,6 +295,8 @@ def interaction_fits(
     sample_split: int = 10,
     seed: int | np.random.Generator = 1234,
     learner: Learner | None = None,
+    variance: str = "design",
+    min_labels: int = MIN_LABELS,
 ) -> list[EstimandFit]:
     """The ablation interaction regression, per target language (paper Section 4.2, Table 4).
 
@@ -277,8 +311,8 @@ def interaction_fits(
         Target query languages, one regression each.
     reference : mapping
         Reference level per ablation variable.
-    estimators, g_hat, cross_fit, sample_split, seed, learner
-        As in :func:`image_effect_fits`.
+    estimators, g_hat, cross_fit, sample_split, seed, learner, variance, min_labels
+        As in :func:`image_effect_fits` (``min_labels`` per level of every regressor).
     """
     outcome = formula_outcome(formula)
     fits = _fit_cells(
@@ -286,6 +320,7 @@ def interaction_fits(
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
         prepare=lambda rows: ablation_frame(rows, reference),
         restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
+        variance=variance, min_labels=min_labels,
     )
     found = {fit.language for fit in fits}
     missing = [
@@ -315,27 +350,36 @@ def _fit_cells(
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     restrict: NDArray[np.intp] | None = None,
     report_terms: tuple[str, ...] | None = None,
+    variance: str = "design",
+    min_labels: int = MIN_LABELS,
 ) -> list[EstimandFit]:
     """Fit one formula by each estimator in every cell of the covered population.
 
     ``prepare`` turns a cell's rows into the regression data (the interaction regression's
     :func:`ablation_frame`); ``restrict`` limits the rows (positions in ``frame``);
-    ``report_terms`` are the terms to tabulate (default: all but the intercept).
+    ``report_terms`` are the terms to tabulate (default: all but the intercept). A cell whose
+    labels fail :func:`identification_shortfall` is not given to the label-based estimators.
     """
     unknown = set(estimators) - set(ESTIMATORS)
     if unknown:
         raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; choose from {VARIANCES}")
     if "dsl" in estimators and g_hat is None:
         g_hat = study_predictions(frame, outcome, **crossfit_args)
     labeled = frame[outcome].notna().to_numpy()
     pi = interim_sample_prob(frame["stratum"], labeled)
-    covered = outcome_design(frame, outcome).covered(frame["stratum"])
+    design = outcome_design(frame, outcome)
+    covered = design.covered(frame["stratum"])
     positions = np.flatnonzero(covered) if restrict is None else restrict[covered[restrict]]
+    waiting = _waiting_strata(frame, design, cells, restrict, ablation_only=prepare is not None)
     # Only the columns the formula and estimators use go to them: smaller copies, faster patsy.
-    columns = set(formula_names(formula, frame.columns)) | {outcome, SURROGATE[outcome]}
+    columns = set(formula_names(formula, frame.columns)) | {outcome, SURROGATE[outcome], "stratum"}
     if prepare is not None:
         columns |= set(ABLATION_COLUMNS.values())
-    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions)
+    # groupby-size, not map(value_counts()): 15x faster on 775k Arrow strings (issue 10)
+    stratum_size = frame.groupby("stratum", dropna=False)["stratum"].transform("size").to_numpy(dtype=np.float64)
+    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
     groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
     fits = []
     for key, members in groups.items():
@@ -351,16 +395,30 @@ def _fit_cells(
             problems = ["no rows to analyse in this cell"]
         position = data["_position"].to_numpy()
         results: dict[str, Any] = dict.fromkeys(estimators)
+        needs = identification_shortfall(formula, data, outcome, min_labels) if len(data) else ""
+        empty = waiting.get(key if isinstance(key, tuple) else (key,), [])
+        if empty and not needs:  # part of the cell's population has no label to stand for it
+            needs = _needs_sentence(len(empty), empty)
         for estimator in estimators if len(data) else ():
+            if needs and estimator in _LABEL_ESTIMATORS:
+                continue
             try:
                 if estimator == "dsl":
+                    design_args = {} if variance == "sandwich" else dict(
+                        variance="design", strata="stratum", stratum_size="_stratum_size"
+                    )
                     results[estimator] = dsl(
-                        "lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position]
+                        "lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position],
+                        **design_args,
                     )
                 elif estimator == "surrogate":
                     results[estimator] = surrogate_ols(formula, data, SURROGATE[outcome])
-                else:
+                elif variance == "sandwich":
                     results[estimator] = labeled_ols(formula, data, pi[position])
+                else:
+                    results[estimator] = labeled_survey(
+                        formula, data, pi[position], data["stratum"].to_numpy(), data["_stratum_size"].to_numpy()
+                    )
             except (np.linalg.LinAlgError, ValueError) as error:
                 results[estimator] = None
                 problems.append(f"{estimator}: {error}")
@@ -377,23 +435,86 @@ def _fit_cells(
                 n_labeled=int(labeled[position].sum()),
                 results=results,
                 note="; ".join(problems),
+                needs=needs,
             )
         )
     return fits
 
 
+def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None,
+                    ablation_only: bool) -> dict[tuple, list[str]]:
+    """Cell key -> the sampled strata of its rows that have no label yet (sorted).
+
+    The label-based estimators would have to leave those rows out, which silently changes the
+    cell's population; the cell is reported as not yet estimable instead.
+    """
+    rows = frame.iloc[restrict] if restrict is not None else frame
+    rows = rows.loc[rows["stratum"].isin(design.empty_strata)]
+    if ablation_only:
+        rows = rows.loc[rows[list(ABLATION_COLUMNS.values())].notna().all(axis=1)]
+    return {
+        key if isinstance(key, tuple) else (key,): sorted(map(str, group["stratum"].unique()))
+        for key, group in rows.groupby(cells, sort=True, dropna=False)
+    }
+
+
+def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS) -> str:
+    """Why the gold labels of a cell cannot yet identify the regression; "" if they can.
+
+    Every 0/1 column of the design matrix (an image arm, a level of an ablation component) needs
+    at least ``min_labels`` labeled rows with each of its values, and the labeled design matrix
+    full rank. The sentence estimates the labels still needed: for a group short of ``d``
+    labels whose rows make up a share ``N_g / N_S`` of the strata they live in (sizes from the
+    ``_stratum_size`` column, else the rows given), about ``d * N_S / N_g`` more labels in those
+    strata, assuming annotation keeps spreading evenly over them.
+    """
+    x = patsy.dmatrix(formula.split("~", 1)[1], data, NA_action=patsy.NAAction(NA_types=[]),
+                      return_type="dataframe")
+    labeled = data[outcome].notna().to_numpy()
+    strata = data["stratum"].to_numpy() if "stratum" in data else np.zeros(len(data))
+    sizes = data["_stratum_size"].to_numpy() if "_stratum_size" in data else np.full(len(data), float(len(data)))
+    needed, short_strata = 0, set()
+    for column in x.columns:
+        values = x[column].to_numpy()
+        if column == "Intercept" or not np.isin(values, (0.0, 1.0)).all():
+            continue
+        for group in (values == 1.0, values == 0.0):
+            deficit = min_labels - int((group & labeled).sum())
+            if deficit <= 0 or not group.any():
+                continue
+            group_strata = pd.unique(strata[group])
+            stratum_rows = pd.Series(sizes[group], index=strata[group]).groupby(level=0).first().sum()
+            needed += int(np.ceil(deficit * stratum_rows / group.sum()))
+            short_strata.update(str(s) for s in group_strata)
+    if not needed and np.linalg.matrix_rank(x.to_numpy()[labeled]) < x.shape[1]:
+        return "not yet estimable: the labeled rows do not separate every coefficient; label more of this cell"
+    if not needed:
+        return ""
+    return _needs_sentence(needed, sorted(short_strata))
+
+
+def _needs_sentence(labels: int, strata: Sequence[str]) -> str:
+    """ "not yet estimable: needs about k more labels in <strata>" (three named, then a count)."""
+    where = ", ".join(strata[:3]) + (f" and {len(strata) - 3} more strata" if len(strata) > 3 else "")
+    return f"not yet estimable: needs about {labels} more label{'s' if labels != 1 else ''} in {where}"
+
+
 def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataFrame:
     """One row per estimand cell x term x estimator (:data:`TIDY_COLUMNS`).
 
-    The interval is the normal ``1 - alpha`` interval for DSL and the t interval of statsmodels
-    for the baselines (their ``conf_int``); an estimator that could not run gives NaNs.
+    The interval is each estimator's ``conf_int`` (t with ``df`` for the design variance, normal
+    for R's sandwich, statsmodels' t for the HC1 baselines); an estimator that could not run
+    gives NaNs. ``status`` is ``not_estimable`` (and ``needs`` says what is missing) where the
+    labels do not identify a label-based estimator's cell; ``bound_low``/``bound_high`` stay NaN
+    here (:func:`analyse_study` fills them for accuracy).
     """
     records = []
     for fit in fits:
         for estimator, result in fit.results.items():
             terms = fit.terms or (None,)
+            blocked = bool(fit.needs) and estimator in _LABEL_ESTIMATORS
             if result is not None:
-                ci = result.conf_int(alpha)
+                ci, df = result.conf_int(alpha), _degrees_of_freedom(result)
             for term in terms:
                 ok = result is not None and term in result.params.index
                 records.append(
@@ -411,9 +532,22 @@ def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataF
                         "ci_high": ci.loc[term, 1] if ok else np.nan,
                         "n": fit.n,
                         "n_labeled": 0 if estimator == "surrogate" else fit.n_labeled,
+                        "df": df[term] if ok else np.nan,
+                        "status": STATUS_NOT_ESTIMABLE if blocked or not ok else STATUS_OK,
+                        "needs": "" if ok else (fit.needs or f"not estimable: {fit.note or 'no result'}"),
+                        "bound_low": np.nan,
+                        "bound_high": np.nan,
                     }
                 )
     return pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
+
+
+def _degrees_of_freedom(result: Any) -> pd.Series:
+    """Per term: the t interval's df (design variance, statsmodels' residual df), inf if normal."""
+    df = getattr(result, "df", None)  # DSLResults (None under R's sandwich) and SurveyResults
+    if isinstance(df, pd.Series):
+        return df
+    return pd.Series(float(getattr(result, "df_resid", np.inf)), index=result.params.index)
 
 
 def power_table(
@@ -470,17 +604,24 @@ def analyse_study(
     learner: Learner | None = None,
     alpha: float = 0.05,
     target_halfwidth: float | None = 0.05,
+    variance: str = "design",
+    min_labels: int = MIN_LABELS,
 ) -> StudyAnalysis:
     """All estimands of the study, for each outcome, by each estimator, plus power and coverage.
 
     For each outcome g-hat is cross-fitted once over the whole frame (:func:`study_predictions`)
     and reused by every estimand. The interaction formula's outcome is replaced by each outcome in
-    turn.
+    turn. ``variance`` and ``min_labels`` as in :func:`image_effect_fits`.
+
+    Accuracy treats "cannot tell" (a labeled item whose ``correct`` is NA) as missing at random;
+    ``bound_low``/``bound_high`` give the label-based estimates under the two extreme readings,
+    every such item wrong and every such item right (equal to the estimate when there is none).
     """
     rng = np.random.default_rng(seed)
     fits: list[EstimandFit] = []
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
+    scenarios: dict[str, list[pd.DataFrame]] = {}
     for outcome in outcomes:
         designs[outcome] = outcome_design(frame, outcome)
         notes.append(f"{outcome}: {designs[outcome].describe()}")
@@ -489,17 +630,54 @@ def analyse_study(
             g_hat = study_predictions(
                 frame, outcome, cross_fit=cross_fit, sample_split=sample_split, seed=rng, learner=learner
             )
-        fits += image_effect_fits(frame, outcome, per_language=per_language, estimators=estimators, g_hat=g_hat)
+        common = dict(estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels)
+        fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
         formula = with_outcome(interaction_formula, outcome)
-        fits += interaction_fits(frame, formula, languages=languages, estimators=estimators, g_hat=g_hat)
+        fits += interaction_fits(frame, formula, languages=languages, **common)
+        if outcome == "correct":
+            scenarios[outcome] = [
+                tidy_estimates(
+                    image_effect_fits(filled, outcome, per_language=per_language, **common)
+                    + interaction_fits(filled, formula, languages=languages, **common),
+                    alpha,
+                )
+                for filled in _cannot_tell_scenarios(frame, outcome)
+            ]
     notes += [
         f"{f.estimand}/{f.outcome} {f.model or ''} {f.benchmark or ''} {f.language or ''}: {f.note}".replace("  ", " ")
         for f in fits if f.note
     ]
     return StudyAnalysis(
-        estimates=tidy_estimates(fits, alpha),
+        estimates=_with_bounds(tidy_estimates(fits, alpha), scenarios),
         power=power_table(fits, target_halfwidth=target_halfwidth, alpha=alpha),
         designs=designs,
         fits=fits,
         notes=notes,
     )
+
+
+def _cannot_tell_scenarios(frame: pd.DataFrame, outcome: str) -> list[pd.DataFrame]:
+    """The frame with every labeled-but-NA ``outcome`` read as 0, and as 1 (none if there is no NA)."""
+    cannot_tell = frame["labeled"].to_numpy(dtype=bool) & frame[outcome].isna().to_numpy()
+    if not cannot_tell.any():
+        return []
+    return [frame.assign(**{outcome: frame[outcome].mask(cannot_tell, value)}) for value in (0.0, 1.0)]
+
+
+def _with_bounds(estimates: pd.DataFrame, scenarios: Mapping[str, list[pd.DataFrame]]) -> pd.DataFrame:
+    """Fill ``bound_low``/``bound_high`` of each outcome's label-based rows from its NA scenarios."""
+    keys = ["estimand", "outcome", "model", "benchmark", "language", "term", "estimator"]
+    estimates = estimates.copy()
+    for outcome, tables in scenarios.items():
+        rows = (estimates["outcome"] == outcome) & estimates["estimator"].isin(_LABEL_ESTIMATORS)
+        if not tables:  # no "cannot tell": the assumption carries nothing
+            estimates.loc[rows, "bound_low"] = estimates.loc[rows, "estimate"]
+            estimates.loc[rows, "bound_high"] = estimates.loc[rows, "estimate"]
+            continue
+        wrong, right = (
+            estimates.loc[rows, keys].merge(table[[*keys, "estimate"]], on=keys, how="left")["estimate"].to_numpy()
+            for table in tables
+        )
+        estimates.loc[rows, "bound_low"] = np.fmin(wrong, right)  # NaN only where neither scenario has one
+        estimates.loc[rows, "bound_high"] = np.fmax(wrong, right)
+    return estimates

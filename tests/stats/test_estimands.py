@@ -138,6 +138,12 @@ def test_interim_analysis_reports_and_excludes_unlabeled_strata() -> None:
     # The German interaction regression loses the excluded stratum's rows, and says so in n.
     german = analysis.estimates.query("estimand == 'interaction' and language == 'deu'")
     assert (german["n"] < (frame["query_language"] == "deu").sum()).all()
+    # Without labels for part of their population, those cells show no interval: they say so.
+    waiting = pd.concat([effects.loc[effects.index.get_level_values("benchmark") == "maxm"].reset_index(), german])
+    assert (waiting["status"] == "not_estimable").all() and waiting["estimate"].isna().all()
+    assert waiting["needs"].str.endswith(f"needs about 1 more label in {empty}").all()
+    others = effects.loc[effects.index.get_level_values("benchmark") != "maxm"]
+    assert (others["status"] == "ok").all()
 
 
 def test_missing_surrogate_values_are_handled(frame: pd.DataFrame) -> None:
