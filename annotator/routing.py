@@ -466,9 +466,10 @@ def _view(row: _Row, me: int, now: datetime) -> _View:
 def stratum_priority(stratum: str, taken: int, items: int) -> tuple[bool, float, int]:
     """Routing serves the stratum with the smallest key next (see the module docstring).
 
-    Measured on the small demo (benchmarks/bench_allocation.py, n = 600 in 177 model x image
-    strata): after 10 % of the labels, 10 % of the model x benchmark x image arms had none,
-    against 72 % when ties went by name and 41 % with benchmark x language strata.
+    Ties go by a hash, not by name: names sort a benchmark's strata together, so the first pass
+    would serve whole benchmarks (and so arms) before the others. With the sampler's model x
+    image strata, the paper-size demo has no arm without a label after 10 % of the labels
+    (``benchmarks/bench_allocation.py``).
     """
     return taken > 0, (taken + 0.5) / items, zlib.crc32(stratum.encode("utf-8"))
 
