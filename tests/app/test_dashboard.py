@@ -158,6 +158,14 @@ def test_the_interaction_panels_are_stacked_in_words(demo_estimates: StudyEstima
     assert len(widths) == 1 and next(iter(widths))[0] == 0 and next(iter(widths))[1] > 0.95
 
 
+def test_labels_per_language_by_name_add_up() -> None:
+    strata = pd.DataFrame({"stratum": ["A|deu", "B|deu", "A|zho", "A|heb"], "query_language": ["deu", "deu", "zho", "heb"],
+                           "n_sampled": [5, 7, 3, 2], "n_labeled": [1, 2, 3, 0]})
+    figure = FIGURES["languages"](StudyEstimates(*[pd.DataFrame()] * 3, strata, *[pd.DataFrame()] * 2, labels=None))
+    drawn = {trace.name: dict(zip(trace.x, trace.y, strict=True)) for trace in figure.data}
+    assert drawn == {"sampled": {"Chinese": 3, "German": 12, "Hebrew": 2}, "labeled": {"Chinese": 3, "German": 3, "Hebrew": 0}}
+
+
 def with_gaps(study: StudyEstimates) -> StudyEstimates:
     """H4's columns as the estimates carry them: one DSL cell not estimable, accuracy bounds."""
     ifl = study.ifl.assign(status="ok", needs=pd.NA)
@@ -317,7 +325,8 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     panel = page.locator(".st-key-chart_interaction")
     expect(panel.locator(".main-svg").first).to_be_visible()
     page.wait_for_timeout(1000)
-    labels = panel.locator(".ytick text")
+    labels = panel.locator(".yaxislayer-above text")  # every panel's row labels (.ytick, .y2tick)
+    expect(labels.filter(has_text="image x LLM: Leo")).to_have_count(1)  # both panels drawn
     texts = labels.all_text_contents()
     assert "image x LLM: Leo" in texts and not any("[T." in text for text in texts)
     boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
