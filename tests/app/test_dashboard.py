@@ -10,6 +10,7 @@ README's (``docs/screenshots/dashboard.png``) when ``IFL_UPDATE_SCREENSHOTS=1``.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 
 from annotator import estimates as estimates_module
 from annotator.estimates import StudyEstimates, study_estimates
+from annotator.export import BOM
 from annotator.storage import make_engine
 from annotator.wording import language_in_words, readable_agreement, term_in_words
 from pages import _study
@@ -340,6 +342,17 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     expect(page.locator(".st-key-table_agreement")).to_be_visible()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(tmp_path / "agreement.png"), full_page=True)
+
+    # The gold standard for Excel: a BOM, then the same CSV, with the Chinese prompts and answers.
+    page.get_by_role("link", name="Export").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Gold standard for Excel (CSV)").click()
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(BOM)
+    gold = pd.read_csv(io.BytesIO(raw), na_filter=False)
+    assert {"prompt", "gold_answer", "completion"} <= set(gold.columns) and gold.columns[0] == "completion_id"
+    chinese = gold[gold["query_language"] == "zho"]
+    assert len(chinese) and chinese["prompt"].str.contains(r"[\u4e00-\u9fff]").all()
     page.close()
 
 
