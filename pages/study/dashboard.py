@@ -8,6 +8,7 @@ estimate that is not estimable yet is listed with what it needs, never drawn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import pandas as pd
@@ -67,7 +68,7 @@ def table(frame: pd.DataFrame, name: str, readable: pd.DataFrame | None = None) 
         download_csv("Download (CSV)", with_term_words(frame), f"{name}.csv", key=f"download_{name}")
 
 
-def waiting_for_labels(frame: pd.DataFrame, what, key: str) -> None:
+def waiting_for_labels(frame: pd.DataFrame, what: Callable[[pd.DataFrame], pd.Series], key: str) -> None:
     """Estimates that are not estimable yet: what they are and what they need, instead of a number."""
     missing = not_estimable(frame, what)
     if missing.empty:

@@ -41,7 +41,13 @@ from browser_support import (  # noqa: F401  (fixtures)
     server,
 )
 from browser_support import sign_in as sign_in_browser
-from conftest import copy_database
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (``conftest`` is not importable by name when the
+    whole suite runs: tests/annotator has one too)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
 
 HOSTILE_MODEL = '<b>x</b><a href="http://evil.example">y</a>'
 HOSTILE_BENCHMARK = '<a href="http://evil.example">bench</a> %{x} &amp;'
