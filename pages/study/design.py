@@ -146,8 +146,9 @@ with benchmarks:
 if st.button("Preview the allocation and the predicted interval widths", key="sample_preview"):
     weights = weights_mapping(language_weights, benchmark_weights)
     try:
-        plan = plan_allocation(db, st.session_state["sample_n"], weights, st.session_state["sample_allocation"])
-        widths = predicted_widths(db, st.session_state["sample_n"], weights)
+        with st.spinner("Planning both allocations over every completion..."):
+            plan = plan_allocation(db, st.session_state["sample_n"], weights, st.session_state["sample_allocation"])
+            widths = predicted_widths(db, st.session_state["sample_n"], weights)
     except SAMPLING_ERRORS as error:
         show_error(error)
     else:
