@@ -461,22 +461,24 @@ class _Design:
 def _unseen_error_floor(x: NDArray, g: NDArray, labeled: NDArray[np.bool_], residual: NDArray) -> NDArray:
     """Per labeled row: a residual variance for patterns whose labels show no error of g-hat.
 
-    With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the ``n``
-    labels of a covariate pattern (an image arm of a cell) shows such an error, the residual
-    variance they estimate is near zero even when g-hat errs on a few per cent of the pattern's
-    population: with few labels that is likely, and the interval would be far too short. Such a
-    pattern is given the variance of an error of the typical size ``mean(max(g, 1 - g))`` over
-    its rows, at the error rate ``0.5 / (n + 1)`` (the Jeffreys posterior mean with no error
-    seen in ``n``); 0 elsewhere. With many labels the floor vanishes as ``1/n``.
+    With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the labels of
+    a covariate pattern (an image arm of a cell) shows such an error, the residual variance they
+    estimate is near zero even when g-hat errs on a few per cent of the pattern's population:
+    with few labels that is likely, and the interval would be far too short. Such a pattern is
+    given the variance of an error of the typical size ``mean(max(g, 1 - g))`` over its rows, at
+    the error rate of the whole cell, ``(errors + 0.5) / (labels + 1)`` (the Jeffreys posterior
+    mean, pooled over the cell's labels because one arm's few labels say too little); 0
+    elsewhere. With many labels the floor vanishes as ``1/n``.
     """
     patterns = covariate_patterns(x)
     labeled_patterns = patterns[labeled]
     n_patterns = patterns.max() + 1
-    counts = np.bincount(labeled_patterns, minlength=n_patterns).astype(np.float64)
-    errors = np.bincount(labeled_patterns, weights=(np.abs(residual) > 0.5).astype(np.float64), minlength=n_patterns)
+    is_error = np.abs(residual) > 0.5
+    errors = np.bincount(labeled_patterns, weights=is_error.astype(np.float64), minlength=n_patterns)
+    rate = (is_error.sum() + 0.5) / (len(residual) + 1.0)
     size = np.bincount(patterns, weights=np.maximum(g, 1.0 - g), minlength=n_patterns) / np.bincount(
         patterns, minlength=n_patterns)
-    floor = np.where(errors == 0, 0.5 / (counts + 1.0) * size**2, 0.0)
+    floor = np.where(errors == 0, rate * size**2, 0.0)
     return floor[labeled_patterns]
 
 
