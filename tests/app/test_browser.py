@@ -112,7 +112,9 @@ def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, mo
         language = query_language_class(shown.loc[held, "query_language"])
         language_key = {language: "q", "english": "e"}.get(label["answer_language"])
         if language_key is None:
-            page.keyboard.press("s")
+            skips = routing.progress(engine, anna.id).skipped_by_me
+            press_until(page, "s", lambda skips=skips: routing.progress(engine, anna.id).skipped_by_me > skips,
+                        "the skip is stored")
             skipped += 1
             continue
         for key, button in keys_for(label, language_key):
@@ -121,7 +123,8 @@ def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, mo
             expect(page.get_by_test_id("stToast")).to_have_count(0)  # the last save's toast has gone
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "annotate.png"))
-        page.keyboard.press("Control+Enter")
+        submit(page, lambda labeled=labeled: routing.progress(engine, anna.id).labeled_total == labeled + 1,
+               "the label is stored")
         labeled += 1
         expect(total).to_have_text(str(labeled))
         stored = routing.undo_last(engine, anna.id)
@@ -266,19 +269,25 @@ def choose_in_box(page, form: str, answer_class: str) -> None:
     wait_idle(page)
 
 
-def submit(page, stored, what: str) -> None:
-    """Press Ctrl+Enter until ``stored()`` (a key pressed while a run replaces the page can be
-    lost). A second press that lands on the next item is refused there, as it has no answers."""
+def press_until(page, key: str, done, what: str) -> None:
+    """Press ``key`` until ``done()``: on a loaded machine a key pressed while a run replaces the
+    page can be lost, so it is pressed again if nothing happened within 20 s."""
     for attempt in range(3):
         wait_idle(page)
         blur(page)
-        page.keyboard.press("Control+Enter")
+        page.keyboard.press(key)
         try:
-            eventually(stored, what, timeout=20)
+            eventually(done, what, timeout=20)
             return
         except AssertionError:
             if attempt == 2:
                 raise
+
+
+def submit(page, stored, what: str) -> None:
+    """Ctrl+Enter until ``stored()``. A repeated press that lands on the next item is refused
+    there, as that item has no answers yet."""
+    press_until(page, "Control+Enter", stored, what)
 
 
 def press_answer(page, key: str, button: str | None = None) -> None:
@@ -333,21 +342,19 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(server: str, browser, mo
         expect(page.locator(f".{css_key(f'answer_language_{form}')} input")).to_have_value("")
 
         if number == skip_at:
-            page.keyboard.press("s")
+            press_until(page, "s", lambda: routing.progress(engine, kai).skipped_by_me == 1, "the skip is stored")
             skipped = held
             continue
         if number == revise_at:  # reopen the last label, change question 2, save; then this item
             last = order[-1]
-            page.keyboard.press("u")
-            expect(page.get_by_text("Correcting your label")).to_be_visible()
+            press_until(page, "u", page.get_by_text("Correcting your label").is_visible, "the last label reopens")
             wait_idle(page)
             old = expected[last]
             new_key = next(key for key, value in QUESTION_KEYS["matches_gold"].items() if value != old[1])
             press_answer(page, new_key)
-            page.keyboard.press("Control+Enter")
             revised = (old[0], QUESTION_KEYS["matches_gold"][new_key], *old[2:])
-            eventually(lambda last=last, revised=revised: stored_labels(engine, kai).get(last) == revised,
-                       "the correction is stored")
+            submit(page, lambda last=last, revised=revised: stored_labels(engine, kai).get(last) == revised,
+                   "the correction is stored")
             expected[last] = revised
             revised_id = last
             expect(page.get_by_text("Correcting your label")).to_have_count(0)
@@ -362,8 +369,8 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(server: str, browser, mo
         if number == refuse_at:  # questions 2 and 3 only: refused, nothing stored
             press_answer(page, step["matches"])
             press_answer(page, step["correct"])
-            page.keyboard.press("Control+Enter")
-            expect(page.get_by_test_id("stAlert").filter(has_text="still open: 1")).to_be_visible()
+            refused = page.get_by_test_id("stAlert").filter(has_text="still open: 1")
+            submit(page, refused.is_visible, "the submit is refused")
             wait_idle(page)
             assert held not in stored_labels(engine, kai)
             assert routing.progress(engine, kai).holding == held
@@ -548,8 +555,7 @@ def test_right_to_left_text_and_an_image_fit_above_the_fold(server: str, browser
     blur(page)
     for key in ("q", "1", "4"):
         press_answer(page, key, "lang_query" if key == "q" else None)
-    page.keyboard.press("Control+Enter")
-    eventually(lambda: stored_labels(engine, dana).get(held.completion_id) == ("hebrew", True, True, None),
-               "dana's label is stored")
+    submit(page, lambda: held.completion_id in stored_labels(engine, dana), "dana's label is stored")
+    assert stored_labels(engine, dana) == {held.completion_id: ("hebrew", True, True, None)}
     page.close()
     engine.dispose()
