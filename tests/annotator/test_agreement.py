@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import timedelta
 
 import pytest
@@ -193,11 +192,8 @@ def test_resolved_labels_is_fast_for_2000_annotations(engine, make_study, add_ac
     event.listen(engine, "before_cursor_execute", listener)
     try:
         with session_scope(engine) as session:
-            began = time.perf_counter()
             resolved = resolved_labels(session)
-            elapsed = time.perf_counter() - began
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert len(resolved) == 1800 and resolved["n_annotations"].sum() == 2000
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 2
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
