@@ -23,10 +23,8 @@ import streamlit as st
 
 from annotator.routing import RoutingError, release
 from annotator.sessions import revoke_session, session_hours
+from db.vocabulary import ADMIN_ROLES, RESEARCH_ROLES, ROLES
 from pages._common import (
-    ADMIN_ROLES,
-    ALL_ROLES,
-    RESEARCH_ROLES,
     SESSION_TOKEN,
     current_user,
     engine,
@@ -43,7 +41,7 @@ ANNOTATE = "pages/label/annotate.py"
 DASHBOARD = "pages/study/dashboard.py"
 # (section, script, title, icon, roles)
 PAGES = [
-    ("Label", ANNOTATE, "Annotate", ":material/edit_note:", ALL_ROLES),
+    ("Label", ANNOTATE, "Annotate", ":material/edit_note:", ROLES),
     ("Study", DASHBOARD, "Dashboard", ":material/monitoring:", RESEARCH_ROLES),
     ("Study", "pages/study/adjudicate.py", "Adjudicate", ":material/gavel:", RESEARCH_ROLES),
     ("Study", "pages/study/design.py", "Sample design", ":material/grid_view:", RESEARCH_ROLES),

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import session_scope
 from db.models import (
-    ROLES,
     Annotation,
     Annotator,
     AnnotatorLanguage,
@@ -41,6 +40,7 @@ from db.models import (
     SignInSession,
     utcnow,
 )
+from db.vocabulary import ROLES
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",

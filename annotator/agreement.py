@@ -37,19 +37,17 @@ from db.models import (
     SampleItem,
     utcnow,
 )
+from db.vocabulary import QUESTIONS, RESEARCH_ROLES
 
 __all__ = [
     "AGREEMENT_COLUMNS",
-    "QUESTIONS",
     "AdjudicationError",
     "adjudicate",
     "adjudication_queue",
     "agreement_table",
 ]
 
-QUESTIONS = ("answer_language", "matches_gold", "correct")
 AGREEMENT_COLUMNS = ["question", "query_language", "n_items", "percent_agreement", "cohen_kappa", "krippendorff_alpha"]
-ADJUDICATOR_ROLES = ("researcher", "admin")
 
 
 class AdjudicationError(ValueError):
@@ -192,7 +190,7 @@ def adjudicate(
         researcher = session.get(Annotator, int(researcher_id))
         if researcher is None or not researcher.active:
             raise AdjudicationError(f"no active account with id {researcher_id!r}")
-        if researcher.role not in ADJUDICATOR_ROLES:
+        if researcher.role not in RESEARCH_ROLES:
             raise AdjudicationError(
                 f"{researcher.name!r} is an {researcher.role}; only researchers and admins adjudicate"
             )

@@ -54,7 +54,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from annotator.demo_phrases import CONCEPT_QUESTION, CONCEPTS, QUESTION_TYPES, VARIETIES
-from annotator.languages import ANSWER_CLASSES, STUDY_LANGUAGES
+from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES
 
 __all__ = [
     "ABLATION_BENCHMARK",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Adjudication, Annotation, Assignment, SampleItem
+from db.vocabulary import QUESTIONS
 
 __all__ = ["RESOLVED_COLUMNS", "resolved_labels"]
 
@@ -30,7 +31,6 @@ RESOLVED_COLUMNS = [
     "first_labeled_at",
     "last_labeled_at",
 ]
-_QUESTIONS = ["answer_language", "matches_gold", "correct"]
 _DTYPES = {
     "completion_id": "str",
     "answer_language": "object",
@@ -86,7 +86,7 @@ def resolved_labels(session: Session, sample_id: int | None = None) -> pd.DataFr
     labels = labels.sort_values(["completion_id", "rank", "created_at", "id"])
     key = labels["answer_language"] + "|" + labels["matches_gold"].map(repr) + "|" + labels["correct"].map(repr)
     groups = labels.groupby("completion_id", sort=True)
-    resolved = labels.drop_duplicates("completion_id").set_index("completion_id")[_QUESTIONS].astype(object)
+    resolved = labels.drop_duplicates("completion_id").set_index("completion_id")[list(QUESTIONS)].astype(object)
     resolved["n_annotations"] = groups.size()
     resolved["disagreement"] = key.groupby(labels["completion_id"]).nunique() > 1
     resolved["first_labeled_at"] = groups["created_at"].min()
@@ -94,7 +94,7 @@ def resolved_labels(session: Session, sample_id: int | None = None) -> pd.DataFr
     resolved["adjudicated"] = resolved.index.isin(adjudicated.index)
     if resolved["adjudicated"].any():
         ruled = adjudicated.reindex(resolved.index[resolved["adjudicated"]])
-        resolved.loc[ruled.index, _QUESTIONS] = ruled[_QUESTIONS].astype(object).to_numpy()
+        resolved.loc[ruled.index, list(QUESTIONS)] = ruled[list(QUESTIONS)].astype(object).to_numpy()
         resolved_at = pd.to_datetime(ruled["resolved_at"], utc=True)
         resolved.loc[ruled.index, "last_labeled_at"] = resolved.loc[ruled.index, "last_labeled_at"].where(
             resolved.loc[ruled.index, "last_labeled_at"] >= resolved_at, resolved_at

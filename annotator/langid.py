@@ -43,13 +43,13 @@ from sqlalchemy import Connection, Engine, func, select
 
 from annotator.bulk import upsert_rows
 from annotator.languages import (
-    ANSWER_CLASSES,
     UnknownLanguageError,
     canonical_language,
     class_for_script,
     query_language_class,
 )
 from annotator.storage import fetch_rows, writer
+from db.vocabulary import ANSWER_CLASSES
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -13,36 +13,15 @@ from functools import lru_cache
 
 import pycountry
 
+from db.vocabulary import STUDY_LANGUAGES
+
 __all__ = [
-    "ANSWER_CLASSES",
-    "STUDY_LANGUAGES",
     "UnknownLanguageError",
     "canonical_language",
     "class_for_script",
     "language_name",
     "query_language_class",
 ]
-
-#: The paper's 14 query languages: ISO 639-3 code -> answer-language class.
-STUDY_LANGUAGES: dict[str, str] = {
-    "zho": "chinese",
-    "hin": "hindi",
-    "eng": "english",
-    "heb": "hebrew",
-    "tha": "thai",
-    "ara": "arabic",
-    "ben": "bengali",
-    "jpn": "japanese",
-    "spa": "spanish",
-    "deu": "german",
-    "fra": "french",
-    "ron": "romanian",
-    "rus": "russian",
-    "urd": "urdu",
-}
-
-#: Every label an answer can get (annotators and surrogates alike).
-ANSWER_CLASSES: tuple[str, ...] = (*STUDY_LANGUAGES.values(), "other_latin", "other", "none")
 
 # Script -> class for scripts that identify one study language on their own (Appendix C).
 _SCRIPT_CLASS = {

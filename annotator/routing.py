@@ -63,7 +63,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from annotator.languages import ANSWER_CLASSES
 from annotator.storage import session_scope
 from db.models import (
     Annotation,
@@ -76,6 +75,7 @@ from db.models import (
     SampleItem,
     utcnow,
 )
+from db.vocabulary import ANSWER_CLASSES
 
 if TYPE_CHECKING:  # pandas only for the reports, imported there: claims stay quick to start
     import pandas as pd

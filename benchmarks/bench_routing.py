@@ -36,10 +36,10 @@ from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from annotator.accounts import add_annotator  # noqa: E402
-from annotator.languages import STUDY_LANGUAGES  # noqa: E402
 from annotator.routing import claim_next, progress, submit  # noqa: E402
 from annotator.storage import make_engine, upgrade_database  # noqa: E402
 from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow  # noqa: E402
+from db.vocabulary import STUDY_LANGUAGES  # noqa: E402
 
 TARGET_MS = 50.0
 BENCHMARKS = ("LLaVA-W", "MaXM", "ViSIT")

@@ -27,10 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from annotator.languages import ANSWER_CLASSES
+from db.vocabulary import ANSWER_CLASSES, ROLES
 
 __all__ = [
-    "ROLES",
     "Adjudication",
     "Annotation",
     "AnnotationEvent",
@@ -51,7 +50,6 @@ __all__ = [
     "utcnow",
 ]
 
-ROLES = ("annotator", "researcher", "admin")
 ASSIGNMENT_STATES = ("claimed", "submitted", "skipped", "released")
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.

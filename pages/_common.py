@@ -19,14 +19,10 @@ from annotator.sessions import account_for_token
 from annotator.storage import database_url, get_engine, upgrade_database
 from pages._session import browser_session_token
 
-ALL_ROLES = ("annotator", "researcher", "admin")
-RESEARCH_ROLES = ("researcher", "admin")
-ADMIN_ROLES = ("admin",)
 #: Session-state key of the signed-in session's token (see ``annotator.sessions``).
 SESSION_TOKEN = "session_token"
 
-#: Form value -> stored value of the yes/no/NA questions (matches gold, correct).
-ANSWERS = {"yes": True, "no": False, "na": None}
+#: How the yes/no/NA answers (``db.vocabulary.ANSWERS``) read on a form.
 ANSWER_TEXT = {"yes": "Yes", "no": "No", "na": "Can't tell"}
 
 #: Display names of the answer-language classes that are not one language's name.

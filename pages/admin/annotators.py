@@ -6,11 +6,10 @@ import streamlit as st
 
 from annotator import accounts
 from annotator.errors import STORAGE_ERRORS
-from annotator.languages import STUDY_LANGUAGES, language_name
+from annotator.languages import language_name
 from annotator.routing import unroutable_languages
+from db.vocabulary import ADMIN_ROLES, ROLES, STUDY_LANGUAGES
 from pages._common import (
-    ADMIN_ROLES,
-    ALL_ROLES,
     engine,
     flash,
     require_role,
@@ -69,7 +68,7 @@ def save_account() -> None:
 
 
 #: The add form's inputs and what each holds when the form is empty.
-NEW_ACCOUNT_EMPTY = {"new_name": "", "new_languages": [], "new_role": ALL_ROLES[0], "new_password": ""}
+NEW_ACCOUNT_EMPTY = {"new_name": "", "new_languages": [], "new_role": ROLES[0], "new_password": ""}
 
 
 def add_account() -> None:
@@ -116,7 +115,7 @@ with edit:
     with st.form("edit_account"):
         st.multiselect("Languages they read", options, key="account_languages", format_func=language_label,
                        accept_new_options=True, help="Pick, or type a code or English name (it, ita, Italian).")
-        st.selectbox("Role", ALL_ROLES, key="account_role")
+        st.selectbox("Role", ROLES, key="account_role")
         st.toggle("Active (may sign in and label)", key="account_active")
         st.text_input("Reset the password (leave empty to keep)", type="password", key="account_password",
                       autocomplete="new-password", help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; "
@@ -130,7 +129,7 @@ with add:
         st.text_input("Name", key="new_name", max_chars=200)
         st.multiselect("Languages they read", sorted(STUDY_LANGUAGES), key="new_languages",
                        format_func=language_label, accept_new_options=True)
-        st.selectbox("Role", ALL_ROLES, key="new_role")
+        st.selectbox("Role", ROLES, key="new_role")
         st.text_input("Password", type="password", key="new_password", autocomplete="new-password",
                       help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters.")
         st.form_submit_button("Add account", key="new_submit", type="primary", on_click=add_account)

@@ -19,11 +19,10 @@ import streamlit as st
 from annotator import routing
 from annotator.errors import STORAGE_ERRORS
 from annotator.guidelines import get_guidelines
-from annotator.languages import ANSWER_CLASSES, language_name, query_language_class
+from annotator.languages import language_name, query_language_class
+from db.vocabulary import ANSWER_CLASSES, ANSWERS, ROLES
 from pages._common import (
-    ALL_ROLES,
     ANSWER_TEXT,
-    ANSWERS,
     class_label,
     engine,
     flash,
@@ -34,7 +33,7 @@ from pages._common import (
     show_untrusted,
 )
 
-user = require_role(ALL_ROLES)
+user = require_role(ROLES)
 db = engine()
 
 #: The three questions: session key -> (title, help).

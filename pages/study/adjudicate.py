@@ -18,12 +18,11 @@ from annotator.agreement import (
     agreement_table,
 )
 from annotator.errors import STORAGE_ERRORS
-from annotator.languages import ANSWER_CLASSES, language_name
+from annotator.languages import language_name
 from annotator.routing import RoutingError
+from db.vocabulary import ANSWER_CLASSES, ANSWERS, RESEARCH_ROLES
 from pages._common import (
     ANSWER_TEXT,
-    ANSWERS,
-    RESEARCH_ROLES,
     class_label,
     engine,
     escape_markdown,

@@ -20,7 +20,8 @@ from annotator.wording import (
     readable_strata,
     with_term_words,
 )
-from pages._common import RESEARCH_ROLES, download_csv, escape_markdown, require_role
+from db.vocabulary import RESEARCH_ROLES
+from pages._common import download_csv, escape_markdown, require_role
 from pages._study import (
     ESTIMATORS,
     cell_label,

@@ -14,7 +14,8 @@ import streamlit as st
 from annotator.errors import USER_ERRORS
 from annotator.ingest import FORMATS, import_file
 from annotator.langid import run_language_id
-from pages._common import RESEARCH_ROLES, engine, escape_markdown, require_role, show_error
+from db.vocabulary import RESEARCH_ROLES
+from pages._common import engine, escape_markdown, require_role, show_error
 from pages._study import warm_population
 
 require_role(RESEARCH_ROLES)

@@ -22,8 +22,8 @@ from annotator.sampling import (
     sample_rounds,
     top_up,
 )
+from db.vocabulary import RESEARCH_ROLES
 from pages._common import (
-    RESEARCH_ROLES,
     download_csv,
     engine,
     escape_markdown,

@@ -16,7 +16,8 @@ import streamlit as st
 from annotator.export import csv_bytes, export_frame
 from annotator.sampling import current_sample_id
 from annotator.wording import with_term_words
-from pages._common import RESEARCH_ROLES, download_csv, engine, require_role
+from db.vocabulary import RESEARCH_ROLES
+from pages._common import download_csv, engine, require_role
 from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view
 
 require_role(RESEARCH_ROLES)

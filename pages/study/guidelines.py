@@ -15,7 +15,8 @@ from annotator.guidelines import (
     get_guidelines,
     set_guidelines,
 )
-from pages._common import RESEARCH_ROLES, engine, flash, require_role, show_flash
+from db.vocabulary import RESEARCH_ROLES
+from pages._common import engine, flash, require_role, show_flash
 
 user = require_role(RESEARCH_ROLES)
 db = engine()

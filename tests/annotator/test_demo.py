@@ -28,8 +28,9 @@ from annotator.demo import (
     build_demo,
     write_oracle,
 )
-from annotator.languages import ANSWER_CLASSES, STUDY_LANGUAGES, query_language_class
+from annotator.languages import query_language_class
 from db.models import Completion, DemoOracle
+from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES
 
 REQUIRED = ("id", "model", "benchmark", "query_language", "image", "completion")
 SCRIPT = {

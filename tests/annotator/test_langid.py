@@ -24,9 +24,9 @@ from annotator.langid import (
     predict_languages,
     run_language_id,
 )
-from annotator.languages import ANSWER_CLASSES, STUDY_LANGUAGES
 from annotator.storage import make_engine, session_scope, upgrade_database
 from db.models import Completion, Prediction
+from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES
 
 # One clear sentence per study language (same meaning: "This morning I went to the market and
 # bought fresh fruit and vegetables."). lid.176 gets all 14 right, Urdu vs Arabic included,
