@@ -99,6 +99,29 @@ def test_each_item_starts_empty_and_a_submit_sends_only_its_own_answers(sign_in,
                                         second: (language, True, False, None)}
 
 
+def test_after_a_correction_the_item_on_screen_starts_empty_and_saves(sign_in, study: Engine) -> None:
+    at = sign_in("anna")
+    first = form_of(at)
+    at.button(key="lang_english").click().run()
+    at.button(key="matches_gold_yes").click().run()
+    at.button(key="correct_yes").click().run()
+    at.button(key="submit").click().run()
+    second = form_of(at)
+    at.button(key="matches_gold_no").click().run()  # begun, then left for a correction
+    at.button(key="undo").click().run()
+    assert selected(at) == {"lang_english", "matches_gold_yes", "correct_yes"}, "the label being corrected"
+    at.button(key="correct_na").click().run()
+    at.button(key="submit").click().run()
+    assert labels_of(study, "anna") == {first: ("english", True, None, None)}
+    assert form_of(at) == second and selected(at) == set()
+    at.button(key="lang_english").click().run()
+    at.button(key="matches_gold_no").click().run()
+    at.button(key="correct_no").click().run()
+    at.button(key="submit").click().run()
+    assert not at.warning and not at.error
+    assert labels_of(study, "anna") == {first: ("english", True, None, None), second: ("english", False, False, None)}
+
+
 def test_an_english_query_has_one_english_button(sign_in, study: Engine) -> None:
     accounts.set_languages(study, "anna", ["en"])
     at = sign_in("anna")
