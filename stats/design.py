@@ -35,6 +35,7 @@ __all__ = [
     "interim_design",
     "interim_sample_prob",
     "stratified_linearisation",
+    "survey_coefficients",
     "survey_regression",
 ]
 
@@ -260,19 +261,27 @@ def survey_regression(x: NDArray[np.float64], y: NDArray[np.float64], sample: St
     ``(1 - f_h) w_i^2 floor_i T^-1 x_i x_i^T T^-1``, with ``labels of the pattern - 1`` degrees
     of freedom, so a pattern whose few labels happen to agree never claims to be known exactly.
     """
-    k = x.shape[1]
-    if len(y) <= k or np.linalg.matrix_rank(x) < k:
-        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    params = survey_coefficients(x, y, sample)
     w = sample.weights
-    t = x.T @ (w[:, None] * x)
-    params = np.linalg.solve(t, x.T @ (w * y))
-    bread = np.linalg.inv(t)
+    bread = np.linalg.inv(x.T @ (w[:, None] * x))
     scores = (w * (y - x @ params))[:, None] * (x @ bread)
     patterns = covariate_patterns(x)
     cov, df = stratified_linearisation(scores, sample, patterns)
     if floor_variance is not None and np.any(floor_variance > 0):
         cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df)
     return SurveyFit(params, cov, df)
+
+
+def survey_coefficients(x: NDArray[np.float64], y: NDArray[np.float64], sample: StratifiedSample) -> NDArray[np.float64]:
+    """The coefficients of :func:`survey_regression` alone: weighted least squares, weights ``N_h / n_h``.
+
+    Raises LinAlgError where the labeled rows do not identify every coefficient.
+    """
+    k = x.shape[1]
+    if len(y) <= k or np.linalg.matrix_rank(x) < k:
+        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    w = sample.weights
+    return np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
 
 
 def covariate_patterns(x: NDArray[np.float64]) -> NDArray[np.intp]:

@@ -33,13 +33,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 from scipy.special import expit
 
-from stats._formula import as_list, formula_names
+from stats._formula import as_list, formula_names, formula_outcome
 from stats._linalg import cluster_sum, nearest_psd_keep_diag, outer_sum
 from stats.crossfit import cross_fit_predictions
-from stats.design import StratifiedSample, covariate_patterns, survey_regression
+from stats.design import StratifiedSample, covariate_patterns, survey_coefficients, survey_regression
 from stats.learners import Learner
 
-__all__ = ["VARIANCES", "DSLResults", "dsl"]
+__all__ = ["VARIANCES", "DSLResults", "dsl", "dsl_design_estimate", "dsl_design_matrix"]
 
 ModelName = Literal["lm", "logit", "felm"]
 Variance = Literal["sandwich", "design"]
@@ -394,6 +394,105 @@ def dsl(
     )
 
 
+def dsl_design_matrix(
+    formula: str,
+    x: pd.DataFrame,
+    outcome: ArrayLike,
+    g_hat: NDArray[np.float64],
+    sample_prob: ArrayLike,
+    strata: ArrayLike,
+    stratum_size: ArrayLike,
+) -> DSLResults:
+    """``dsl("lm", formula, ..., variance="design")`` on a design matrix the caller built once.
+
+    The same estimator, covariance and degrees of freedom as :func:`dsl` with the outcome as the
+    only predicted variable, for a caller that fits several estimators on one cell
+    (:func:`stats.analyse_study`): the cell's patsy design is built once for all of them, and
+    the ``sample_split`` splits share what does not depend on g-hat (the coefficients of g-hat
+    on every row solved for all splits at once, the covariate patterns, the labeled sample).
+
+    Parameters
+    ----------
+    formula : str
+        The formula ``x`` was built from (kept on the results).
+    x : DataFrame
+        Design matrix of every row of the cell, columns named by term.
+    outcome : array-like
+        Gold outcome per row, NaN where unlabeled.
+    g_hat : ndarray (S, N)
+        Cross-fitted predictions of the outcome per split and row.
+    sample_prob, strata, stratum_size
+        Per row: ``n_h / N_h``, sampling stratum and ``N_h``, as for :func:`dsl`.
+    """
+    design, y, predictions, labeled, sample = _design_inputs(x, outcome, g_hat, sample_prob, strata, stratum_size)
+    b_g = _coefficients_of_g_hat(design, predictions)
+    gold, x_labeled = y[labeled], design[labeled]
+    n_labeled = len(gold)
+    residuals = gold - predictions[:, labeled]
+    floors = (_unseen_error_floor(covariate_patterns(design), predictions, labeled, residuals)
+              if np.isin(gold, (0.0, 1.0)).all() else [None] * len(predictions))
+    fits = []
+    for split, (residual, floor) in enumerate(zip(residuals, floors, strict=True)):
+        fit = survey_regression(x_labeled, residual, sample, floor_variance=floor)
+        fits.append(_SplitFit(params=b_g[split] + fit.params, cov=fit.cov, labeling_part=fit.cov,
+                              rest=np.zeros_like(fit.cov), df=fit.df))
+    rmse = float(np.mean(np.sqrt(np.mean(residuals**2, axis=1))))
+    return DSLResults(
+        model="lm", formula=formula, terms=list(x.columns), split_fits=fits, nobs=len(y), n_labeled=n_labeled,
+        prediction_rmse=pd.Series({formula_outcome(formula): rmse}), variance="design",
+    )
+
+
+def dsl_design_estimate(
+    x: pd.DataFrame,
+    outcome: ArrayLike,
+    g_hat: NDArray[np.float64],
+    sample_prob: ArrayLike,
+    strata: ArrayLike,
+    stratum_size: ArrayLike,
+) -> pd.Series:
+    """The coefficients of :func:`dsl_design_matrix` alone (same arguments but the formula).
+
+    For the "can't tell" bounds, which need the estimate with the unanswerable items read as
+    wrong or right but not its variance: the coefficients of g-hat plus the Hajek regression of
+    the residual, per split, and their median, without the linearisation variance.
+    """
+    design, y, predictions, labeled, sample = _design_inputs(x, outcome, g_hat, sample_prob, strata, stratum_size)
+    b_g = _coefficients_of_g_hat(design, predictions)
+    residuals = y[labeled] - predictions[:, labeled]
+    by_split = [b_g[split] + survey_coefficients(design[labeled], residual, sample)
+                for split, residual in enumerate(residuals)]
+    return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(x.columns))
+
+
+def _design_inputs(x: pd.DataFrame, outcome: ArrayLike, g_hat: NDArray[np.float64], sample_prob: ArrayLike,
+                   strata: ArrayLike, stratum_size: ArrayLike
+                   ) -> tuple[NDArray, NDArray, NDArray, NDArray[np.bool_], StratifiedSample]:
+    """Design, outcome, g-hat and labeled mask of the usable rows (as :func:`dsl` keeps them), and
+    the stratified sample of the labeled ones."""
+    design = x.to_numpy(dtype=np.float64)
+    probs = np.asarray(sample_prob, dtype=np.float64)
+    keep = ~np.isnan(design).any(axis=1) & ~np.isnan(probs)
+    design, probs = design[keep], probs[keep]
+    y = np.asarray(outcome, dtype=np.float64)[keep]
+    predictions = np.asarray(g_hat, dtype=np.float64)[:, keep]
+    labeled = ~np.isnan(y)
+    if not labeled.any():
+        raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
+    if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
+        raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
+    sample = StratifiedSample.from_rows(
+        np.asarray(strata)[keep][labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[keep][labeled]
+    )
+    return design, y, predictions, labeled, sample
+
+
+def _coefficients_of_g_hat(design: NDArray, predictions: NDArray) -> NDArray:
+    """``b_g`` of every split at once (S, k), by the normal equations: lstsq's SVD for each split
+    cost more than everything else in a cell (the labels identify the design: X'X is regular)."""
+    return np.linalg.solve(design.T @ design, (predictions @ design).T).T
+
+
 def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray:
     """A column of ``data`` by name, or given values aligned with its rows."""
     column = data[values].to_numpy() if isinstance(values, str) else np.asarray(values)
@@ -412,7 +511,7 @@ def _solve_design(y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.b
     """
     b_g = np.linalg.lstsq(x, g, rcond=None)[0]
     y, residual = y_orig[labeled], y_orig[labeled] - g[labeled]
-    floor = _unseen_error_floor(x, g, labeled, residual) if np.isin(y, (0.0, 1.0)).all() else None
+    floor = _unseen_error_floor(covariate_patterns(x), g, labeled, residual)[0] if np.isin(y, (0.0, 1.0)).all() else None
     fit = survey_regression(x[labeled], residual, sample, floor_variance=floor)
     return _SplitFit(params=b_g + fit.params, cov=fit.cov, labeling_part=fit.cov,
                      rest=np.zeros_like(fit.cov), df=fit.df)
@@ -458,8 +557,9 @@ class _Design:
         return y, x
 
 
-def _unseen_error_floor(x: NDArray, g: NDArray, labeled: NDArray[np.bool_], residual: NDArray) -> NDArray:
-    """Per labeled row: a residual variance for patterns whose labels show no error of g-hat.
+def _unseen_error_floor(patterns: NDArray[np.intp], g: NDArray, labeled: NDArray[np.bool_], residual: NDArray
+                        ) -> NDArray:
+    """Per split and labeled row: a residual variance for patterns whose labels show no error of g-hat.
 
     With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the labels of
     a covariate pattern (an image arm of a cell) shows such an error, the residual variance they
@@ -469,17 +569,22 @@ def _unseen_error_floor(x: NDArray, g: NDArray, labeled: NDArray[np.bool_], resi
     the error rate of the whole cell, ``(errors + 0.5) / (labels + 1)`` (the Jeffreys posterior
     mean, pooled over the cell's labels because one arm's few labels say too little); 0
     elsewhere. With many labels the floor vanishes as ``1/n``.
+
+    ``patterns`` are :func:`stats.design.covariate_patterns` of the design matrix; ``g`` (S, N)
+    and ``residual`` (S, n) hold every split (one per row), which are computed together: a
+    sparse product instead of a pass over the rows per split (issue 10). Returns (S, n).
     """
-    patterns = covariate_patterns(x)
+    g, residual = np.atleast_2d(g), np.atleast_2d(residual)
     labeled_patterns = patterns[labeled]
     n_patterns = patterns.max() + 1
-    is_error = np.abs(residual) > 0.5
-    errors = np.bincount(labeled_patterns, weights=is_error.astype(np.float64), minlength=n_patterns)
-    rate = (is_error.sum() + 0.5) / (len(residual) + 1.0)
-    size = np.bincount(patterns, weights=np.maximum(g, 1.0 - g), minlength=n_patterns) / np.bincount(
-        patterns, minlength=n_patterns)
-    floor = np.where(errors == 0, rate * size**2, 0.0)
-    return floor[labeled_patterns]
+    is_error = (np.abs(residual) > 0.5).astype(np.float64)
+    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=n_patterns) for split in is_error])
+    rate = (is_error.sum(axis=1) + 0.5) / (residual.shape[1] + 1.0)
+    one_hot = sp.csr_matrix((np.ones(len(patterns)), (np.arange(len(patterns)), patterns)),
+                            shape=(len(patterns), n_patterns))
+    size = (one_hot.T @ np.maximum(g, 1.0 - g).T).T / np.bincount(patterns, minlength=n_patterns)
+    floor = np.where(errors == 0, rate[:, None] * size**2, 0.0)
+    return floor[:, labeled_patterns]
 
 
 def _solve(

@@ -52,10 +52,10 @@ from numpy.typing import NDArray
 from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
-from stats.baselines import labeled_ols, labeled_survey, surrogate_ols
+from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
 from stats.crossfit import cross_fit_predictions
 from stats.design import InterimDesign, interim_design, interim_sample_prob
-from stats.dsl import VARIANCES, DSLResults, dsl
+from stats.dsl import _EVAL_ENV, VARIANCES, DSLResults, dsl, dsl_design_estimate, dsl_design_matrix
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
 
@@ -223,6 +223,7 @@ def image_effect_fits(
     learner: Learner | None = None,
     variance: str = "design",
     min_labels: int = MIN_LABELS,
+    point_only: bool = False,
 ) -> list[EstimandFit]:
     """Image effect ``b_1`` of ``outcome ~ image`` in every model x benchmark cell (x language).
 
@@ -244,13 +245,16 @@ def image_effect_fits(
         Design-based variance with t intervals (default), or R's sandwich (see the module notes).
     min_labels : int
         Labels each image arm of a cell needs before the label-based estimators report it.
+    point_only : bool
+        Coefficients only (each result has ``params`` alone), for the label-based estimators
+        under the design variance: what the "can't tell" bounds need, without the variances.
     """
     cells = list(by) + (["query_language"] if per_language else [])
     formula = f"{outcome} ~ image"
     return _fit_cells(
         frame, outcome, formula, cells, "image_effect", estimators, g_hat,
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
-        report_terms=("image",), variance=variance, min_labels=min_labels,
+        report_terms=("image",), variance=variance, min_labels=min_labels, point_only=point_only,
     )
 
 
@@ -297,6 +301,7 @@ def interaction_fits(
     learner: Learner | None = None,
     variance: str = "design",
     min_labels: int = MIN_LABELS,
+    point_only: bool = False,
 ) -> list[EstimandFit]:
     """The ablation interaction regression, per target language (paper Section 4.2, Table 4).
 
@@ -311,7 +316,7 @@ def interaction_fits(
         Target query languages, one regression each.
     reference : mapping
         Reference level per ablation variable.
-    estimators, g_hat, cross_fit, sample_split, seed, learner, variance, min_labels
+    estimators, g_hat, cross_fit, sample_split, seed, learner, variance, min_labels, point_only
         As in :func:`image_effect_fits` (``min_labels`` per level of every regressor).
     """
     outcome = formula_outcome(formula)
@@ -320,7 +325,7 @@ def interaction_fits(
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
         prepare=lambda rows: ablation_frame(rows, reference),
         restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
-        variance=variance, min_labels=min_labels,
+        variance=variance, min_labels=min_labels, point_only=point_only,
     )
     found = {fit.language for fit in fits}
     missing = [
@@ -352,6 +357,7 @@ def _fit_cells(
     report_terms: tuple[str, ...] | None = None,
     variance: str = "design",
     min_labels: int = MIN_LABELS,
+    point_only: bool = False,
 ) -> list[EstimandFit]:
     """Fit one formula by each estimator in every cell of the covered population.
 
@@ -365,6 +371,8 @@ def _fit_cells(
         raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
     if variance not in VARIANCES:
         raise ValueError(f"unknown variance {variance!r}; choose from {VARIANCES}")
+    if point_only and (variance != "design" or not set(estimators) <= set(_LABEL_ESTIMATORS)):
+        raise ValueError("point_only is for the label-based estimators under the design variance")
     if "dsl" in estimators and g_hat is None:
         g_hat = study_predictions(frame, outcome, **crossfit_args)
     labeled = frame[outcome].notna().to_numpy()
@@ -395,7 +403,9 @@ def _fit_cells(
             problems = ["no rows to analyse in this cell"]
         position = data["_position"].to_numpy()
         results: dict[str, Any] = dict.fromkeys(estimators)
-        needs = identification_shortfall(formula, data, outcome, min_labels) if len(data) else ""
+        # One design per cell for the identification check and every estimator (issue 10).
+        x = _cell_design(formula, data) if len(data) else None
+        needs = identification_shortfall(formula, data, outcome, min_labels, design=x) if len(data) else ""
         empty = waiting.get(key if isinstance(key, tuple) else (key,), [])
         if empty and not needs:  # part of the cell's population has no label to stand for it
             needs = _needs_sentence(len(empty), empty)
@@ -403,22 +413,26 @@ def _fit_cells(
             if needs and estimator in _LABEL_ESTIMATORS:
                 continue
             try:
-                if estimator == "dsl":
-                    design_args = {} if variance == "sandwich" else dict(
-                        variance="design", strata="stratum", stratum_size="_stratum_size"
+                if estimator == "surrogate":
+                    results[estimator] = surrogate_ols_design(x, data[SURROGATE[outcome]].to_numpy(dtype=np.float64))
+                elif variance == "sandwich":  # R's dsl and HC1: the general functions
+                    results[estimator] = (
+                        dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position])
+                        if estimator == "dsl" else labeled_ols(formula, data, pi[position])
                     )
-                    results[estimator] = dsl(
-                        "lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position],
-                        **design_args,
-                    )
-                elif estimator == "surrogate":
-                    results[estimator] = surrogate_ols(formula, data, SURROGATE[outcome])
-                elif variance == "sandwich":
-                    results[estimator] = labeled_ols(formula, data, pi[position])
                 else:
-                    results[estimator] = labeled_survey(
-                        formula, data, pi[position], data["stratum"].to_numpy(), data["_stratum_size"].to_numpy()
-                    )
+                    design_args = (pi[position], data["stratum"].to_numpy(), data["_stratum_size"].to_numpy())
+                    gold = data[outcome].to_numpy(dtype=np.float64)
+                    if point_only:
+                        results[estimator] = _Coefficients(
+                            dsl_design_estimate(x, gold, g_hat[:, position], *design_args)
+                            if estimator == "dsl" else labeled_survey_estimate(x, gold, *design_args)
+                        )
+                    else:
+                        results[estimator] = (
+                            dsl_design_matrix(formula, x, gold, g_hat[:, position], *design_args)
+                            if estimator == "dsl" else labeled_survey_design(x, gold, *design_args)
+                        )
             except (np.linalg.LinAlgError, ValueError) as error:
                 results[estimator] = None
                 problems.append(f"{estimator}: {error}")
@@ -441,6 +455,19 @@ def _fit_cells(
     return fits
 
 
+@dataclass(frozen=True)
+class _Coefficients:
+    """A point estimate without a variance (``point_only`` fits)."""
+
+    params: pd.Series
+
+
+def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """The cell's design matrix (right-hand side of ``formula``) on all its rows, NA kept as NaN."""
+    return patsy.dmatrix(formula.split("~", 1)[1], data, NA_action=patsy.NAAction(NA_types=[]),
+                         eval_env=_EVAL_ENV, return_type="dataframe")
+
+
 def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None,
                     ablation_only: bool) -> dict[tuple, list[str]]:
     """Cell key -> the sampled strata of its rows that have no label yet (sorted).
@@ -458,7 +485,8 @@ def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str]
     }
 
 
-def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS) -> str:
+def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS, *,
+                             design: pd.DataFrame | None = None) -> str:
     """Why the gold labels of a cell cannot yet identify the regression; "" if they can.
 
     Every 0/1 column of the design matrix (an image arm, a level of an ablation component) needs
@@ -466,10 +494,10 @@ def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min
     full rank. The sentence estimates the labels still needed: for a group short of ``d``
     labels whose rows make up a share ``N_g / N_S`` of the strata they live in (sizes from the
     ``_stratum_size`` column, else the rows given), about ``d * N_S / N_g`` more labels in those
-    strata, assuming annotation keeps spreading evenly over them.
+    strata, assuming annotation keeps spreading evenly over them. ``design`` is the formula's
+    design matrix on ``data`` where the caller has built it already.
     """
-    x = patsy.dmatrix(formula.split("~", 1)[1], data, NA_action=patsy.NAAction(NA_types=[]),
-                      return_type="dataframe")
+    x = _cell_design(formula, data) if design is None else design
     labeled = data[outcome].notna().to_numpy()
     strata = data["stratum"].to_numpy() if "stratum" in data else np.zeros(len(data))
     sizes = data["_stratum_size"].to_numpy() if "_stratum_size" in data else np.full(len(data), float(len(data)))
@@ -635,11 +663,13 @@ def analyse_study(
         formula = with_outcome(interaction_formula, outcome)
         fits += interaction_fits(frame, formula, languages=languages, **common)
         if outcome == "correct":
+            # Only the label-based estimates; under the design variance without their variances.
+            bounds = dict(common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
+                          point_only=variance == "design")
             scenarios[outcome] = [
-                tidy_estimates(
-                    image_effect_fits(filled, outcome, per_language=per_language, **common)
-                    + interaction_fits(filled, formula, languages=languages, **common),
-                    alpha,
+                _estimate_table(
+                    image_effect_fits(filled, outcome, per_language=per_language, **bounds)
+                    + interaction_fits(filled, formula, languages=languages, **bounds)
                 )
                 for filled in _cannot_tell_scenarios(frame, outcome)
             ]
@@ -662,6 +692,19 @@ def _cannot_tell_scenarios(frame: pd.DataFrame, outcome: str) -> list[pd.DataFra
     if not cannot_tell.any():
         return []
     return [frame.assign(**{outcome: frame[outcome].mask(cannot_tell, value)}) for value in (0.0, 1.0)]
+
+
+def _estimate_table(fits: Sequence[EstimandFit]) -> pd.DataFrame:
+    """The ``estimate`` column of :func:`tidy_estimates` with its keys, from ``params`` alone."""
+    return pd.DataFrame.from_records(
+        [
+            {"estimand": fit.estimand, "outcome": fit.outcome, "model": fit.model, "benchmark": fit.benchmark,
+             "language": fit.language, "term": term, "estimator": estimator,
+             "estimate": result.params[term] if result is not None and term in result.params.index else np.nan}
+            for fit in fits for estimator, result in fit.results.items() for term in fit.terms or (None,)
+        ],
+        columns=["estimand", "outcome", "model", "benchmark", "language", "term", "estimator", "estimate"],
+    )
 
 
 def _with_bounds(estimates: pd.DataFrame, scenarios: Mapping[str, list[pd.DataFrame]]) -> pd.DataFrame:
