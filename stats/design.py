@@ -35,6 +35,7 @@ __all__ = [
     "interim_design",
     "interim_sample_prob",
     "stratified_linearisation",
+    "stratum_sizes",
     "survey_coefficients",
     "survey_regression",
 ]
@@ -64,9 +65,21 @@ def interim_sample_prob(stratum: ArrayLike, labeled: ArrayLike) -> NDArray[np.fl
     return (n_labeled / sizes)[codes]
 
 
-def _values(labels: ArrayLike) -> pd.api.extensions.ExtensionArray:
-    """Labels as a pandas array without an index (and without converting strings to objects)."""
-    return pd.Series(labels).array
+def _values(labels: ArrayLike) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """Labels as an array without an index, as they are: a Series' own array, else a NumPy array.
+
+    Never through ``pd.Series(labels)``: that copies an object array of strings into a new Arrow
+    string array, which at 775k rows cost more than what is computed from it (issue 10).
+    """
+    if not isinstance(labels, (pd.Series, pd.Index)):
+        return np.asarray(labels)
+    return labels.to_numpy() if isinstance(labels.dtype, np.dtype) else labels.array
+
+
+def stratum_sizes(stratum: ArrayLike) -> NDArray[np.float64]:
+    """``N_h`` of each row's stratum (a missing stratum counts as one more stratum)."""
+    codes, _ = pd.factorize(_values(stratum), use_na_sentinel=False)
+    return np.bincount(codes).astype(np.float64)[codes]
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ class InterimDesign:
 
     def covered(self, stratum: ArrayLike) -> NDArray[np.bool_]:
         """Row mask: True where the row's stratum has at least one usable label."""
-        return pd.Series(_values(stratum)).isin(self.covered_strata).to_numpy()
+        values = _values(stratum)
+        return pd.Series(values, dtype=values.dtype, copy=False).isin(self.covered_strata).to_numpy()
 
     def describe(self) -> str:
         """One line on coverage, for reports and notes."""
@@ -123,19 +137,25 @@ def interim_design(stratum: ArrayLike, labeled: ArrayLike, sample_prob: ArrayLik
     -------
     InterimDesign
     """
-    table = pd.DataFrame(
-        {
-            "stratum": _values(stratum),
-            "labeled": np.asarray(labeled, dtype=bool),
-            "sample_prob": np.asarray(sample_prob, dtype=np.float64),
-        }
-    )
-    strata = table.groupby("stratum", sort=True).agg(
-        N_h=("labeled", "size"), n_labeled=("labeled", "sum"), design_prob=("sample_prob", "mean")
-    )
-    strata["n_sampled"] = np.rint(strata["design_prob"] * strata["N_h"]).astype(np.int64)
+    # factorize and bincount rather than a groupby: a third of the time at 775k rows (issue 10)
+    codes, names = pd.factorize(_values(stratum), sort=True)
+    present = codes >= 0  # rows without a stratum belong to none, as groupby drops them
+    codes = codes[present]
+    labeled = np.asarray(labeled, dtype=bool)[present]
+    probs = np.asarray(sample_prob, dtype=np.float64)[present]
+    known = ~np.isnan(probs)  # the mean design probability skips missing values, as pandas' mean
+    size = np.bincount(codes, minlength=len(names))
+    with np.errstate(invalid="ignore"):
+        design_prob = np.bincount(codes[known], weights=probs[known], minlength=len(names)) / np.bincount(
+            codes[known], minlength=len(names))
+    strata = pd.DataFrame({
+        "stratum": pd.Series(np.asarray(names)),
+        "N_h": size,
+        "n_sampled": np.rint(design_prob * size).astype(np.int64),
+        "n_labeled": np.bincount(codes, weights=labeled, minlength=len(names)).astype(np.int64),
+        "design_prob": design_prob,
+    })
     strata["effective_prob"] = strata["n_labeled"] / strata["N_h"]
-    strata = strata.reset_index()[["stratum", "N_h", "n_sampled", "n_labeled", "design_prob", "effective_prob"]]
     empty = strata.loc[(strata["n_sampled"] > 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
     unsampled = strata.loc[(strata["n_sampled"] == 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
     return InterimDesign(strata=strata, empty_strata=empty, unsampled_strata=unsampled)

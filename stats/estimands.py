@@ -54,7 +54,7 @@ from scipy import stats as sps
 from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
 from stats.crossfit import cross_fit_predictions
-from stats.design import InterimDesign, interim_design, interim_sample_prob
+from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import _EVAL_ENV, VARIANCES, DSLResults, dsl, dsl_design_estimate, dsl_design_matrix
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
@@ -385,8 +385,7 @@ def _fit_cells(
     columns = set(formula_names(formula, frame.columns)) | {outcome, SURROGATE[outcome], "stratum"}
     if prepare is not None:
         columns |= set(ABLATION_COLUMNS.values())
-    # groupby-size, not map(value_counts()): 15x faster on 775k Arrow strings (issue 10)
-    stratum_size = frame.groupby("stratum", dropna=False)["stratum"].transform("size").to_numpy(dtype=np.float64)
+    stratum_size = stratum_sizes(frame["stratum"])
     slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
     groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
     fits = []
