@@ -645,6 +645,9 @@ def analyse_study(
     every such item wrong and every such item right (equal to the estimate when there is none).
     """
     rng = np.random.default_rng(seed)
+    # Every estimand looks rows up by stratum: as a categorical that is a pass over integer codes,
+    # not over 775k strings, each time (issue 10).
+    frame = frame.assign(stratum=pd.Categorical(frame["stratum"]))
     fits: list[EstimandFit] = []
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
