@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from stats._formula import as_list
 from stats.learners import Learner, default_learner
 
-__all__ = ["cross_fit_predictions", "distinct_rows", "fold_assignments", "learner_inputs"]
+__all__ = ["cross_fit_predictions", "distinct_rows", "fold_assignments", "fold_table", "learner_inputs"]
 
 
 def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.float64]:
@@ -74,6 +74,18 @@ def fold_assignments(n_units: int, cross_fit: int, rng: np.random.Generator) -> 
     return rng.permutation(np.arange(n_units) % cross_fit)
 
 
+def fold_table(n_units: int, cross_fit: int, sample_split: int, rng: np.random.Generator) -> NDArray[np.int8]:
+    """The folds of :func:`cross_fit_predictions`' ``sample_split`` draws, shape (sample_split, n_units).
+
+    Drawn from ``rng`` exactly as :func:`cross_fit_predictions` draws them itself, so passing the
+    table as ``folds=`` gives the same predictions; a caller can draw the folds of several
+    cross-fits in order up front (and keep them: they depend on the seed and sizes only).
+    """
+    if cross_fit > 127:
+        raise ValueError("cross_fit must be at most 127")
+    return np.stack([fold_assignments(n_units, cross_fit, rng) for _ in range(sample_split)]).astype(np.int8)
+
+
 def _fit_predict(learner: Learner, x_train: NDArray, y_train: NDArray, x_test: NDArray) -> NDArray[np.float64]:
     """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers."""
     observed = np.unique(y_train)
@@ -103,6 +115,7 @@ def cross_fit_predictions(
     seed: int | np.random.Generator = 1234,
     learner: Learner | None = None,
     cluster: str | None = None,
+    folds: NDArray[np.integer] | None = None,
 ) -> NDArray[np.float64] | dict[str, NDArray[np.float64]]:
     """Cross-fitted g-hat for every row of ``data``, for each of ``sample_split`` fold draws.
 
@@ -128,6 +141,8 @@ def cross_fit_predictions(
         Cloned for every fit; default :func:`stats.learners.default_learner`.
     cluster : str, optional
         Column whose groups are kept within one fold.
+    folds : ndarray (sample_split, units), optional
+        The fold of every unit in each draw (:func:`fold_table`), instead of drawing from ``seed``.
 
     Returns
     -------
@@ -150,6 +165,8 @@ def cross_fit_predictions(
     learner = default_learner() if learner is None else learner
     unit = None if cluster is None else pd.factorize(data[cluster], sort=True)[0]
     n_units = len(data) if unit is None else int(unit.max()) + 1
+    if folds is not None and np.shape(folds) != (sample_split, n_units):
+        raise ValueError(f"folds must have shape (sample_split, units) = ({sample_split}, {n_units})")
     n_distinct = len(first)
 
     labeled_rows = np.flatnonzero(labeled)
@@ -159,7 +176,7 @@ def cross_fit_predictions(
     # several, whose start-up dominates; the limit is scoped to this loop.
     with _blas_controller().limit(limits=1, user_api="blas"):
         for split in range(sample_split):
-            fold = fold_assignments(n_units, cross_fit, rng)
+            fold = fold_assignments(n_units, cross_fit, rng) if folds is None else folds[split].astype(np.intp)
             fold = fold if unit is None else fold[unit]
             # Row i needs the prediction of fold fold[i]'s learner for its distinct input row.
             cell = fold * n_distinct + inverse

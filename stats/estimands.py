@@ -42,7 +42,9 @@ reuses the predictions of its rows (``g_hat=``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -53,7 +55,7 @@ from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
-from stats.crossfit import cross_fit_predictions
+from stats.crossfit import _blas_controller, cross_fit_predictions, fold_table
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import _EVAL_ENV, VARIANCES, DSLResults, dsl, dsl_design_estimate, dsl_design_matrix
 from stats.learners import Learner
@@ -181,19 +183,53 @@ def study_predictions(
     sample_split: int = 10,
     seed: int | np.random.Generator = 1234,
     learner: Learner | None = None,
+    folds: NDArray[np.integer] | None = None,
 ) -> NDArray[np.float64]:
     """Cross-fitted g-hat of ``outcome`` for every row of the frame, shape (sample_split, N).
 
     Learner inputs are :data:`LEARNER_INPUTS` ``[outcome]``. Labeled rows are those with a gold
-    ``outcome``; compute this once and pass it as ``g_hat`` to the estimand functions.
+    ``outcome``; compute this once and pass it as ``g_hat`` to the estimand functions. ``folds``
+    (:func:`stats.crossfit.fold_table`) replaces the draws from ``seed``.
     """
     prediction, features = LEARNER_INPUTS[outcome]
     inputs, names = _learner_inputs_frame(frame, [prediction, *features])
     inputs[outcome] = frame[outcome].to_numpy(dtype=np.float64)
     return cross_fit_predictions(
         inputs, outcome, names[0], names[1:], cross_fit=cross_fit, sample_split=sample_split,
-        seed=seed, learner=learner,
+        seed=seed, learner=learner, folds=folds,
     )
+
+
+def _study_predictions(frame: pd.DataFrame, outcomes: Sequence[str], cross_fit: int, sample_split: int,
+                       seed: int | np.random.Generator, learner: Learner | None) -> dict[str, NDArray[np.float64]]:
+    """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator.
+
+    The folds are drawn up front in that order (and kept for the next recompute when the seed
+    is an int: they depend on nothing else), so the outcomes can be cross-fitted in two threads
+    at once: the fits and predictions spend most of their time in NumPy, outside the GIL.
+    """
+    if isinstance(seed, (int, np.integer)):
+        draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
+    else:
+        draws = tuple(fold_table(len(frame), cross_fit, sample_split, seed) for _ in outcomes)
+    common = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner)
+    # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
+    # from two threads would otherwise leave it at one for the rest of the process.
+    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
+        running = {outcome: pool.submit(study_predictions, frame, outcome, folds=folds, **common)
+                   for outcome, folds in zip(outcomes, draws, strict=True)}
+        return {outcome: future.result() for outcome, future in running.items()}
+
+
+@lru_cache(maxsize=2)
+def _fold_draws(seed: int, n_rows: int, cross_fit: int, sample_split: int, n_outcomes: int
+                ) -> tuple[NDArray[np.int8], ...]:
+    """The fold tables of ``n_outcomes`` cross-fits drawn in turn from ``default_rng(seed)`` (read-only)."""
+    rng = np.random.default_rng(seed)
+    tables = tuple(fold_table(n_rows, cross_fit, sample_split, rng) for _ in range(n_outcomes))
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
 def _learner_inputs_frame(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -644,7 +680,6 @@ def analyse_study(
     ``bound_low``/``bound_high`` give the label-based estimates under the two extreme readings,
     every such item wrong and every such item right (equal to the estimate when there is none).
     """
-    rng = np.random.default_rng(seed)
     # Every estimand looks rows up by stratum: as a categorical that is a pass over integer codes,
     # not over 775k strings, each time (issue 10).
     frame = frame.assign(stratum=pd.Categorical(frame["stratum"]))
@@ -652,14 +687,12 @@ def analyse_study(
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
+    g_hats = (_study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner)
+              if "dsl" in estimators else dict.fromkeys(outcomes))
     for outcome in outcomes:
         designs[outcome] = outcome_design(frame, outcome)
         notes.append(f"{outcome}: {designs[outcome].describe()}")
-        g_hat = None
-        if "dsl" in estimators:
-            g_hat = study_predictions(
-                frame, outcome, cross_fit=cross_fit, sample_split=sample_split, seed=rng, learner=learner
-            )
+        g_hat = g_hats[outcome]
         common = dict(estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels)
         fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
         formula = with_outcome(interaction_formula, outcome)

@@ -31,6 +31,7 @@ from stats import (
     tidy_estimates,
 )
 from stats._formula import with_outcome
+from stats.crossfit import cross_fit_predictions, fold_table
 
 SPLITS = dict(cross_fit=5, sample_split=3)
 SEED = 21
@@ -123,3 +124,14 @@ def test_cannot_tell_bounds_match_the_full_fits_of_both_readings(frame, g_hat, a
     np.testing.assert_allclose(bounds["bound_low"], np.fmin(wrong, right), rtol=1e-12)
     np.testing.assert_allclose(bounds["bound_high"], np.fmax(wrong, right), rtol=1e-12)
     assert (bounds["bound_low"] < bounds["bound_high"]).mean() > 0.9  # the readings do differ
+
+
+def test_a_fold_table_drawn_up_front_gives_the_same_predictions(frame) -> None:
+    inputs = frame.assign(log_chars=np.log1p(frame["completion_chars"]))
+    args = ("fidelity", "pred_fidelity", ["pred_probability", "log_chars", "image"])
+    drawn = cross_fit_predictions(inputs, *args, seed=np.random.default_rng(4), **SPLITS)
+    table = fold_table(len(frame), SPLITS["cross_fit"], SPLITS["sample_split"], np.random.default_rng(4))
+    assert table.shape == (3, len(frame)) and set(np.unique(table)) == set(range(5))
+    np.testing.assert_array_equal(cross_fit_predictions(inputs, *args, folds=table, **SPLITS), drawn)
+    with pytest.raises(ValueError, match="folds must have shape"):
+        cross_fit_predictions(inputs, *args, folds=table[:2], **SPLITS)
