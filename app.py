@@ -6,7 +6,7 @@ of another role is not even routable; each page checks the role again as well.
 
 Signed out, every page's address shows the sign-in form, so a deep link (``/dashboard``) or a
 reload lands on its page once signed in; the sign-in itself is a server-side session whose
-token the browser keeps in a cookie (``annotator.sessions``, ``pages._session``). Researchers
+token the browser keeps in a cookie (``annotator.access.sessions``, ``pages._session``). Researchers
 and admins start on the Dashboard: only the Annotate page claims items, and leaving it (or
 signing out) gives the held item back at once.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from annotator.routing import RoutingError, release
-from annotator.sessions import revoke_session, session_hours
+from annotator.access.sessions import revoke_session, session_hours
+from annotator.annotation.routing import RoutingError, release
 from db.vocabulary import ADMIN_ROLES, RESEARCH_ROLES, ROLES
 from pages._common import (
     SESSION_TOKEN,

@@ -1,1 +1,2 @@
-"""Services of ifl-studio: ingest, language ID, sampling, routing, storage (no UI imports)."""
+"""Services of ifl-studio, one subpackage per capability (ingest, design, annotation, access,
+analysis, demo) beside the CLI, storage, languages and error lists. No UI imports."""

@@ -52,7 +52,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
-    from annotator.ingest import default_import_root, import_file
+    from annotator.ingest.completions import default_import_root, import_file
 
     report = import_file(_engine(args), args.file, args.format, image_root=default_import_root(args.file))
     for warning in report.warnings:
@@ -61,7 +61,7 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_lid(args: argparse.Namespace) -> None:
-    from annotator.langid import run_language_id
+    from annotator.ingest.langid import run_language_id
 
     report = run_language_id(
         _engine(args), model_path=args.model, source=args.source, progress=_progress_bar("completions")
@@ -70,7 +70,7 @@ def cmd_lid(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from annotator.setup_demo import set_up_demo
+    from annotator.demo.setup import set_up_demo
 
     engine = _engine(args)
     if not is_empty(engine) and not args.force:
@@ -80,15 +80,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_simulate_annotators(args: argparse.Namespace) -> None:
-    from annotator.simulate import simulate_annotators
+    from annotator.demo.annotators import simulate_annotators
 
     labeled = simulate_annotators(_engine(args), n=args.n, error_rate=args.error_rate, seed=args.seed)
     print(f"simulated annotators labeled {labeled} items")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from annotator.routing import unroutable_languages
-    from annotator.sampling import (
+    from annotator.annotation.routing import unroutable_languages
+    from annotator.design.sampling import (
         current_sample_id,
         design_report,
         draw_sample,
@@ -126,14 +126,14 @@ def _read_password(name: str, from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     password = getpass.getpass(f"password for {name}: ")
     if getpass.getpass(f"password for {name} (again): ") != password:
-        from annotator.accounts import AccountError
+        from annotator.access.accounts import AccountError
 
         raise AccountError("the two passwords differ; nothing was changed")
     return password
 
 
 def cmd_annotators_add(args: argparse.Namespace) -> None:
-    from annotator.accounts import add_annotator
+    from annotator.access.accounts import add_annotator
 
     password = _read_password(args.name, args.password_stdin)
     languages = [language for language in args.languages.split(",") if language.strip()]
@@ -142,7 +142,7 @@ def cmd_annotators_add(args: argparse.Namespace) -> None:
 
 
 def cmd_annotators_passwd(args: argparse.Namespace) -> None:
-    from annotator.accounts import change_password
+    from annotator.access.accounts import change_password
 
     engine = _engine(args)
     change_password(engine, args.name, _read_password(args.name, args.password_stdin))
@@ -150,20 +150,20 @@ def cmd_annotators_passwd(args: argparse.Namespace) -> None:
 
 
 def cmd_annotators_list(args: argparse.Namespace) -> None:
-    from annotator.accounts import list_annotators
+    from annotator.access.accounts import list_annotators
 
     print(list_annotators(_engine(args)).to_string(index=False))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from annotator.export import export
+    from annotator.analysis.export import export
 
     rows = export(_engine(args), args.kind, args.out, excel=args.excel)
     print(f"wrote {rows} rows to {args.out}" + (" (UTF-8 with a byte-order mark, for Excel)" if args.excel else ""))
 
 
 def cmd_estimate(args: argparse.Namespace) -> None:
-    from annotator.estimates import study_estimates
+    from annotator.analysis.estimates import study_estimates
 
     estimates = study_estimates(
         _engine(args), seed=args.seed, per_language=args.per_language, interaction_formula=args.formula,
@@ -190,7 +190,7 @@ def cmd_app(args: argparse.Namespace) -> None:
     """
     engine = _engine(args)
     if args.demo and is_empty(engine):
-        from annotator.setup_demo import set_up_demo
+        from annotator.demo.setup import set_up_demo
 
         for line in set_up_demo(engine, size="small", seed=0):
             print(line)

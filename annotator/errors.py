@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from annotator.accounts import AccountError
-from annotator.agreement import AdjudicationError
-from annotator.estimates import NotEstimableError
-from annotator.ingest import IngestError
+from annotator.access.accounts import AccountError
+from annotator.analysis.estimates import NotEstimableError
+from annotator.annotation.agreement import AdjudicationError
+from annotator.annotation.routing import RoutingError
+from annotator.demo.annotators import SimulationError
+from annotator.design.sampling import NoSampleError, SamplingError, WeightsError
+from annotator.ingest.completions import IngestError
 from annotator.languages import UnknownLanguageError
-from annotator.routing import RoutingError
-from annotator.sampling import NoSampleError, SamplingError, WeightsError
-from annotator.simulate import SimulationError
 
 __all__ = ["STORAGE_ERRORS", "USER_ERRORS"]
 

@@ -6,7 +6,7 @@ Measurements from the demo's true labels (``demo_oracle``), seeded, printed as t
    ``--reps`` seeds, the labels each model x benchmark x image arm holds after 10 %, 30 % and
    100 % of the sample is labeled: share of arms with none, with fewer than three, and the
    mean relative deviation from the arm's proportional share. Routing is simulated as the app
-   does it for one annotator who reads every language (:func:`annotator.routing.stratum_priority`:
+   does it for one annotator who reads every language (:func:`annotator.annotation.routing.stratum_priority`:
    every stratum's first item first, then Sainte-Lague), in queue order. Options:
    ``benchmark x language`` (the design before issue 9), ``arms as strata`` (the default now),
    ``implicit stratification`` (systematic selection from each benchmark x language list sorted
@@ -18,9 +18,9 @@ Measurements from the demo's true labels (``demo_oracle``), seeded, printed as t
    for the difference estimator with the surrogate fixed: ``2 x 1.96 sqrt(sum_h N_h^2 (1 - f_h)
    S_h^2(z) / n_h)`` with ``z`` the contrast's residual ``Y - Yhat`` (Cochran 1977, 5.3), from
    the oracle's ``Y`` over the whole population, and the designs the app draws
-   (:func:`annotator.sampling.draw_sample`). The app's DSL uses a learned ``g-hat`` and its own
+   (:func:`annotator.design.sampling.draw_sample`). The app's DSL uses a learned ``g-hat`` and its own
    variance estimate, so absolute widths differ; 3 measures those. The
-   widths each design *predicts* before any label (:func:`annotator.sampling.predicted_widths`)
+   widths each design *predicts* before any label (:func:`annotator.design.sampling.predicted_widths`)
    are printed beside them.
 3. **End to end** (``--end-to-end SEEDS``): the paper allocation at ``--n``, the surrogate-informed
    one at ``--n`` and at its equal-width size from 2, each sample labeled in full from the oracle
@@ -44,15 +44,15 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotator.analysis import faithful_class
-from annotator.routing import stratum_priority
-from annotator.sampling import (
+from annotator.analysis.frame import faithful_class
+from annotator.annotation.routing import stratum_priority
+from annotator.demo.setup import set_up_demo
+from annotator.design.sampling import (
     design_report,
     draw_sample,
     predicted_widths,
     strata_for_sample,
 )
-from annotator.setup_demo import set_up_demo
 from annotator.storage import fetch_frame, make_engine, upgrade_database
 from db.models import Completion, DemoOracle, Prediction
 from stats.allocation import Z_95
@@ -96,7 +96,7 @@ def drawn_design(engine, frame: pd.DataFrame, n: int, seed: int = 0, **options) 
 
 def _serve_order(codes: np.ndarray, rank: np.ndarray, size: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Positions of sampled rows in routing order: item j of stratum h comes at
-    :func:`annotator.routing.stratum_priority` ``(h, j, n_h)`` (the key routing minimises)."""
+    :func:`annotator.annotation.routing.stratum_priority` ``(h, j, n_h)`` (the key routing minimises)."""
     keys = [stratum_priority(name, 0, 1)[2] for name in names]
     return np.lexsort((np.asarray(keys)[codes], (rank + 0.5) / size[codes], rank > 0))
 
@@ -234,8 +234,8 @@ def end_to_end(engine, sizes: list[tuple[str, int]], seeds: int) -> pd.DataFrame
     """Draw each (allocation, n), label the whole sample from the oracle (no annotator error)
     through routing, and run the app's estimates: the mean width of the 12 main DSL IFL
     intervals with the app's default (design) variance and R's sandwich, per seed."""
-    from annotator.estimates import study_estimates
-    from annotator.simulate import simulate_annotators
+    from annotator.analysis.estimates import study_estimates
+    from annotator.demo.annotators import simulate_annotators
 
     rows = []
     for seed in range(seeds):

@@ -5,7 +5,7 @@ this process (which is therefore the app process whose memory is reported):
 
 * *first visit*: the sign-in run that lands on the dashboard, computing everything from nothing
   (reading the population part of the analysis frame, the labels, every estimand, the figures);
-* *recompute after one new label*: an annotator labels one item through ``annotator.routing``,
+* *recompute after one new label*: an annotator labels one item through ``annotator.annotation.routing``,
   then the dashboard's next refresh (it reads only the labels and re-estimates);
 * *warm render*: a refresh with nothing changed (two version queries, everything else cached).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotator.setup_demo import DEMO_PASSWORD, set_up_demo  # noqa: E402
+from annotator.demo.setup import DEMO_PASSWORD, set_up_demo  # noqa: E402
 from annotator.storage import is_empty, make_engine, upgrade_database  # noqa: E402
 
 
@@ -77,7 +77,8 @@ def measure(url: str, user: str, password: str, annotator: str, labels: int, war
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from annotator import accounts, routing
+    from annotator.access import accounts
+    from annotator.annotation import routing
     from annotator.storage import make_engine
 
     os.environ["IFL_DATABASE_URL"] = url

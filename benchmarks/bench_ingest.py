@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotator.ingest import import_file
+from annotator.ingest.completions import import_file
 from annotator.storage import make_engine, upgrade_database
 
 WORDS = {

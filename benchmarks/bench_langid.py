@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import bindparam, text
 
-from annotator.langid import load_model, predict_languages, run_language_id
+from annotator.ingest.langid import load_model, predict_languages, run_language_id
 from annotator.storage import make_engine, upgrade_database
 
 # A few sentences per study language (a VLM describing an image or picking an option).

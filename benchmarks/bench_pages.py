@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from annotator.setup_demo import DEMO_PASSWORD  # noqa: E402
 from bench_dashboard import build_demo  # noqa: E402
+
+from annotator.demo.setup import DEMO_PASSWORD  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

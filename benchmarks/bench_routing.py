@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from annotator.accounts import add_annotator  # noqa: E402
-from annotator.routing import claim_next, progress, submit  # noqa: E402
+from annotator.access.accounts import add_annotator  # noqa: E402
+from annotator.annotation.routing import claim_next, progress, submit  # noqa: E402
 from annotator.storage import make_engine, upgrade_database  # noqa: E402
 from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow  # noqa: E402
 from db.vocabulary import STUDY_LANGUAGES  # noqa: E402
@@ -121,7 +121,7 @@ def _worker(url: str, annotator_id: int, quota: int, start, results) -> None:
 def run_concurrent(engine: Engine, annotators: list[int], workers: int, labels: int) -> float:
     """``workers`` processes label at once; the pair's median under contention."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["annotator.routing", "annotator.storage"])
+    context.set_forkserver_preload(["annotator.annotation.routing", "annotator.storage"])
     url = engine.url.render_as_string(hide_password=False)
     codes = list(STUDY_LANGUAGES)
     extra = [add_annotator(engine, f"bench-w{k}", [codes[k % 14], codes[(k + 5) % 14], codes[(k + 9) % 14]],

@@ -53,7 +53,7 @@ def population_truth(database: Path) -> pd.DataFrame:
     import statsmodels.formula.api as smf
     from sqlalchemy import create_engine
 
-    from annotator.analysis import faithful_class
+    from annotator.analysis.frame import faithful_class
     from stats import ablation_frame
 
     engine = create_engine(f"sqlite:///{database}")
@@ -110,7 +110,7 @@ def arm_label_study(base: Path, code: Path, workdir: Path, seed: int, shares: li
     """Coverage of every IFL cell with no label minimum, beside the labels in its smaller arm."""
     from sqlalchemy import create_engine
 
-    from annotator.analysis import analysis_frame
+    from annotator.analysis.frame import analysis_frame
     from stats import analyse_study
 
     database = workdir / f"arms{seed}.sqlite"

@@ -12,14 +12,14 @@ import streamlit as st
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Engine
 
-from annotator.accounts import AnnotatorInfo, get_account
-from annotator.export import csv_bytes
-from annotator.images import image_roots, image_url_allowed, servable_image_path
-from annotator.sessions import account_for_token
+from annotator.access.accounts import AnnotatorInfo, get_account
+from annotator.access.sessions import account_for_token
+from annotator.analysis.export import csv_bytes
+from annotator.ingest.images import image_roots, image_url_allowed, servable_image_path
 from annotator.storage import database_url, get_engine, upgrade_database
 from pages._session import browser_session_token
 
-#: Session-state key of the signed-in session's token (see ``annotator.sessions``).
+#: Session-state key of the signed-in session's token (see ``annotator.access.sessions``).
 SESSION_TOKEN = "session_token"
 
 #: How the yes/no/NA answers (``db.vocabulary.ANSWERS``) read on a form.
@@ -138,7 +138,7 @@ def _image_size(path: str) -> tuple[int, int] | None:
 def show_image(image_path: str | None, image_url: str | None) -> None:
     """The item's image in a box at most :data:`IMAGE_MAX_HEIGHT` high, full size in an expander.
 
-    Only a file under an image root (:func:`annotator.images.servable_image_path`) or a URL of an
+    Only a file under an image root (:func:`annotator.ingest.images.servable_image_path`) or a URL of an
     allowed host is shown; remote images are fetched with no referrer. Anything else, or a file
     that does not decode, shows a caption instead, and the page goes on working.
     """

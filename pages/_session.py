@@ -4,7 +4,7 @@ A cookie rather than the URL, because URLs get shared, bookmarked and logged. St
 cookies (``st.context.cookies``, as sent when the page was loaded) but cannot set them, so a
 one-line script in the page writes it: ``SameSite=Strict`` (never sent by another site's
 request), ``Secure`` behind https, and no longer-lived than the session row it names. The
-server keeps only the token's hash (``annotator.sessions``), and a revoked token is refused
+server keeps only the token's hash (``annotator.access.sessions``), and a revoked token is refused
 there, whatever the browser still holds.
 """
 

@@ -1,6 +1,6 @@
 """The study's estimates for the dashboard and the export page: cached loaders and figures.
 
-The numbers come from ``annotator.estimates`` and ``annotator.agreement``; they and the figures
+The numbers come from ``annotator.analysis.estimates`` and ``annotator.annotation.agreement``; they and the figures
 drawn from them are kept per :class:`ViewVersion` (population and labels, read from the
 database on every run), so a page refreshing every few seconds recomputes and redraws nothing
 until something changed, and a new label shows on the next refresh. The population part of the
@@ -25,8 +25,8 @@ import plotly.io
 import streamlit as st
 from sqlalchemy import Engine
 
-from annotator import estimates
-from annotator.analysis import (
+from annotator.analysis import estimates
+from annotator.analysis.frame import (
     LabelCount,
     PopulationVersion,
     cached_population,
@@ -35,9 +35,9 @@ from annotator.analysis import (
     label_count,
     population_version,
 )
-from annotator.agreement import agreement_table
+from annotator.analysis.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
+from annotator.annotation.agreement import agreement_table
 from annotator.storage import database_url
-from annotator.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
 from pages._common import engine_for
 
 
@@ -96,7 +96,7 @@ class _Store:
 
 
 _KEPT_VERSIONS = 2
-#: The tables of :meth:`annotator.estimates.StudyEstimates.tables`, named before they exist
+#: The tables of :meth:`annotator.analysis.estimates.StudyEstimates.tables`, named before they exist
 #: (the export page offers their downloads without computing them).
 ESTIMATE_TABLES = ("ifl", "interaction", "accuracy", "strata", "power")
 

@@ -51,7 +51,7 @@ def simulate_study(
 ) -> pd.DataFrame:
     """Simulate an analysis frame (one row per completion) in the app's column contract.
 
-    Design, as the app's (annotator.sampling): strata are ``benchmark|query_language``; each
+    Design, as the app's (annotator.design.sampling): strata are ``benchmark|query_language``; each
     benchmark counts equally and languages are weighted (German 4, Chinese and Hindi 2, Russian
     0.5, others 1: ``LANGUAGE_WEIGHTS``); the label budget is allocated in proportion to those
     weights (at least one label per stratum, largest remainders) and a simple random sample of

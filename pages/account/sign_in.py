@@ -2,7 +2,7 @@
 
 Nothing here creates an account or a study: on a database without accounts the page only says
 how an administrator adds the first one from a shell. Failed attempts are throttled per name and
-per client (``annotator.sessions``), with the same answer whether or not the name exists.
+per client (``annotator.access.sessions``), with the same answer whether or not the name exists.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import math
 
 import streamlit as st
 
-from annotator.accounts import list_annotators
-from annotator.sessions import create_session, sign_in
+from annotator.access.accounts import list_annotators
+from annotator.access.sessions import create_session, sign_in
 from pages._common import SESSION_TOKEN, engine
 from pages._session import client_address, keep_in_browser
 

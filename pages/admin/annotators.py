@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from annotator import accounts
+from annotator.access import accounts
+from annotator.annotation.routing import unroutable_languages
 from annotator.errors import STORAGE_ERRORS
 from annotator.languages import language_name
-from annotator.routing import unroutable_languages
 from db.vocabulary import ADMIN_ROLES, ROLES, STUDY_LANGUAGES
 from pages._common import (
     engine,

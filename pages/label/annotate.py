@@ -5,7 +5,7 @@ Every answer belongs to the item on screen: its widgets and session keys carry t
 browser cannot send an earlier item's answer back, and a submit reads only the answers given
 under the form id it was pressed for. Prompts, gold answers and completions are untrusted text,
 shown escaped in their own writing direction. The page shows only what
-:class:`annotator.routing.ClaimedItem` carries: never a surrogate prediction, nor anybody
+:class:`annotator.annotation.routing.ClaimedItem` carries: never a surrogate prediction, nor anybody
 else's label.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import streamlit as st
 
-from annotator import routing
+from annotator.annotation import routing
+from annotator.annotation.guidelines import get_guidelines
 from annotator.errors import STORAGE_ERRORS
-from annotator.guidelines import get_guidelines
 from annotator.languages import language_name, query_language_class
 from db.vocabulary import ANSWER_CLASSES, ANSWERS, ROLES
 from pages._common import (
@@ -57,7 +57,7 @@ QUESTIONS = {
 #: Shortcut per answer of questions 2 and 3 (the README documents them: 1/2/3 and 4/5/6).
 SHORTCUTS = {"matches_gold": {"yes": "1", "no": "2", "na": "3"}, "correct": {"yes": "4", "no": "5", "na": "6"}}
 #: What a form holds; each is stored under ``<name>_<form id>``.
-FIELDS = ("answer_language", "matches_gold", "correct", "comment", "shown_at")
+FIELDS = ("answer_language", "matches_gold", "correct", "comment", "shown_at", "box")
 SAVE_FAILED = ("Could not save, please retry: the database did not answer ({error}). "
                "Your answers are still on screen.")
 
@@ -78,9 +78,25 @@ def storage_failure(error: Exception) -> str:
     return SAVE_FAILED.format(error=type(error).__name__)
 
 
+def box_key(form: str) -> str:
+    """The "Another language…" box's widget key. The answers themselves live in plain session keys
+    that only callbacks write: a widget's value set from the server can be overwritten by the
+    browser's older value when keys come fast, so no button ever writes into the box. A button
+    gives the form a new, empty box instead (a new key), so the box never shows a stale choice."""
+    return f"language_box_{form}_{st.session_state.get(field('box', form), 0)}"
+
+
 def choose(form: str, name: str, value: str) -> None:
-    if form == st.session_state.get("form"):  # a key pressed while the page was changing items
-        st.session_state[field(name, form)] = value
+    if form != st.session_state.get("form"):  # a key pressed while the page was changing items
+        return
+    st.session_state[field(name, form)] = value
+    if name == "answer_language":
+        st.session_state[field("box", form)] = st.session_state.get(field("box", form), 0) + 1
+
+
+def choose_from_box(form: str) -> None:
+    if form == st.session_state.get("form"):
+        st.session_state[field("answer_language", form)] = st.session_state.get(box_key(form))
 
 
 def submit(form: str, completion_id: str, revising: bool) -> None:
@@ -162,8 +178,10 @@ def undo() -> None:
     st.session_state.update({
         "revising": last, field("answer_language", form): last.answer_language,
         field("matches_gold", form): reverse[last.matches_gold], field("correct", form): reverse[last.correct],
-        field("comment", form): last.comment or "",
+        field("comment", form): last.comment or "", field("box", form): st.session_state.get("boxes", 0),
     })
+    st.session_state["boxes"] = st.session_state.get("boxes", 0) + 1  # a box key this browser never saw
+    st.session_state[box_key(form)] = last.answer_language
 
 
 def back_to_queue() -> None:
@@ -256,7 +274,8 @@ with questions:
         st.button("English", key="lang_english", shortcut="E", on_click=choose,
                   args=(form, "answer_language", "english"), type="primary" if chosen == "english" else "secondary")
     # index=None: the browser must never believe a first option is chosen (it would send it back).
-    st.selectbox("Answer language", ANSWER_CLASSES, index=None, key=field("answer_language", form),
+    st.selectbox("Answer language", ANSWER_CLASSES, index=None, key=box_key(form), on_change=choose_from_box,
+                 args=(form,),
                  format_func=class_label, placeholder="Another language…", label_visibility="collapsed")
     for name, shortcuts in SHORTCUTS.items():
         question_title(name)

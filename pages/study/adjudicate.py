@@ -11,15 +11,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from annotator.agreement import (
+from annotator.annotation.agreement import (
     AdjudicationError,
     adjudicate,
     adjudication_queue,
     agreement_table,
 )
+from annotator.annotation.routing import RoutingError
 from annotator.errors import STORAGE_ERRORS
 from annotator.languages import language_name
-from annotator.routing import RoutingError
 from db.vocabulary import ANSWER_CLASSES, ANSWERS, RESEARCH_ROLES
 from pages._common import (
     ANSWER_TEXT,

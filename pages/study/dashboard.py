@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from annotator.wording import (
+from annotator.analysis.wording import (
     readable_agreement,
     readable_estimates,
     readable_strata,

@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from annotator.errors import USER_ERRORS
-from annotator.ingest import FORMATS, import_file
-from annotator.langid import run_language_id
+from annotator.ingest.completions import FORMATS, import_file
+from annotator.ingest.langid import run_language_id
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import engine, escape_markdown, require_role, show_error
 from pages._study import warm_population

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from annotator.languages import language_name
-from annotator.routing import queue_status
-from annotator.sampling import (
+from annotator.annotation.routing import queue_status
+from annotator.design.sampling import (
     ALLOCATIONS,
     PAPER_WEIGHTS,
     NoSampleError,
@@ -22,6 +21,7 @@ from annotator.sampling import (
     sample_rounds,
     top_up,
 )
+from annotator.languages import language_name
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import (
     download_csv,

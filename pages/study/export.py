@@ -1,6 +1,6 @@
 """Export (researchers): the gold standard, the DSL-ready table, the estimates and the figures.
 
-Tables use the CLI's CSV rules (``annotator.export``: UTF-8, NA as empty cells, formula-like
+Tables use the CLI's CSV rules (``annotator.analysis.export``: UTF-8, NA as empty cells, formula-like
 text neutralised). Figures are interactive HTML: a PNG would need kaleido and a browser on the
 server. Nothing is built to open the page: every file is written when its button is clicked
 (the 775k-row DSL table included), and the estimates are computed only when asked (or taken
@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from annotator.export import csv_bytes, export_frame
-from annotator.sampling import current_sample_id
-from annotator.wording import with_term_words
+from annotator.analysis.export import csv_bytes, export_frame
+from annotator.analysis.wording import with_term_words
+from annotator.design.sampling import current_sample_id
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import download_csv, engine, require_role
 from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view

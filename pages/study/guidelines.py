@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from annotator.errors import STORAGE_ERRORS
-from annotator.guidelines import (
+from annotator.annotation.guidelines import (
     DEFAULT_GUIDELINES,
     MAX_GUIDELINES_CHARS,
     GuidelinesError,
     get_guidelines,
     set_guidelines,
 )
+from annotator.errors import STORAGE_ERRORS
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import engine, flash, require_role, show_flash
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from annotator.accounts import add_annotator
+from annotator.access.accounts import add_annotator
 from db.models import (
     Adjudication,
     Annotation,

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotator import accounts
-from annotator.accounts import (
+from annotator.access import accounts
+from annotator.access.accounts import (
     AccountError,
     AnnotatorInfo,
     add_annotator,
@@ -21,7 +21,7 @@ from annotator.accounts import (
     set_role,
     verify_password,
 )
-from annotator.routing import UnknownAnnotatorError, claim_next
+from annotator.annotation.routing import UnknownAnnotatorError, claim_next
 from db.models import Annotator, Assignment
 
 PASSWORD = "ten-chars!"
@@ -197,7 +197,7 @@ def test_new_passwords_need_ten_characters_except_the_demo_accounts(engine):
 
 
 def test_admin_reset_sets_the_password_and_ends_the_sessions(engine):
-    from annotator.sessions import account_for_token, create_session
+    from annotator.access.sessions import account_for_token, create_session
 
     annotator_id = add_annotator(engine, "ana", "de", password="old-password")
     token = create_session(engine, annotator_id)
@@ -211,7 +211,7 @@ def test_admin_reset_sets_the_password_and_ends_the_sessions(engine):
 
 
 def test_deactivation_ends_the_sessions(engine):
-    from annotator.sessions import account_for_token, create_session
+    from annotator.access.sessions import account_for_token, create_session
 
     annotator_id = add_annotator(engine, "ana", "de", password=PASSWORD)
     token = create_session(engine, annotator_id)

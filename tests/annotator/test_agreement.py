@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
-from annotator.agreement import AdjudicationError, adjudicate, adjudication_queue, agreement_table
-from annotator.labels import RESOLVED_COLUMNS, resolved_labels
-from annotator.routing import InvalidLabelError, claim_next, submit
+from annotator.annotation.agreement import AdjudicationError, adjudicate, adjudication_queue, agreement_table
+from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
+from annotator.annotation.routing import InvalidLabelError, claim_next, submit
 from annotator.storage import session_scope
 from db.models import Annotation, AnnotationEvent, Assignment, SampleItem, utcnow
 

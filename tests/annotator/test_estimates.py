@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 
+from annotator.analysis.estimates import study_estimates, study_version
 from annotator.cli import main as cli_main
-from annotator.estimates import study_estimates, study_version
+from annotator.demo.setup import set_up_demo
+from annotator.design.sampling import current_sample_id, top_up
 from annotator.languages import query_language_class
-from annotator.sampling import current_sample_id, top_up
-from annotator.setup_demo import set_up_demo
 from annotator.storage import make_engine, upgrade_database
 
 FAST = dict(cross_fit=5, sample_split=2)
@@ -118,8 +118,8 @@ def test_cli_runs_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_nothing_to_estimate_says_why(tmp_path: Path) -> None:
-    from annotator.demo import load_demo
-    from annotator.estimates import NotEstimableError
+    from annotator.analysis.estimates import NotEstimableError
+    from annotator.demo.generator import load_demo
 
     engine = make_engine(f"sqlite:///{tmp_path / 'bare.sqlite'}")
     upgrade_database(engine)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, select
 
-from annotator.export import (
+from annotator.analysis.export import (
     ANNOTATOR_FIELDS,
     BOM,
     DSL_COLUMNS,
@@ -19,8 +19,8 @@ from annotator.export import (
     export_frame,
     write_csv,
 )
-from annotator.sampling import NoSampleError, draw_sample
-from annotator.wording import with_term_words
+from annotator.analysis.wording import with_term_words
+from annotator.design.sampling import NoSampleError, draw_sample
 from db.models import SampleItem
 
 

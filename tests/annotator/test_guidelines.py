@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from annotator.accounts import add_annotator, list_annotators
-from annotator.guidelines import (
+from annotator.access.accounts import add_annotator, list_annotators
+from annotator.annotation.guidelines import (
     DEFAULT_GUIDELINES,
     MAX_GUIDELINES_CHARS,
     GuidelinesError,

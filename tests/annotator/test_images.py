@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from annotator.images import (
+from annotator.ingest.images import (
     confine_image_path,
     image_root,
     image_roots,

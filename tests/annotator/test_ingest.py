@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from annotator.cli import main as cli_main
-from annotator.ingest import MAX_TEXT_BYTES, IngestError, import_file, import_frame
+from annotator.ingest.completions import MAX_TEXT_BYTES, IngestError, import_file, import_frame
 from db.models import Completion
 
 HEADER = "id,model,benchmark,query_language,image,completion,prompt,judge_correct,run\n"
@@ -140,7 +140,7 @@ def test_undecodable_bytes_name_the_line(sqlite_engine: Engine, tmp_path: Path) 
 
 def test_failure_mid_write_rolls_back(sqlite_engine: Engine, good_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A database error after the completions were written leaves nothing behind."""
-    import annotator.ingest as ingest
+    import annotator.ingest.completions as ingest
 
     real_upsert = ingest.upsert_rows
 
@@ -377,7 +377,7 @@ def test_a_link_out_of_the_root_is_refused(sqlite_engine: Engine, image_folder: 
 def test_image_paths_are_stored_resolved_missing_ones_warned_and_the_root_recorded(
     engine: Engine, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from annotator.images import image_roots, servable_image_path
+    from annotator.ingest.images import image_roots, servable_image_path
 
     monkeypatch.setenv("IFL_IMAGE_ROOT", str(tmp_path / "elsewhere"))
     rows = ["c1,m,MaXM,de,1,a,img/1.png,\n", f"c2,m,MaXM,de,1,b,{image_folder / 'img' / '1.png'},\n",

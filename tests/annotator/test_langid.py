@@ -1,4 +1,4 @@
-"""Tests for annotator.langid: the label -> class rule, real predictions, and the DB run."""
+"""Tests for annotator.ingest.langid: the label -> class rule, real predictions, and the DB run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from annotator import langid
-from annotator.langid import (
+from annotator.ingest import langid
+from annotator.ingest.langid import (
     GLOTLID_SOURCE,
     LID176_LANGUAGES,
     LID176_SOURCE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from annotator.routing import claim_next, progress, skip, submit
+from annotator.annotation.routing import claim_next, progress, skip, submit
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 

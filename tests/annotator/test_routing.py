@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
-from annotator import routing
-from annotator.routing import (
+from annotator.annotation import routing
+from annotator.annotation.routing import (
     AlreadySubmittedError,
     ClaimedItem,
     InvalidLabelError,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
-from annotator import sampling
-from annotator.sampling import (
+from annotator.design import sampling
+from annotator.design.sampling import (
     PAPER_WEIGHTS,
     SamplingError,
     SamplingWeights,

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
-from annotator.analysis import analysis_frame
+from annotator.analysis.frame import analysis_frame
+from annotator.annotation.routing import claim_batch, submit
 from annotator.cli import main
-from annotator.routing import claim_batch, submit
-from annotator.sampling import (
+from annotator.design.sampling import (
     SamplingError,
     design_report,
     draw_sample,

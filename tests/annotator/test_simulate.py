@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
-from annotator.accounts import authenticate
-from annotator.simulate import SimulationError, simulate_annotators
+from annotator.access.accounts import authenticate
+from annotator.demo.annotators import SimulationError, simulate_annotators
 from annotator.storage import make_engine, upgrade_database
 from db.models import Annotation, AnnotationEvent, Annotator, Assignment, DemoOracle
 from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES

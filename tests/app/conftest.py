@@ -1,6 +1,6 @@
 """Fixtures for the app tests: a small demo study built once, copied fresh for every test.
 
-The demo is built through the services (``annotator.setup_demo``), the way ``ifl app`` sets
+The demo is built through the services (``annotator.demo.setup``), the way ``ifl app`` sets
 up an empty database; each test gets its own copy, so tests that label or draw samples never
 see each other's writes, and the app under test finds it through ``IFL_DATABASE_URL``.
 """
@@ -16,8 +16,8 @@ import streamlit as st
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from annotator.accounts import AnnotatorInfo
-from annotator.setup_demo import DEMO_PASSWORD, set_up_demo
+from annotator.access.accounts import AnnotatorInfo
+from annotator.demo.setup import DEMO_PASSWORD, set_up_demo
 from annotator.storage import make_engine, upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,10 +15,11 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import OperationalError
 from streamlit.testing.v1 import AppTest
 
-from annotator import accounts, routing
-from annotator.agreement import adjudication_queue
-from annotator.guidelines import DEFAULT_GUIDELINES, get_guidelines
-from annotator.images import record_image_root
+from annotator.access import accounts
+from annotator.annotation import routing
+from annotator.annotation.agreement import adjudication_queue
+from annotator.annotation.guidelines import DEFAULT_GUIDELINES, get_guidelines
+from annotator.ingest.images import record_image_root
 from annotator.languages import query_language_class
 from db.models import Adjudication, Annotation, Annotator, Completion
 

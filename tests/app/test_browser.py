@@ -29,13 +29,14 @@ from browser_support import (  # noqa: F401  (fixtures)
 )
 from sqlalchemy import select, update
 
-from annotator import accounts, routing
-from annotator.agreement import adjudication_queue
-from annotator.demo import build_demo
-from annotator.estimates import study_estimates
-from annotator.images import record_image_root
+from annotator.access import accounts
+from annotator.analysis.estimates import study_estimates
+from annotator.annotation import routing
+from annotator.annotation.agreement import adjudication_queue
+from annotator.demo.generator import build_demo
+from annotator.design.sampling import design_report
+from annotator.ingest.images import record_image_root
 from annotator.languages import query_language_class
-from annotator.sampling import design_report
 from annotator.storage import make_engine
 from db.models import (
     Adjudication,

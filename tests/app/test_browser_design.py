@@ -21,7 +21,7 @@ from browser_support import (  # noqa: F401  (fixtures)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotator.sampling import current_sample_id, design_report, sample_rounds
+from annotator.design.sampling import current_sample_id, design_report, sample_rounds
 from annotator.storage import make_engine
 from db.models import Sample
 

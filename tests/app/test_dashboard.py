@@ -21,16 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from annotator import estimates as estimates_module
-from annotator.estimates import StudyEstimates, study_estimates
-from annotator.export import BOM
-from annotator.storage import make_engine
-from annotator.wording import language_in_words, readable_agreement, term_in_words
-from pages import _study
-from pages._common import escape_markdown
-from pages._study import FIGURES, figure_html, inert, not_estimable
-
 from browser_support import (  # noqa: F401  (fixtures)
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -41,6 +31,16 @@ from browser_support import (  # noqa: F401  (fixtures)
     server,
 )
 from browser_support import sign_in as sign_in_browser
+
+from annotator.analysis import estimates as estimates_module
+from annotator.analysis.estimates import StudyEstimates, study_estimates
+from annotator.analysis.export import BOM
+from annotator.analysis.wording import language_in_words, readable_agreement, term_in_words
+from annotator.storage import make_engine
+from pages import _study
+from pages._common import escape_markdown
+from pages._study import FIGURES, figure_html, inert, not_estimable
+
 
 def copy_database(source: Path, target: Path) -> None:
     """A consistent copy of a SQLite database (``conftest`` is not importable by name when the

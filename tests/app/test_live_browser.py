@@ -16,8 +16,9 @@ from browser_support import (  # noqa: F401  (fixtures)
     sign_in,
 )
 
-from annotator import accounts, routing
-from annotator.estimates import label_count, study_estimates
+from annotator.access import accounts
+from annotator.analysis.estimates import label_count, study_estimates
+from annotator.annotation import routing
 from annotator.storage import make_engine
 
 pytestmark = BROWSER_MARKS

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from annotator import accounts, routing
-from annotator.analysis import cached_population
-from annotator.estimates import label_count, study_estimates
+from annotator.access import accounts
+from annotator.analysis.estimates import label_count, study_estimates
+from annotator.analysis.frame import cached_population
+from annotator.annotation import routing
 from annotator.storage import get_engine
 from pages import _study
 

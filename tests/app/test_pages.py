@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from annotator import accounts, routing
-from annotator.agreement import adjudication_queue
-from annotator.estimates import label_count, study_estimates
+from annotator.access import accounts
+from annotator.analysis.estimates import label_count, study_estimates
+from annotator.analysis.wording import readable_estimates
+from annotator.annotation import routing
+from annotator.annotation.agreement import adjudication_queue
+from annotator.design.sampling import design_report
 from annotator.languages import query_language_class
-from annotator.sampling import design_report
 from annotator.storage import make_engine
-from annotator.wording import readable_estimates
 
 RESEARCH_PAGES = ["pages/study/dashboard.py", "pages/study/adjudicate.py", "pages/study/design.py",
                   "pages/study/data.py", "pages/study/export.py", "pages/study/guidelines.py"]

@@ -26,9 +26,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from annotator import accounts, cli, sessions
-from annotator.accounts import AccountError, add_annotator
-from annotator.sessions import (
+from annotator import cli
+from annotator.access import accounts, sessions
+from annotator.access.accounts import AccountError, add_annotator
+from annotator.access.sessions import (
     ThrottlePolicy,
     account_for_token,
     create_session,
@@ -185,7 +186,7 @@ def test_parallel_guesses_cannot_slip_past_the_count(engine: Engine) -> None:
 
 
 def test_locks_are_logged(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="annotator.sessions"):
+    with caplog.at_level(logging.INFO, logger="annotator.access.sessions"):
         fail_many(engine, "mallory", 5, T0)
     locks = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(locks) == 1 and "account:mallory" in locks[0].getMessage()
@@ -307,7 +308,7 @@ def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 def test_ifl_app_creates_no_account_unless_asked_for_the_demo(
     db_url: str, exec_calls: list, monkeypatch: pytest.MonkeyPatch, flags: list[str]
 ) -> None:
-    monkeypatch.setattr("annotator.setup_demo.set_up_demo", lambda *a, **k: pytest.fail("demo set up"))
+    monkeypatch.setattr("annotator.demo.setup.set_up_demo", lambda *a, **k: pytest.fail("demo set up"))
     cli.main(["--db", db_url, "app", "--port", "8599", *flags])
     assert accounts.list_annotators(make_engine(db_url)).empty
     assert len(exec_calls) == 1 and "streamlit" in exec_calls[0] and "8599" in exec_calls[0]
@@ -321,7 +322,7 @@ def test_ifl_app_demo_sets_up_the_demo_on_an_empty_database(db_url: str, exec_ca
         asked.append(size)
         yield "demo ready"
 
-    monkeypatch.setattr("annotator.setup_demo.set_up_demo", fake_demo)
+    monkeypatch.setattr("annotator.demo.setup.set_up_demo", fake_demo)
     cli.main(["--db", db_url, "app", "--demo"])
     assert asked == ["small"] and len(exec_calls) == 1
 

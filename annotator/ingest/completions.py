@@ -35,7 +35,7 @@ every backend gets the same limits, checked here rather than left to the databas
   no text field takes a JSON object, array or boolean;
 * a JSON Lines line that is not a JSON object is reported by its line number, a CSV quote
   that is never closed (or closed in the middle of a field) as such;
-* ``image_path`` must lie inside the import's image root (see :mod:`annotator.images`) and is
+* ``image_path`` must lie inside the import's image root (see :mod:`annotator.ingest.images`) and is
   stored resolved and absolute; a file that is missing or not an image is only a warning
   (the images may be copied later); ``image_url`` must be an http(s) URL whose host
   ``IFL_IMAGE_HOSTS`` allows.
@@ -58,8 +58,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, String, func, select
 
-from annotator import images
-from annotator.bulk import upsert_rows
+from annotator.ingest import images
+from annotator.ingest.bulk import upsert_rows
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import writer
 from db.models import Base, Completion, Prediction
@@ -509,7 +509,7 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>", *, image_root: Pat
     """Check and normalise an input table.
 
     ``image_root`` confines ``image_path`` (default: the configured root,
-    :func:`annotator.images.image_root`). Raises :class:`IngestError` on the first problem
+    :func:`annotator.ingest.images.image_root`). Raises :class:`IngestError` on the first problem
     found, naming its row and column.
     """
     if len(frame) == 0:

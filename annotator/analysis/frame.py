@@ -30,7 +30,7 @@ pred_correct       float    the ``judge`` surrogate's correctness 1.0/0.0, NaN i
 completion_chars   int      length of the completion in characters
 =================  =======  ================================================================
 
-Resolved labels follow :func:`annotator.labels.resolved_labels` (adjudication, else the
+Resolved labels follow :func:`annotator.annotation.labels.resolved_labels` (adjudication, else the
 primary annotator). The sample is the newest one unless another is named. One query per
 table and vectorised merges keep the frame at a few seconds for 730k completions; a
 long-lived process keeps that part (:class:`Population`) per :class:`PopulationVersion` and
@@ -52,9 +52,9 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from annotator.labels import RESOLVED_COLUMNS, resolved_labels
+from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
+from annotator.design.sampling import current_sample_id, strata_for_sample
 from annotator.languages import query_language_class
-from annotator.sampling import current_sample_id, strata_for_sample
 from annotator.storage import fetch_frame, session_scope
 from db.models import (
     Adjudication,

@@ -163,7 +163,7 @@ def _check_password(password: str | None, min_length: int = MIN_PASSWORD_LENGTH)
 
 
 def _revoke_sessions(session: Session, annotator_id: int) -> None:
-    """End every open sign-in session of the account (see ``annotator.sessions``)."""
+    """End every open sign-in session of the account (see ``annotator.access.sessions``)."""
     session.execute(
         update(SignInSession)
         .where((SignInSession.annotator_id == annotator_id) & SignInSession.revoked_at.is_(None))

@@ -3,7 +3,7 @@
 **Sessions.** Signing in creates a random token the browser keeps (a cookie) and a row in
 ``sign_in_sessions`` that holds only the token's SHA-256, so a copy of the database signs
 nobody in. A token is good until it expires (``IFL_SESSION_HOURS``, default 12), the person
-signs out, or the account's password is set or the account deactivated (``annotator.accounts``).
+signs out, or the account's password is set or the account deactivated (``annotator.access.accounts``).
 
 **Throttling.** Failed sign-ins are counted per account name and per client address in
 ``sign_in_failures``, whether or not the name exists, so neither the answer nor the delay tells
@@ -28,7 +28,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from annotator.accounts import AccountError, AnnotatorInfo, _info, authenticate
+from annotator.access.accounts import AccountError, AnnotatorInfo, _info, authenticate
 from annotator.storage import session_scope
 from db.models import Annotator, SignInFailure, SignInSession, utcnow
 

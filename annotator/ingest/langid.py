@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select
 
-from annotator.bulk import upsert_rows
+from annotator.ingest.bulk import upsert_rows
 from annotator.languages import (
     UnknownLanguageError,
     canonical_language,
@@ -500,7 +500,7 @@ def run_language_id(
     Completions are read by keyset pagination on the primary key, ``batch_size`` at a time,
     and predicted with no transaction open; ``progress(done, total)`` is called at the start
     and after every batch (the CLI draws its progress bar from it). Then all predictions are
-    written in one short transaction through :func:`annotator.bulk.upsert_rows`: a failure, or
+    written in one short transaction through :func:`annotator.ingest.bulk.upsert_rows`: a failure, or
     an exception raised by ``progress`` to cancel, leaves the previous predictions as they
     were, and on SQLite the write lock is held for the write alone (seconds at 730k rows), not
     for the whole run, so annotators' saves are not kept waiting past the busy timeout.

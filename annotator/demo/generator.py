@@ -23,7 +23,7 @@ What is simulated, and why this way:
 * **Wrong languages** are mostly English (85 %), else a neighbouring study language, another
   Latin-script language, a non-study script or no language (digits, emoji). English queries
   are faithful 99 % of the time in both arms: a switch *to English* cannot show there.
-* **Texts** come from :mod:`annotator.demo_phrases` (real phrases in every language), from a
+* **Texts** come from :mod:`annotator.demo.phrases` (real phrases in every language), from a
   single word to five sentences, shorter with the image, so that the fastText surrogate
   makes its real errors.
 * **Ablation** (Section 4.2, Table 4): 2x2x2 variants of LLM x vision encoder x training data
@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
-from annotator.demo_phrases import CONCEPT_QUESTION, CONCEPTS, QUESTION_TYPES, VARIETIES
+from annotator.demo.phrases import CONCEPT_QUESTION, CONCEPTS, QUESTION_TYPES, VARIETIES
 from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES
 
 __all__ = [
@@ -243,7 +243,7 @@ class DemoReport:
     seed: int
     completions: int
     oracle_rows: int
-    import_report: Any  #: whatever ``annotator.ingest.import_frame`` returned
+    import_report: Any  #: whatever ``annotator.ingest.completions.import_frame`` returned
     build_seconds: float
     load_seconds: float
 
@@ -614,7 +614,7 @@ def write_oracle(
     completions that this call does not touch (e.g. those of a bigger demo loaded before)
     and still valid. Returns the number of rows written.
     """
-    from annotator.bulk import upsert_rows
+    from annotator.ingest.bulk import upsert_rows
     from db.models import DemoOracle
 
     total = len(oracle)
@@ -649,12 +649,12 @@ def load_demo(
 ) -> DemoReport:
     """Build the demo, import its completions and write its truth into ``demo_oracle``.
 
-    The completions go through ``annotator.ingest.import_rows`` (source ``"demo"``) like any
+    The completions go through ``annotator.ingest.completions.import_rows`` (source ``"demo"``) like any
     import, and the oracle replaces the ``demo_oracle`` rows in the same transaction, so the
     demo is written whole or not at all and re-running replaces it. Language ID, sampling and
     accounts are the caller's business.
     """
-    from annotator.ingest import import_rows
+    from annotator.ingest.completions import import_rows
     from annotator.storage import writer
 
     started = time.perf_counter()

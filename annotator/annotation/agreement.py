@@ -24,8 +24,8 @@ from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from annotator.labels import resolved_labels
-from annotator.routing import validate_label
+from annotator.annotation.labels import resolved_labels
+from annotator.annotation.routing import validate_label
 from annotator.storage import session_scope
 from db.models import (
     Adjudication,

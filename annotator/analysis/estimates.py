@@ -19,8 +19,8 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from annotator.analysis import LabelCount, analysis_frame, label_count
-from annotator.sampling import STRATUM_SEPARATOR
+from annotator.analysis.frame import LabelCount, analysis_frame, label_count
+from annotator.design.sampling import STRATUM_SEPARATOR
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 

@@ -16,8 +16,8 @@ from collections import defaultdict
 import numpy as np
 from sqlalchemy import Engine, func, select
 
-from annotator.accounts import add_annotator
-from annotator.routing import Label, active_sample_id, claim_batch, release, submit_batch
+from annotator.access.accounts import add_annotator
+from annotator.annotation.routing import Label, active_sample_id, claim_batch, release, submit_batch
 from annotator.storage import session_scope
 from db.models import Annotation, Annotator, AnnotatorLanguage, DemoOracle, SampleItem
 from db.vocabulary import ANSWER_CLASSES

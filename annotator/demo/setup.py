@@ -33,11 +33,11 @@ SAMPLE_SIZE = {"small": 600, "paper": 1000}
 
 def set_up_demo(engine: Engine, size: str = "small", seed: int = 0, labeled_share: float = 0.5) -> Iterator[str]:
     """Run every step of the demo, yielding a line of progress per step."""
-    from annotator.accounts import add_annotator, list_annotators
-    from annotator.demo import load_demo
-    from annotator.langid import run_language_id
-    from annotator.sampling import draw_sample
-    from annotator.simulate import simulate_annotators
+    from annotator.access.accounts import add_annotator, list_annotators
+    from annotator.demo.annotators import simulate_annotators
+    from annotator.demo.generator import load_demo
+    from annotator.design.sampling import draw_sample
+    from annotator.ingest.langid import run_language_id
 
     yield str(load_demo(engine, size=size, seed=seed))
     yield str(run_language_id(engine))

@@ -29,13 +29,13 @@ Excel (``ifl export gold --excel``, the Export page's "for Excel" button)
     oldest first): annotator_k_id, annotator_k_name, annotator_k_answer_language,
     annotator_k_matches_gold, annotator_k_correct, annotator_k_comment, annotator_k_labeled_at
     (the label's latest version); then the resolved labels estimation uses
-    (:func:`annotator.labels.resolved_labels`): answer_language, matches_gold, correct,
+    (:func:`annotator.annotation.labels.resolved_labels`): answer_language, matches_gold, correct,
     fidelity (answer language = the query language's class), n_annotations, disagreement,
     adjudicated, adjudicator_id, adjudicator_name, adjudication_comment, adjudicated_at,
     first_labeled_at, last_labeled_at. Unlabeled items leave the label columns empty.
 
 ``dsl``: one row per completion
-    The columns of :func:`annotator.analysis.analysis_frame` (gold labels empty where
+    The columns of :func:`annotator.analysis.frame.analysis_frame` (gold labels empty where
     unlabeled), plus ``label_prob`` after ``sample_prob``: the probability that a completion is
     *labeled*, ``m_h / N_h`` with ``m_h`` the labeled items of its stratum. Routing labels each
     stratum in its random queue order, so the labeled items are a simple random sample of the
@@ -53,10 +53,10 @@ Excel (``ifl export gold --excel``, the Export page's "for Excel" button)
     least one label in every stratum (``label_prob > 0``); ``correct`` works the same way with
     ``prediction = "pred_correct"``, after dropping labeled rows whose ``correct`` is NA.
 
-``estimates``: every estimate of :func:`annotator.estimates.study_estimates`, one row per
+``estimates``: every estimate of :func:`annotator.analysis.estimates.study_estimates`, one row per
 estimand, estimator and term (columns of ``stats.TIDY_COLUMNS``), with ``term_words`` after
 ``term``: the term in words (``image:llm[T.leo]`` -> "image x LLM: Leo",
-:func:`annotator.wording.term_in_words`). A cell the labels cannot yet identify has
+:func:`annotator.analysis.wording.term_in_words`). A cell the labels cannot yet identify has
 ``status`` ``not_estimable``, empty numbers and a ``needs`` sentence ("not yet estimable: needs
 about k more labels in <strata>"), never a number.
 """
@@ -80,11 +80,11 @@ from pandas.api.types import (
 )
 from sqlalchemy import Engine, select
 
-from annotator.analysis import ANALYSIS_COLUMNS, analysis_frame, faithful_class
-from annotator.labels import resolved_labels
-from annotator.sampling import NoSampleError, current_sample_id
+from annotator.analysis.frame import ANALYSIS_COLUMNS, analysis_frame, faithful_class
+from annotator.analysis.wording import with_term_words
+from annotator.annotation.labels import resolved_labels
+from annotator.design.sampling import NoSampleError, current_sample_id
 from annotator.storage import session_scope
-from annotator.wording import with_term_words
 from db.models import (
     Adjudication,
     Annotation,
@@ -212,7 +212,7 @@ def export_frame(engine: Engine, kind: str, sample_id: int | None = None) -> pd.
     if kind == "dsl":
         return _dsl_frame(engine, sample_id)
     if kind == "estimates":
-        from annotator.estimates import study_estimates
+        from annotator.analysis.estimates import study_estimates
 
         return with_term_words(study_estimates(engine, sample_id=sample_id).all_estimates)
     raise ValueError(f"unknown export {kind!r} (use one of {', '.join(EXPORT_KINDS)})")
