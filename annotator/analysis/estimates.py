@@ -20,7 +20,6 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from annotator.analysis.frame import LabelCount, analysis_frame, label_count
-from annotator.design.sampling import STRATUM_SEPARATOR
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 
@@ -116,11 +115,15 @@ def ablation_models(frame: pd.DataFrame) -> set[str]:
     return set(designed.groupby(frame["model"]).all().loc[lambda all_set: all_set].index)
 
 
-def _strata_table(analysis: StudyAnalysis) -> pd.DataFrame:
+def _strata_table(analysis: StudyAnalysis, frame: pd.DataFrame) -> pd.DataFrame:
+    """The fidelity design's strata, each with the benchmark and query language of its rows.
+
+    Taken from the frame, not parsed from the name: strata may split a benchmark x language by
+    model x image arm (``MaXM|deu|3``), and a benchmark name may contain the separator.
+    """
     design = analysis.designs["fidelity"]
-    strata = design.strata.copy()
-    # From the right: a benchmark name may contain the separator, a language code cannot.
-    strata[["benchmark", "query_language"]] = strata["stratum"].str.rsplit(STRATUM_SEPARATOR, n=1, expand=True)
+    where = frame.drop_duplicates("stratum").set_index("stratum")[["benchmark", "query_language"]]
+    strata = design.strata.join(where, on="stratum")
     strata["empty"] = strata["stratum"].isin(design.empty_strata)
     return strata
 
@@ -161,7 +164,7 @@ def study_estimates(
         ifl=estimates[fidelity & image_effect].reset_index(drop=True),
         interaction=estimates[fidelity & ~image_effect].reset_index(drop=True),
         accuracy=estimates[~fidelity].reset_index(drop=True),
-        strata=_strata_table(analysis),
+        strata=_strata_table(analysis, frame),
         power=analysis.power,
         all_estimates=estimates,
         labels=labels,
