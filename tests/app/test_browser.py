@@ -264,8 +264,13 @@ def pick(page, box, label: str) -> None:
             page.keyboard.press("Escape")
 
 
+def language_box(page, form: str):
+    """The input of the item's "Another language…" box (its key ends in a version number)."""
+    return page.locator(f"[class*='{css_key(f'language_box_{form}_')}'] input")
+
+
 def choose_in_box(page, form: str, answer_class: str) -> None:
-    pick(page, page.locator(f".{css_key(f'answer_language_{form}')} input"), class_label(answer_class))
+    pick(page, language_box(page, form), class_label(answer_class))
     blur(page)
     wait_idle(page)
 
@@ -340,7 +345,7 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(server: str, browser, mo
         expect(page.locator("[class*='st-key-lang_'] [data-testid='stBaseButton-primary'], "
                             "[class*='st-key-matches_gold_'] [data-testid='stBaseButton-primary'], "
                             "[class*='st-key-correct_'] [data-testid='stBaseButton-primary']")).to_have_count(0)
-        expect(page.locator(f".{css_key(f'answer_language_{form}')} input")).to_have_value("")
+        expect(language_box(page, form)).to_have_value("")
 
         if number == skip_at:
             press_until(page, "s", lambda: routing.progress(engine, kai).skipped_by_me == 1, "the skip is stored")
