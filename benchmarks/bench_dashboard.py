@@ -126,7 +126,9 @@ def measure(url: str, user: str, password: str, annotator: str, labels: int, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLAlchemy URL of a study (default: build the demo)")
-    parser.add_argument("--size", choices=["small", "paper"], default="paper", help="demo size to build (default paper)")
+    parser.add_argument(
+        "--size", choices=["small", "paper"], default="paper", help="demo size to build (default paper)"
+    )
     parser.add_argument("--keep", type=Path, help="build the demo into this SQLite file and keep it")
     parser.add_argument("--user", default="rosa", help="a researcher's account (default: the demo's rosa)")
     parser.add_argument("--annotator", default="anna", help="the account that adds the new labels (default anna)")
@@ -144,8 +146,10 @@ def main() -> None:
     for name, runs in times.items():
         wall = statistics.median(run[0] for run in runs)
         cpu = statistics.median(run[1] for run in runs)
-        print(f"{name:32} {f'{wall:.2f} s ({cpu:.2f} s cpu), {len(runs)} run(s)':34} {TARGETS[name]:>5.1f} s   "
-              f"{BASELINE[name]}")
+        print(
+            f"{name:32} {f'{wall:.2f} s ({cpu:.2f} s cpu), {len(runs)} run(s)':34} {TARGETS[name]:>5.1f} s   "
+            f"{BASELINE[name]}"
+        )
         if wall > TARGETS[name]:
             over.append(name)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

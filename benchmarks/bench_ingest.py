@@ -21,11 +21,11 @@ from annotator.ingest.completions import import_file
 from annotator.storage import make_engine, upgrade_database
 
 WORDS = {
-    "de": "Das Bild zeigt einen Hund der auf einer Wiese neben dem Haus spielt".split(),
-    "en": "The image shows a dog playing on the grass next to the house".split(),
+    "de": ["Das", "Bild", "zeigt", "einen", "Hund", "der", "auf", "einer", "Wiese", "neben", "dem", "Haus", "spielt"],
+    "en": ["The", "image", "shows", "a", "dog", "playing", "on", "the", "grass", "next", "to", "the", "house"],
     "zh": list("图片显示一只狗在房子旁边的草地上玩耍"),
-    "hi": "तस्वीर में एक कुत्ता घर के पास घास पर खेल रहा है".split(),
-    "ar": "تظهر الصورة كلبا يلعب على العشب بجانب المنزل".split(),
+    "hi": ["तस्वीर", "में", "एक", "कुत्ता", "घर", "के", "पास", "घास", "पर", "खेल", "रहा", "है"],
+    "ar": ["تظهر", "الصورة", "كلبا", "يلعب", "على", "العشب", "بجانب", "المنزل"],
 }
 
 
@@ -33,7 +33,7 @@ def synthetic_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     languages = rng.choice(list(WORDS), rows)
     lengths = rng.integers(1, 40, rows)
-    texts = [" ".join(rng.choice(WORDS[lang], n)) for lang, n in zip(languages, lengths)]
+    texts = [" ".join(rng.choice(WORDS[lang], n)) for lang, n in zip(languages, lengths, strict=True)]
     return pd.DataFrame(
         {
             "id": [f"c{i:07d}" for i in range(rows)],
@@ -65,7 +65,10 @@ def main() -> None:
             started = time.perf_counter()
             report = import_file(engine, path)
             seconds = time.perf_counter() - started
-            print(f"{label}: {report.rows} rows, {size_mb:.0f} MB CSV, {seconds:.1f} s, {report.rows / seconds:,.0f} rows/s")
+            print(
+                f"{label}: {report.rows} rows, {size_mb:.0f} MB CSV, {seconds:.1f} s, "
+                f"{report.rows / seconds:,.0f} rows/s"
+            )
             print(f"  {report}")
 
 

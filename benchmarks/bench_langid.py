@@ -39,17 +39,45 @@ from annotator.storage import make_engine, upgrade_database
 PHRASES: dict[str, list[str]] = {
     "zho": ["图片中有一只猫坐在桌子上。", "答案是第三个选项。", "这个问题需要仔细观察图像。", "我认为正确答案是红色。"],
     "hin": ["चित्र में एक बिल्ली मेज़ पर बैठी है।", "उत्तर तीसरा विकल्प है।", "इस प्रश्न के लिए छवि को ध्यान से देखना होगा।"],
-    "eng": ["The image shows a cat sitting on a table.", "The answer is the third option.", "Looking closely, the sign is red."],
+    "eng": [
+        "The image shows a cat sitting on a table.",
+        "The answer is the third option.",
+        "Looking closely, the sign is red.",
+    ],
     "heb": ["בתמונה יש חתול שיושב על השולחן.", "התשובה היא האפשרות השלישית.", "צריך להסתכל היטב על התמונה."],
     "tha": ["ในภาพมีแมวนั่งอยู่บนโต๊ะ", "คำตอบคือตัวเลือกที่สาม", "ต้องดูภาพอย่างละเอียด"],
     "ara": ["تظهر الصورة قطة تجلس على الطاولة.", "الإجابة هي الخيار الثالث.", "يجب النظر إلى الصورة بعناية."],
     "ben": ["ছবিতে একটি বিড়াল টেবিলের উপর বসে আছে।", "উত্তর হলো তৃতীয় বিকল্প।", "ছবিটি মনোযোগ দিয়ে দেখতে হবে।"],
-    "jpn": ["画像には机の上に座っている猫が写っています。", "答えは三番目の選択肢です。", "画像をよく見る必要があります。"],
-    "spa": ["La imagen muestra un gato sentado en una mesa.", "La respuesta es la tercera opción.", "Hay que mirar bien la imagen."],
-    "deu": ["Das Bild zeigt eine Katze, die auf einem Tisch sitzt.", "Die Antwort ist die dritte Option.", "Man muss das Bild genau ansehen."],
-    "fra": ["L'image montre un chat assis sur une table.", "La réponse est la troisième option.", "Il faut bien regarder l'image."],
-    "ron": ["Imaginea arată o pisică așezată pe o masă.", "Răspunsul este a treia opțiune.", "Trebuie să privim atent imaginea."],
-    "rus": ["На изображении кошка сидит на столе.", "Ответ — третий вариант.", "Нужно внимательно посмотреть на картинку."],
+    "jpn": [
+        "画像には机の上に座っている猫が写っています。",
+        "答えは三番目の選択肢です。",
+        "画像をよく見る必要があります。",
+    ],
+    "spa": [
+        "La imagen muestra un gato sentado en una mesa.",
+        "La respuesta es la tercera opción.",
+        "Hay que mirar bien la imagen.",
+    ],
+    "deu": [
+        "Das Bild zeigt eine Katze, die auf einem Tisch sitzt.",
+        "Die Antwort ist die dritte Option.",
+        "Man muss das Bild genau ansehen.",
+    ],
+    "fra": [
+        "L'image montre un chat assis sur une table.",
+        "La réponse est la troisième option.",
+        "Il faut bien regarder l'image.",
+    ],
+    "ron": [
+        "Imaginea arată o pisică așezată pe o masă.",
+        "Răspunsul este a treia opțiune.",
+        "Trebuie să privim atent imaginea.",
+    ],
+    "rus": [
+        "На изображении кошка сидит на столе.",
+        "Ответ — третий вариант.",
+        "Нужно внимательно посмотреть на картинку.",
+    ],
     "urd": ["تصویر میں ایک بلی میز پر بیٹھی ہے۔", "جواب تیسرا آپشن ہے۔", "تصویر کو غور سے دیکھنا ہوگا۔"],
 }
 NO_LETTER_TEXTS = ["", "42", "3.14", "(2)", "😀", "1, 2, 3", "—"]
@@ -97,7 +125,7 @@ def insert_completions(engine, query_languages: list[str], texts: list[str]) -> 
     ids = [f"bench-{i:07d}" for i in range(len(texts))]
     rows = [
         {"id": i, "q": q, "image": n % 2 == 1, "text": t, "now": now}
-        for n, (i, q, t) in enumerate(zip(ids, query_languages, texts))
+        for n, (i, q, t) in enumerate(zip(ids, query_languages, texts, strict=True))
     ]
     with engine.begin() as connection:
         connection.execute(
@@ -115,10 +143,16 @@ def delete_completions(engine, ids: list[str]) -> None:
     with engine.begin() as connection:
         for start in range(0, len(ids), 10_000):
             chunk = ids[start : start + 10_000]
-            connection.execute(text("DELETE FROM predictions WHERE completion_id IN :ids").bindparams(
-                bindparam("ids", expanding=True)), {"ids": chunk})
-            connection.execute(text("DELETE FROM completions WHERE id IN :ids").bindparams(
-                bindparam("ids", expanding=True)), {"ids": chunk})
+            connection.execute(
+                text("DELETE FROM predictions WHERE completion_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": chunk},
+            )
+            connection.execute(
+                text("DELETE FROM completions WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                {"ids": chunk},
+            )
 
 
 class Timer:
@@ -160,7 +194,9 @@ def main() -> None:
         texts = [f"{text} {_letters(i)}" for i, text in enumerate(texts)]
     mean_chars = sum(map(len, texts)) / len(texts)
     share = len(set(texts)) / len(texts)
-    print(f"{args.rows:,} texts ({share:.0%} distinct), mean {mean_chars:.0f} characters, batch size {args.batch_size:,}")
+    print(
+        f"{args.rows:,} texts ({share:.0%} distinct), mean {mean_chars:.0f} characters, batch size {args.batch_size:,}"
+    )
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
 
     with Timer() as timer:

@@ -32,14 +32,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from annotator.access.accounts import add_annotator  # noqa: E402
-from annotator.annotation.routing import claim_next, progress, submit  # noqa: E402
-from annotator.storage import make_engine, upgrade_database  # noqa: E402
-from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow  # noqa: E402
-from db.vocabulary import STUDY_LANGUAGES  # noqa: E402
+from annotator.access.accounts import add_annotator
+from annotator.annotation.routing import claim_next, progress, submit
+from annotator.storage import make_engine, upgrade_database
+from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow
+from db.vocabulary import STUDY_LANGUAGES
 
 TARGET_MS = 50.0
 BENCHMARKS = ("LLaVA-W", "MaXM", "ViSIT")
@@ -70,7 +70,7 @@ def insert_sample(engine: Engine, benchmarks: np.ndarray, languages: np.ndarray,
     for index in chosen:
         strata.setdefault((str(benchmarks[index]), str(languages[index])), []).append(int(index))
     population = {key: 0 for key in strata}
-    for key in zip(benchmarks, languages):
+    for key in zip(benchmarks, languages, strict=True):
         if key in population:
             population[key] += 1
     with engine.begin() as connection:

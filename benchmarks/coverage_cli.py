@@ -86,8 +86,10 @@ def replicate(base: Path, code: Path, workdir: Path, seed: int, shares: list[flo
     """
     outputs = [workdir / f"rep{seed}_{share}.csv" for share in shares]
     if all(out.exists() for out in outputs):
-        return pd.concat([pd.read_csv(out).assign(rep=seed, share=share) for out, share in zip(outputs, shares)],
-                         ignore_index=True)
+        return pd.concat(
+            [pd.read_csv(out).assign(rep=seed, share=share) for out, share in zip(outputs, shares, strict=True)],
+            ignore_index=True,
+        )
     database = workdir / f"rep{seed}.sqlite"
     shutil.copy(base, database)
     run_ifl(database, code, "sample", "--n", str(SAMPLE_SIZE), "--seed", str(seed))
@@ -95,8 +97,17 @@ def replicate(base: Path, code: Path, workdir: Path, seed: int, shares: list[flo
     for share in shares:
         target = round(SAMPLE_SIZE * share)
         if target > labeled:
-            run_ifl(database, code, "simulate-annotators", "--error-rate", "0", "--n", str(target - labeled),
-                    "--seed", str(seed))
+            run_ifl(
+                database,
+                code,
+                "simulate-annotators",
+                "--error-rate",
+                "0",
+                "--n",
+                str(target - labeled),
+                "--seed",
+                str(seed),
+            )
             labeled = target
         out = workdir / f"rep{seed}_{share}.csv"
         run_ifl(database, code, "export", "estimates", "--out", str(out))
@@ -105,8 +116,9 @@ def replicate(base: Path, code: Path, workdir: Path, seed: int, shares: list[flo
     return pd.concat(tables, ignore_index=True)
 
 
-def arm_label_study(base: Path, code: Path, workdir: Path, seed: int, shares: list[float],
-                    truth: pd.DataFrame) -> pd.DataFrame:
+def arm_label_study(
+    base: Path, code: Path, workdir: Path, seed: int, shares: list[float], truth: pd.DataFrame
+) -> pd.DataFrame:
     """Coverage of every IFL cell with no label minimum, beside the labels in its smaller arm."""
     from sqlalchemy import create_engine
 
@@ -119,17 +131,34 @@ def arm_label_study(base: Path, code: Path, workdir: Path, seed: int, shares: li
     records, labeled = [], 0
     for share in shares:
         target = round(SAMPLE_SIZE * share)
-        run_ifl(database, code, "simulate-annotators", "--error-rate", "0", "--n", str(target - labeled),
-                "--seed", str(seed))
+        run_ifl(
+            database,
+            code,
+            "simulate-annotators",
+            "--error-rate",
+            "0",
+            "--n",
+            str(target - labeled),
+            "--seed",
+            str(seed),
+        )
         labeled = target
         frame = analysis_frame(create_engine(f"sqlite:///{database}"))
         arms = frame.groupby(["model", "benchmark", "image"])["fidelity"].count().unstack("image").min(axis=1)
         for variance in ("design", "sandwich"):
-            table = analyse_study(frame, outcomes=("fidelity",), estimators=("dsl", "labeled"), seed=seed,
-                                  min_labels=1, variance=variance, target_halfwidth=None).estimates
+            table = analyse_study(
+                frame,
+                outcomes=("fidelity",),
+                estimators=("dsl", "labeled"),
+                seed=seed,
+                min_labels=1,
+                variance=variance,
+                target_halfwidth=None,
+            ).estimates
             table = table.loc[table["estimand"] == "image_effect"].merge(
                 truth.loc[truth["estimand"] == "image_effect", ["model", "benchmark", "truth"]],
-                on=["model", "benchmark"])
+                on=["model", "benchmark"],
+            )
             table["smaller_arm"] = arms.reindex(pd.MultiIndex.from_frame(table[["model", "benchmark"]])).to_numpy()
             table["covered"] = (table["ci_low"] <= table["truth"]) & (table["truth"] <= table["ci_high"])
             records.append(table.assign(rep=seed, share=share, variance=variance))
@@ -144,33 +173,44 @@ def coverage_tables(raw: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFram
     keys = ["estimand", "model", "benchmark", "language", "term"]
     merged = fidelity.merge(truth.astype({"language": object}), on=keys, how="inner")
     merged["reported"] = merged["ci_low"].notna() & merged["ci_high"].notna()
-    merged["covered"] = merged["reported"] & (merged["ci_low"] <= merged["truth"]) & (merged["truth"] <= merged["ci_high"])
+    merged["covered"] = (
+        merged["reported"] & (merged["ci_low"] <= merged["truth"]) & (merged["truth"] <= merged["ci_high"])
+    )
     merged["width"] = merged["ci_high"] - merged["ci_low"]
     merged["main"] = merged["benchmark"].isin(MAIN_BENCHMARKS)
     ifl = merged.loc[merged["estimand"] == "image_effect"]
     reported = ifl.loc[ifl["reported"]]
-    cells = reported.groupby(["estimator", "share", "model", "benchmark"]).agg(
-        reps=("covered", "size"), coverage=("covered", "mean"), width=("width", "mean")
-    ).reset_index()
+    cells = (
+        reported.groupby(["estimator", "share", "model", "benchmark"])
+        .agg(reps=("covered", "size"), coverage=("covered", "mean"), width=("width", "mean"))
+        .reset_index()
+    )
     summary = []
     for (estimator, share), group in ifl.groupby(["estimator", "share"]):
         shown = group.loc[group["reported"]]
         cell = cells.loc[(cells["estimator"] == estimator) & (cells["share"] == share)]
         main = group.loc[group["main"]]
-        interaction = merged.loc[(merged["estimand"] == "interaction") & (merged["estimator"] == estimator)
-                                 & (merged["share"] == share) & merged["reported"]]
-        summary.append({
-            "estimator": estimator, "share": share,
-            "pooled": shown["covered"].mean(),
-            "main": shown.loc[shown["main"], "covered"].mean(),
-            "ablation": shown.loc[~shown["main"], "covered"].mean(),
-            "lowest_cell": cell["coverage"].min(),
-            "main_reported": main["reported"].sum() / main["rep"].nunique(),
-            "all_reported": group["reported"].mean(),
-            "zero_width": int((shown["width"] <= 0).sum()),
-            "llava_w_width": shown.loc[shown["benchmark"] == "LLaVA-W", "width"].mean(),
-            "interaction": interaction["covered"].mean(),
-        })
+        interaction = merged.loc[
+            (merged["estimand"] == "interaction")
+            & (merged["estimator"] == estimator)
+            & (merged["share"] == share)
+            & merged["reported"]
+        ]
+        summary.append(
+            {
+                "estimator": estimator,
+                "share": share,
+                "pooled": shown["covered"].mean(),
+                "main": shown.loc[shown["main"], "covered"].mean(),
+                "ablation": shown.loc[~shown["main"], "covered"].mean(),
+                "lowest_cell": cell["coverage"].min(),
+                "main_reported": main["reported"].sum() / main["rep"].nunique(),
+                "all_reported": group["reported"].mean(),
+                "zero_width": int((shown["width"] <= 0).sum()),
+                "llava_w_width": shown.loc[shown["benchmark"] == "LLaVA-W", "width"].mean(),
+                "interaction": interaction["covered"].mean(),
+            }
+        )
     return pd.DataFrame(summary), cells
 
 
@@ -181,11 +221,15 @@ def main() -> None:
     parser.add_argument("--shares", default="0.3,1.0", help="labeled shares of the sample, comma-separated")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout of the app to run (default: this one)")
     parser.add_argument("--raw", type=Path, help="write every exported interval (with rep, share) here")
-    parser.add_argument("--workdir", type=Path,
-                        help="keep the demo database and each replication's exports here (resumes a run)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the demo database and each replication's exports here (resumes a run)"
+    )
     parser.add_argument("--compare", type=Path, help="a --raw file of another run: LLaVA-W widths side by side")
-    parser.add_argument("--by-arm-labels", action="store_true",
-                        help="coverage by labels in the smaller image arm, no label minimum (in-process)")
+    parser.add_argument(
+        "--by-arm-labels",
+        action="store_true",
+        help="coverage by labels in the smaller image arm, no label minimum (in-process)",
+    )
     args = parser.parse_args()
     shares = sorted(float(share) for share in args.shares.split(","))
     if args.by_arm_labels:
@@ -216,8 +260,11 @@ def main() -> None:
         other, _ = coverage_tables(pd.read_csv(args.compare), truth)
         side = summary.merge(other, on=["estimator", "share"], suffixes=("", "_other"))
         print("\nside by side (this run vs --compare):")
-        print(side[["estimator", "share", "pooled", "pooled_other", "llava_w_width", "llava_w_width_other"]]
-              .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(
+            side[["estimator", "share", "pooled", "pooled_other", "llava_w_width", "llava_w_width_other"]].to_string(
+                index=False, float_format=lambda v: f"{v:.3f}"
+            )
+        )
 
 
 def by_arm_labels(args: argparse.Namespace, shares: list[float]) -> None:
@@ -235,8 +282,9 @@ def by_arm_labels(args: argparse.Namespace, shares: list[float]) -> None:
     if args.raw:
         raw.to_csv(args.raw, index=False)
     raw = raw.loc[raw["ci_low"].notna()]
-    raw["labels"] = pd.cut(raw["smaller_arm"], [0, 1, 2, 3, 4, 6, 9, 1000], right=False,
-                           labels=["0", "1", "2", "3", "4-5", "6-8", ">=9"])
+    raw["labels"] = pd.cut(
+        raw["smaller_arm"], [0, 1, 2, 3, 4, 6, 9, 1000], right=False, labels=["0", "1", "2", "3", "4-5", "6-8", ">=9"]
+    )
     table = raw.groupby(["variance", "estimator", "labels"], observed=True)["covered"].agg(["mean", "size"])
     print(f"{args.reps} replications, shares {shares}: coverage by labels in the smaller image arm")
     print(table.unstack(["variance", "estimator"]).to_string(float_format=lambda v: f"{v:.3f}"))

@@ -8,8 +8,8 @@ second client (a notebook, another annotator's browser) cannot break them either
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -64,7 +64,7 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     """Timezone-aware now; every timestamp in the database is UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -74,7 +74,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Completion(Base):
@@ -88,14 +88,14 @@ class Completion(Base):
     query_language: Mapped[str] = mapped_column(String(3), comment="ISO 639-3")
     image: Mapped[bool] = mapped_column(Boolean)
     completion: Mapped[str] = mapped_column(Text)
-    prompt: Mapped[Optional[str]] = mapped_column(Text)
-    gold_answer: Mapped[Optional[str]] = mapped_column(Text)
-    image_path: Mapped[Optional[str]] = mapped_column(Text)
-    image_url: Mapped[Optional[str]] = mapped_column(Text)
-    llm: Mapped[Optional[str]] = mapped_column(String(200))
-    vision_encoder: Mapped[Optional[str]] = mapped_column(String(200))
-    train_language: Mapped[Optional[str]] = mapped_column(String(200))
-    covariates: Mapped[Optional[dict[str, Any]]] = mapped_column(
+    prompt: Mapped[str | None] = mapped_column(Text)
+    gold_answer: Mapped[str | None] = mapped_column(Text)
+    image_path: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(Text)
+    llm: Mapped[str | None] = mapped_column(String(200))
+    vision_encoder: Mapped[str | None] = mapped_column(String(200))
+    train_language: Mapped[str | None] = mapped_column(String(200))
+    covariates: Mapped[dict[str, Any] | None] = mapped_column(
         comment="extra input columns, kept for analysis"
     )
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -116,12 +116,12 @@ class Prediction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     completion_id: Mapped[str] = mapped_column(ForeignKey("completions.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(100))
-    model_version: Mapped[Optional[str]] = mapped_column(String(200))
-    raw_label: Mapped[Optional[str]] = mapped_column(String(100))
-    probability: Mapped[Optional[float]] = mapped_column(Float)
-    language_class: Mapped[Optional[str]] = mapped_column(String(20))
-    predicted_fidelity: Mapped[Optional[bool]] = mapped_column(Boolean)
-    predicted_correct: Mapped[Optional[bool]] = mapped_column(Boolean)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    raw_label: Mapped[str | None] = mapped_column(String(100))
+    probability: Mapped[float | None] = mapped_column(Float)
+    language_class: Mapped[str | None] = mapped_column(String(20))
+    predicted_fidelity: Mapped[bool | None] = mapped_column(Boolean)
+    predicted_correct: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     completion: Mapped[Completion] = relationship(back_populates="predictions")
@@ -146,7 +146,7 @@ class Sample(Base):
     seed: Mapped[int] = mapped_column(Integer)
     n_target: Mapped[int] = mapped_column(Integer)
     weights: Mapped[dict[str, Any]] = mapped_column(comment="the weighting scheme, as given")
-    design: Mapped[Optional[dict[str, Any]]] = mapped_column(
+    design: Mapped[dict[str, Any] | None] = mapped_column(
         comment="allocation, levels and the cell -> stratum map (NULL: strata are benchmark x language)"
     )
     overlap_share: Mapped[float] = mapped_column(Float, default=0.1)
@@ -276,7 +276,7 @@ class Assignment(Base):
     status: Mapped[str] = mapped_column(String(20), default="claimed")
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("sample_item_id", "slot"),
@@ -294,12 +294,12 @@ class Annotation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     completion_id: Mapped[str] = mapped_column(ForeignKey("completions.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
-    assignment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("assignments.id"))
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
     answer_language: Mapped[str] = mapped_column(String(20))
-    matches_gold: Mapped[Optional[bool]] = mapped_column(Boolean, comment="NULL = NA")
-    correct: Mapped[Optional[bool]] = mapped_column(Boolean, comment="NULL = NA")
-    comment: Mapped[Optional[str]] = mapped_column(Text)
-    seconds_spent: Mapped[Optional[float]] = mapped_column(Float)
+    matches_gold: Mapped[bool | None] = mapped_column(Boolean, comment="NULL = NA")
+    correct: Mapped[bool | None] = mapped_column(Boolean, comment="NULL = NA")
+    comment: Mapped[str | None] = mapped_column(Text)
+    seconds_spent: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -318,11 +318,11 @@ class AnnotationEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     completion_id: Mapped[str] = mapped_column(ForeignKey("completions.id", ondelete="CASCADE"))
-    annotation_id: Mapped[Optional[int]] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"))
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"))
     actor_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     action: Mapped[str] = mapped_column(String(20))
-    before: Mapped[Optional[dict[str, Any]]] = mapped_column()
-    after: Mapped[Optional[dict[str, Any]]] = mapped_column()
+    before: Mapped[dict[str, Any] | None] = mapped_column()
+    after: Mapped[dict[str, Any] | None] = mapped_column()
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
@@ -341,9 +341,9 @@ class Adjudication(Base):
     )
     researcher_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     answer_language: Mapped[str] = mapped_column(String(20))
-    matches_gold: Mapped[Optional[bool]] = mapped_column(Boolean)
-    correct: Mapped[Optional[bool]] = mapped_column(Boolean)
-    comment: Mapped[Optional[str]] = mapped_column(Text)
+    matches_gold: Mapped[bool | None] = mapped_column(Boolean)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    comment: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
@@ -364,8 +364,8 @@ class DemoOracle(Base):
         ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
     )
     answer_language: Mapped[str] = mapped_column(String(20))
-    matches_gold: Mapped[Optional[bool]] = mapped_column(Boolean)
-    correct: Mapped[Optional[bool]] = mapped_column(Boolean)
+    matches_gold: Mapped[bool | None] = mapped_column(Boolean)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
         CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),
@@ -383,7 +383,7 @@ class SignInSession(Base):
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_sign_in_sessions_annotator", "annotator_id"),)
 
@@ -397,7 +397,7 @@ class SignInFailure(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (CheckConstraint("failures >= 0", name="failures"),)
 
@@ -411,4 +411,4 @@ class StudySetting(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_by: Mapped[Optional[int]] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))

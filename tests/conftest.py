@@ -79,7 +79,9 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240521)
 
 
-def completion_frame(counts: Mapping[tuple[str, str], int], models: tuple[str, ...] = ("model-a", "model-b")) -> pd.DataFrame:
+def completion_frame(
+    counts: Mapping[tuple[str, str], int], models: tuple[str, ...] = ("model-a", "model-b")
+) -> pd.DataFrame:
     """Synthetic completions: ``counts[(benchmark, query_language)]`` rows each, ids unique.
 
     Models take turns and ``image`` alternates, so both vary inside every stratum.
@@ -87,14 +89,18 @@ def completion_frame(counts: Mapping[tuple[str, str], int], models: tuple[str, .
     frames = []
     for (benchmark, language), count in counts.items():
         index = np.arange(count)
-        frames.append(pd.DataFrame({
-            "id": [f"{benchmark}-{language}-{i:07d}" for i in index],
-            "model": np.asarray(models, dtype=object)[index % len(models)],
-            "benchmark": benchmark,
-            "query_language": language,
-            "image": index % 2 == 0,
-            "completion": [f"answer {i}" for i in index],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": [f"{benchmark}-{language}-{i:07d}" for i in index],
+                    "model": np.asarray(models, dtype=object)[index % len(models)],
+                    "benchmark": benchmark,
+                    "query_language": language,
+                    "image": index % 2 == 0,
+                    "completion": [f"answer {i}" for i in index],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -103,12 +109,17 @@ def insert_completions(engine: Engine, frame: pd.DataFrame) -> int:
 
     ``frame`` needs id, benchmark and query_language; model, image and completion default.
     """
-    rows = frame.assign(
-        model=frame.get("model", "model-a"),
-        image=frame.get("image", False),
-        completion=frame.get("completion", ""),
-        imported_at=utcnow(),
-    ).astype(object).where(lambda f: f.notna(), None).to_dict("records")
+    rows = (
+        frame.assign(
+            model=frame.get("model", "model-a"),
+            image=frame.get("image", False),
+            completion=frame.get("completion", ""),
+            imported_at=utcnow(),
+        )
+        .astype(object)
+        .where(lambda f: f.notna(), None)
+        .to_dict("records")
+    )
     with engine.begin() as connection:
         for start in range(0, len(rows), _INSERT_BATCH):
             connection.execute(insert(Completion), rows[start : start + _INSERT_BATCH])
@@ -157,19 +168,34 @@ def annotate(
         annotator_id = _account(session, annotator, "annotator")
         assignment_id = None
         if slot is not None:
-            item_id = session.scalar(select(SampleItem.id).where(
-                SampleItem.completion_id == completion_id,
-                SampleItem.sample_id == select(func.max(Sample.id)).scalar_subquery(),
-            ))
+            item_id = session.scalar(
+                select(SampleItem.id).where(
+                    SampleItem.completion_id == completion_id,
+                    SampleItem.sample_id == select(func.max(Sample.id)).scalar_subquery(),
+                )
+            )
             now = utcnow()
-            assignment = Assignment(sample_item_id=item_id, slot=slot, annotator_id=annotator_id, status="submitted",
-                                    claimed_at=now, lease_expires_at=now, finished_at=now)
+            assignment = Assignment(
+                sample_item_id=item_id,
+                slot=slot,
+                annotator_id=annotator_id,
+                status="submitted",
+                claimed_at=now,
+                lease_expires_at=now,
+                finished_at=now,
+            )
             session.add(assignment)
             session.flush()
             assignment_id = assignment.id
-        annotation = Annotation(completion_id=completion_id, annotator_id=annotator_id, assignment_id=assignment_id,
-                                answer_language=answer_language, matches_gold=matches_gold, correct=correct,
-                                comment=comment)
+        annotation = Annotation(
+            completion_id=completion_id,
+            annotator_id=annotator_id,
+            assignment_id=assignment_id,
+            answer_language=answer_language,
+            matches_gold=matches_gold,
+            correct=correct,
+            comment=comment,
+        )
         session.add(annotation)
         session.flush()
         return annotation.id
@@ -187,10 +213,16 @@ def adjudicate(
 ) -> None:
     """Store a researcher's ruling on ``completion_id`` (the researcher is created on first use)."""
     with Session(engine) as session, session.begin():
-        session.add(Adjudication(
-            completion_id=completion_id, researcher_id=_account(session, researcher, "researcher"),
-            answer_language=answer_language, matches_gold=matches_gold, correct=correct, comment=comment,
-        ))
+        session.add(
+            Adjudication(
+                completion_id=completion_id,
+                researcher_id=_account(session, researcher, "researcher"),
+                answer_language=answer_language,
+                matches_gold=matches_gold,
+                correct=correct,
+                comment=comment,
+            )
+        )
 
 
 @pytest.fixture(name="annotate")

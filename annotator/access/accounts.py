@@ -172,10 +172,7 @@ def _revoke_sessions(session: Session, annotator_id: int) -> None:
 
 
 def _get(session: Session, annotator: int | str) -> Annotator:
-    if isinstance(annotator, str):
-        condition = Annotator.name == annotator.strip()
-    else:
-        condition = Annotator.id == int(annotator)
+    condition = Annotator.name == annotator.strip() if isinstance(annotator, str) else Annotator.id == int(annotator)
     row = session.scalars(select(Annotator).where(condition)).one_or_none()
     if row is None:
         raise AccountError(f"no annotator {annotator!r}; `ifl annotators list` shows who exists")

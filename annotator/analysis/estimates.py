@@ -23,7 +23,15 @@ from annotator.analysis.frame import LabelCount, analysis_frame, label_count
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 
-__all__ = ["NotEstimableError", "StudyEstimates", "StudyVersion", "ablation_models", "label_count", "study_estimates", "study_version"]
+__all__ = [
+    "NotEstimableError",
+    "StudyEstimates",
+    "StudyVersion",
+    "ablation_models",
+    "label_count",
+    "study_estimates",
+    "study_version",
+]
 
 
 class NotEstimableError(ValueError):
@@ -153,8 +161,13 @@ def study_estimates(
     if not frame["labeled"].any():
         raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
     analysis = analyse_study(
-        frame, per_language=per_language, interaction_formula=interaction_formula,
-        cross_fit=cross_fit, sample_split=sample_split, seed=seed, variance=variance,
+        frame,
+        per_language=per_language,
+        interaction_formula=interaction_formula,
+        cross_fit=cross_fit,
+        sample_split=sample_split,
+        seed=seed,
+        variance=variance,
     )
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))

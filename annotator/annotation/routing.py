@@ -53,7 +53,7 @@ from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -191,7 +191,7 @@ class LabeledItem:
     revised_at: datetime
 
 
-class QueueState(str, Enum):
+class QueueState(StrEnum):
     """Why an annotator's queue looks the way it does."""
 
     AVAILABLE = "available"
@@ -707,7 +707,7 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
     rows = [
         {"completion_id": completion_id, "annotator_id": me, "assignment_id": assignment_id,
          "created_at": now, "updated_at": now, **label}
-        for completion_id, assignment_id, label in zip(ids, assignment_ids, checked)
+        for completion_id, assignment_id, label in zip(ids, assignment_ids, checked, strict=True)
     ]
     try:
         annotation_ids = session.scalars(
@@ -718,7 +718,7 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
     session.execute(insert(AnnotationEvent), [
         {"completion_id": completion_id, "annotation_id": annotation_id, "actor_id": me,
          "action": "create", "before": None, "after": label, "at": now}
-        for completion_id, annotation_id, label in zip(ids, annotation_ids, checked)
+        for completion_id, annotation_id, label in zip(ids, annotation_ids, checked, strict=True)
     ])
     return list(annotation_ids)
 

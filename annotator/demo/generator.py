@@ -60,8 +60,8 @@ __all__ = [
     "ABLATION_BENCHMARK",
     "ABLATION_COMPONENTS",
     "ABLATION_EFFECTS",
-    "BENCHMARK_TASKS",
     "BENCHMARKS",
+    "BENCHMARK_TASKS",
     "LANGUAGE_TASKS",
     "MODELS",
     "SIZES",
@@ -407,7 +407,7 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     ablation_langs = list(ABLATION_COMPONENTS)
     n_ablation = spec.ablation_tasks * len(ablation_langs)
     task_bench = np.r_[task_bench, np.full(n_ablation, len(BENCHMARKS))]
-    task_lang = np.r_[task_lang, np.repeat([LANGUAGES.index(l) for l in ablation_langs], spec.ablation_tasks)]
+    task_lang = np.r_[task_lang, np.repeat([LANGUAGES.index(code) for code in ablation_langs], spec.ablation_tasks)]
     n_tasks = len(task_bench)
     n_main_tasks = n_tasks - n_ablation
     # Number tasks within their stratum, for readable ids ("maxm-deu-00017").
@@ -456,7 +456,7 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
             variant_levels.append(chosen)
             # Named by the target language's ISO 639-1 code, which is its training-data level.
             variant_names.append(f"ablation-{components['data'][1]}-{'-'.join(chosen)}")
-    ab_lang_slot = np.array([ablation_langs.index(LANGUAGES[l]) for l in task_lang[ab_task]], int)
+    ab_lang_slot = np.array([ablation_langs.index(LANGUAGES[index]) for index in task_lang[ab_task]], int)
     model_index = np.r_[main_model, n_models + ab_lang_slot * n_variants + ab_variant]
 
     # ---- who answers faithfully: quotas per cell, lowest task scores fail first ----
@@ -464,9 +464,9 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     p_faithful = np.empty(n_rows)
     p_faithful[:n_main] = table[main_model, bench[:n_main], lang[:n_main], main_image]
     levels = np.array(variants)[ab_variant]  # [rows, 3] indicators llm, vision, data
-    text_fid = np.array([_ABLATION_TEXT_FIDELITY[l] for l in ablation_langs])[ab_lang_slot]
-    image_fid = np.array([_ABLATION_REFERENCE_IMAGE_FIDELITY[l] for l in ablation_langs])[ab_lang_slot]
-    effects = np.array([[ABLATION_EFFECTS[l][c] for c in ("llm", "vision", "data")] for l in ablation_langs])
+    text_fid = np.array([_ABLATION_TEXT_FIDELITY[code] for code in ablation_langs])[ab_lang_slot]
+    image_fid = np.array([_ABLATION_REFERENCE_IMAGE_FIDELITY[code] for code in ablation_langs])[ab_lang_slot]
+    effects = np.array([[ABLATION_EFFECTS[code][c] for c in ("llm", "vision", "data")] for code in ablation_langs])
     image_fid = image_fid + (levels * effects[ab_lang_slot]).sum(axis=1)
     p_faithful[n_main:] = np.where(ab_image == 1, image_fid, text_fid)
     if not ((p_faithful >= _MIN_FIDELITY) & (p_faithful <= 1)).all():
@@ -475,14 +475,16 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     n_langs, n_bench_all = len(LANGUAGES), len(benchmarks_all)
     group = (model_index * n_bench_all + bench) * 2 + image  # model x benchmark x arm
     cell = group * n_langs + lang  # ... x language
-    score = np.sqrt(_TASK_CORRELATION) * task_latent[task] + np.sqrt(1 - _TASK_CORRELATION) * rng.standard_normal(n_rows)
+    score = np.sqrt(_TASK_CORRELATION) * task_latent[task] + np.sqrt(1 - _TASK_CORRELATION) * rng.standard_normal(
+        n_rows
+    )
     _, cell = np.unique(cell, return_inverse=True)
     _, group = np.unique(group, return_inverse=True)
     unfaithful = _quota_unfaithful(rng, p_faithful, cell, group, score)
 
     # ---- answer class ----
     class_index = {name: i for i, name in enumerate(ANSWER_CLASSES)}
-    query_class = np.array([class_index[STUDY_LANGUAGES[l]] for l in LANGUAGES])[lang]
+    query_class = np.array([class_index[STUDY_LANGUAGES[code]] for code in LANGUAGES])[lang]
     answer_class = query_class.copy()
     wrong = np.flatnonzero(unfaithful)
     answer_class[wrong] = _pick(rng, _wrong_class_matrix()[lang[wrong]])
@@ -491,10 +493,7 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     quality = np.r_[np.array([_MODEL_QUALITY[m] for m in MODELS]), np.full(len(variant_names), _ABLATION_QUALITY)]
     low_resource = np.isin(np.array(LANGUAGES), list(_LOW_RESOURCE))[lang].astype(float)
     p_right = (
-        quality[model_index]
-        - 0.06 * (bench == BENCHMARKS.index("ViSIT"))
-        - 0.08 * low_resource
-        - 0.05 * unfaithful
+        quality[model_index] - 0.06 * (bench == BENCHMARKS.index("ViSIT")) - 0.08 * low_resource - 0.05 * unfaithful
     )
     p_right = np.where(image, p_right, 0.3 * p_right + 0.08)  # without the image: mostly guessing
     is_open = task_open[task]
@@ -518,7 +517,9 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     type_size = np.array([max(len(c), 1) for c in type_concepts])
     type_first = np.array([c[0] if len(c) else 0 for c in type_concepts])
     position = concept - type_first[question_type]
-    other = (position + 1 + (rng.random(n_rows) * (type_size[question_type] - 1)).astype(int)) % type_size[question_type]
+    other = (position + 1 + (rng.random(n_rows) * (type_size[question_type] - 1)).astype(int)) % type_size[
+        question_type
+    ]
     word_index = np.where(matches, concept, type_first[question_type] + other)
     template = rng.integers(bank.prefix.shape[1], size=n_rows)
     n_sentences = bank.sentences.shape[1]
@@ -558,7 +559,9 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     bench_slug = np.array([b.lower().replace("-", "") for b in benchmarks_all], dtype=object)
     lang_codes = np.array(LANGUAGES, dtype=object)
     task_ids = _object_add(
-        bench_slug[task_bench], np.full(n_tasks, "-", dtype=object), lang_codes[task_lang],
+        bench_slug[task_bench],
+        np.full(n_tasks, "-", dtype=object),
+        lang_codes[task_lang],
         np.array([f"-{k:05d}" for k in task_number], dtype=object),
     )
     model_names = np.array([*MODELS, *variant_names], dtype=object)
@@ -638,7 +641,7 @@ def _nullable(values: pd.Series) -> list[bool | None]:
     """Plain Python booleans with None for NA, as the database driver wants them."""
     missing = values.isna().to_numpy()
     present = values.to_numpy(dtype=bool, na_value=False).tolist()
-    return [None if na else value for value, na in zip(present, missing.tolist())]
+    return [None if na else value for value, na in zip(present, missing.tolist(), strict=True)]
 
 
 def load_demo(

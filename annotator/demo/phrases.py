@@ -22,8 +22,8 @@ emoji, punctuation: text in no language).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 __all__ = ["CONCEPTS", "CONCEPT_QUESTION", "QUESTION_TYPES", "VARIETIES", "Variety"]
 

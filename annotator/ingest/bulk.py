@@ -79,7 +79,7 @@ def upsert_rows(
     # of one-row statements; its size stays under SQLite's limit of bound parameters.
     compiled = upsert(insert(table)).compile(dialect=dialect, column_keys=names)
     order = [compiled.binds[name].key for name in compiled.positiontup]
-    rows: list[tuple[Any, ...]] = list(zip(*(columns[name] for name in order)))
+    rows: list[tuple[Any, ...]] = list(zip(*(columns[name] for name in order), strict=True))
     per_statement = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_MAX_PARAMETERS // len(order)))
     single = str(compiled)
     head, values, tail = _split_values(single, len(order))
@@ -92,7 +92,9 @@ def upsert_rows(
             for start in range(0, full, per_statement)
         ]
         for start in range(0, len(batches), _BATCH // per_statement or 1):
-            touched += connection.exec_driver_sql(many, batches[start : start + (_BATCH // per_statement or 1)]).rowcount
+            touched += connection.exec_driver_sql(
+                many, batches[start : start + (_BATCH // per_statement or 1)]
+            ).rowcount
     if full < len(rows):
         touched += connection.exec_driver_sql(single, rows[full:]).rowcount
     return touched
@@ -107,7 +109,9 @@ def _split_values(sql: str, width: int) -> tuple[str, str, str]:
     return head + " VALUES ", placeholders, tail
 
 
-def _upsert_by_copy(connection: Connection, table: Table, frame: pd.DataFrame, names: list[str], stamp, now, upsert) -> int:
+def _upsert_by_copy(
+    connection: Connection, table: Table, frame: pd.DataFrame, names: list[str], stamp, now, upsert
+) -> int:
     """PostgreSQL: COPY into a temporary table dropped at commit, then one INSERT ... SELECT."""
     stage = Table(
         f"ifl_stage_{table.name}",
@@ -129,7 +133,7 @@ def _upsert_by_copy(connection: Connection, table: Table, frame: pd.DataFrame, n
     raw = connection.connection.driver_connection
     with raw.cursor() as cursor:
         with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for row in zip(*columns):
+            for row in zip(*columns, strict=True):
                 copy.write_row(row)
         statement = upsert(postgresql.insert(table).from_select(names, select(*(stage.c[n] for n in names))))
         compiled = statement.compile(dialect=connection.dialect)

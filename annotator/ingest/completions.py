@@ -102,7 +102,9 @@ def _schema_length(model: type[Base], column: str) -> int:
 
 
 # Columns whose length the schema limits, with that limit.
-_LENGTH_LIMITS = {column: _schema_length(Completion, column) for column in ("id", "model", "benchmark", *DESIGN_COLUMNS)}
+_LENGTH_LIMITS = {
+    column: _schema_length(Completion, column) for column in ("id", "model", "benchmark", *DESIGN_COLUMNS)
+}
 _SOURCE_LENGTH = _schema_length(Prediction, "source")
 _MODEL_VERSION_LENGTH = _schema_length(Prediction, "model_version")
 _EXAMPLES = 3  # how many rows a warning names
@@ -213,8 +215,9 @@ def _read_jsonl(file: str, text: str) -> pd.DataFrame:
         try:
             record = json.loads(line, object_pairs_hook=_unique_keys)
         except _DuplicateKey as error:
-            raise IngestError(file, f"line {number}: the key {error.args[0]!r} appears twice",
-                              column=error.args[0]) from None
+            raise IngestError(
+                file, f"line {number}: the key {error.args[0]!r} appears twice", column=error.args[0]
+            ) from None
         except json.JSONDecodeError as error:
             raise IngestError(file, f"line {number}: not valid JSON ({error.msg} at character {error.colno})") from None
         if not isinstance(record, dict):
@@ -246,8 +249,11 @@ def _read_csv(file: str, text: str) -> pd.DataFrame:
     counts = Counter(name.strip() for name in header)
     repeated = next((name for name, n in counts.items() if n > 1), None)
     if repeated is not None:
-        raise IngestError(file, f"the header names the column {repeated!r} {counts[repeated]} times; "
-                                "each column may appear once", column=repeated)
+        raise IngestError(
+            file,
+            f"the header names the column {repeated!r} {counts[repeated]} times; each column may appear once",
+            column=repeated,
+        )
     options = dict(dtype=str, keep_default_na=False, na_values=[""])
     try:
         frame = pd.read_csv(BytesIO(text.encode("utf-8")), engine="pyarrow", **options)
@@ -292,8 +298,13 @@ def csv_quote_problem(file: str, text: str) -> IngestError | None:
             what = f"a quoted field is closed and followed by more text ({error})"
         else:
             return None  # not about quotes: the caller's own error says more
-        return IngestError(file, f"unbalanced quote (line {start_line}): {what}; double a quote inside "
-                                 "a quoted field (\"\") or quote the whole field", row=row or None, column=column)
+        return IngestError(
+            file,
+            f"unbalanced quote (line {start_line}): {what}; double a quote inside "
+            'a quoted field ("") or quote the whole field',
+            row=row or None,
+            column=column,
+        )
     finally:
         csv.field_size_limit(limit)
     return None
@@ -425,32 +436,48 @@ def _check_text(file: str, column: str, series: pd.Series, max_chars: int | None
         return
     nul = text.str.contains("\x00", regex=False)
     if nul.any():
-        raise IngestError(file, "contains a NUL byte (\\x00), which the database cannot store; remove it",
-                          row=int(nul.idxmax()) + 1, column=column)
+        raise IngestError(
+            file,
+            "contains a NUL byte (\\x00), which the database cannot store; remove it",
+            row=int(nul.idxmax()) + 1,
+            column=column,
+        )
     lengths = text.str.len()
     if max_chars is not None and (lengths > max_chars).any():
         stripped = text[lengths > max_chars].str.strip()
         over = stripped.str.len() > max_chars
         if over.any():
             index = over.idxmax()
-            raise IngestError(file, f"{stripped[index][:40]!r}... is {len(stripped[index]):,} characters long; "
-                                    f"at most {max_chars} fit this column", row=int(index) + 1, column=column)
+            raise IngestError(
+                file,
+                f"{stripped[index][:40]!r}... is {len(stripped[index]):,} characters long; "
+                f"at most {max_chars} fit this column",
+                row=int(index) + 1,
+                column=column,
+            )
     long = lengths > MAX_TEXT_BYTES // 4  # a character takes at most 4 bytes of UTF-8
     if long.any():
         sizes = text[long].map(lambda value: len(value.encode("utf-8")))
         over = sizes > MAX_TEXT_BYTES
         if over.any():
             index = over.idxmax()
-            raise IngestError(file, f"the text is {sizes[index]:,} bytes; at most {MAX_TEXT_BYTES:,} (1 MB) "
-                                    "per field", row=int(index) + 1, column=column)
+            raise IngestError(
+                file,
+                f"the text is {sizes[index]:,} bytes; at most {MAX_TEXT_BYTES:,} (1 MB) per field",
+                row=int(index) + 1,
+                column=column,
+            )
 
 
 def _check_column_names(file: str, columns: list[str]) -> None:
     counts = Counter(columns)
     repeated = next((name for name, n in counts.items() if n > 1), None)
     if repeated is not None:
-        raise IngestError(file, f"the column {repeated!r} appears {counts[repeated]} times; each column may "
-                                "appear once", column=repeated)
+        raise IngestError(
+            file,
+            f"the column {repeated!r} appears {counts[repeated]} times; each column may appear once",
+            column=repeated,
+        )
     for name in columns:
         if "\x00" in name:
             raise IngestError(file, "a column name contains a NUL byte (\\x00)", column=name)
@@ -471,21 +498,29 @@ def _image_paths(file: str, paths: pd.Series, root: Path) -> tuple[pd.Series, li
         try:
             target = images.confine_image_path(value, root)
         except (ValueError, OSError) as error:
-            raise IngestError(file, f"{error}; keep images inside it, or set IFL_IMAGE_ROOT to the folder that "
-                                    "holds them", row=_first(paths == value), column="image_path") from None
+            raise IngestError(
+                file,
+                f"{error}; keep images inside it, or set IFL_IMAGE_ROOT to the folder that holds them",
+                row=_first(paths == value),
+                column="image_path",
+            ) from None
         resolved[value] = str(target)
         if not target.is_file():
             missing.add(value)
         elif not images.looks_like_image(target):
             not_images.add(value)
     warnings = []
-    for problem, values in (("no such file (yet) in the image root", missing),
-                            ("not a PNG, JPEG, GIF, WebP or BMP image, in the image root", not_images)):
+    for problem, values in (
+        ("no such file (yet) in the image root", missing),
+        ("not a PNG, JPEG, GIF, WebP or BMP image, in the image root", not_images),
+    ):
         if values:
             mask = paths.isin(values)
             count = int(mask.sum())
-            warnings.append(f"{file}, column 'image_path': {problem} {str(root)!r} for {count} "
-                            f"row{'s' * (count != 1)} ({_rows_named(mask)}); the app shows no image for them")
+            warnings.append(
+                f"{file}, column 'image_path': {problem} {str(root)!r} for {count} "
+                f"row{'s' * (count != 1)} ({_rows_named(mask)}); the app shows no image for them"
+            )
     return paths.map(resolved, na_action="ignore").astype(object), warnings
 
 
@@ -542,7 +577,9 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>", *, image_root: Pat
     if duplicated.any():
         position = _first(duplicated) - 1
         first = _first(ids == ids.iloc[position])
-        raise IngestError(file, f"duplicate id {ids.iloc[position]!r} (first at row {first})", row=position + 1, column="id")
+        raise IngestError(
+            file, f"duplicate id {ids.iloc[position]!r} (first at row {first})", row=position + 1, column="id"
+        )
 
     languages = required["query_language"]
     canonical: dict[str, str] = {}
@@ -584,8 +621,9 @@ def validate_frame(frame: pd.DataFrame, file: str = "<data>", *, image_root: Pat
         if column in known or not source or kind not in SURROGATE_FIELDS:
             continue
         if len(source) > _SOURCE_LENGTH:
-            raise IngestError(file, f"a surrogate's name (before _{kind}) may have at most {_SOURCE_LENGTH} "
-                                    "characters", column=column)
+            raise IngestError(
+                file, f"a surrogate's name (before _{kind}) may have at most {_SOURCE_LENGTH} characters", column=column
+            )
         surrogate_columns.append(column)
         values = _parse_booleans(file, frame, column, allow_missing=True)
         table = surrogates.setdefault(source, pd.DataFrame({"completion_id": ids}))

@@ -61,7 +61,9 @@ def save_account() -> None:
     except accounts.AccountError as error:
         flash_at("edit", "error", error)
     except STORAGE_ERRORS as error:
-        flash_at("edit", "error", f"Could not save, please retry: the database did not answer ({type(error).__name__}).")
+        flash_at(
+            "edit", "error", f"Could not save, please retry: the database did not answer ({type(error).__name__})."
+        )
     else:
         flash_at("edit", "success", f"Saved {name}. A new role applies at their next sign-in.")
         load_account()
@@ -79,12 +81,21 @@ def add_account() -> None:
         flash_at("add", "warning", "Type the new account's name first.")
         return
     if name in set(accounts.list_annotators(db)["name"]):
-        flash_at("add", "warning", f"An account named {name} already exists: choose another name, or change that "
-                         "account under \"Change an account\".")
+        flash_at(
+            "add",
+            "warning",
+            f"An account named {name} already exists: choose another name, or change that "
+            'account under "Change an account".',
+        )
         return
     try:
-        accounts.add_annotator(db, name, st.session_state["new_languages"], role=st.session_state["new_role"],
-                               password=st.session_state["new_password"])
+        accounts.add_annotator(
+            db,
+            name,
+            st.session_state["new_languages"],
+            role=st.session_state["new_role"],
+            password=st.session_state["new_password"],
+        )
     except accounts.AccountError as error:
         flash_at("add", "error", error)
     except STORAGE_ERRORS as error:
@@ -96,8 +107,7 @@ def add_account() -> None:
 
 st.title("Annotators")
 people = accounts.list_annotators(db)
-show_table(people, key="annotators_table",
-             column_config={"n_annotations": st.column_config.NumberColumn("labels")})
+show_table(people, key="annotators_table", column_config={"n_annotations": st.column_config.NumberColumn("labels")})
 
 stuck = unroutable_languages(db)
 if not stuck.empty:
@@ -113,13 +123,23 @@ with edit:
     st.selectbox("Account", people["name"], key="account", on_change=load_account)
     options = sorted(set(STUDY_LANGUAGES) | set(st.session_state["account_languages"]))
     with st.form("edit_account"):
-        st.multiselect("Languages they read", options, key="account_languages", format_func=language_label,
-                       accept_new_options=True, help="Pick, or type a code or English name (it, ita, Italian).")
+        st.multiselect(
+            "Languages they read",
+            options,
+            key="account_languages",
+            format_func=language_label,
+            accept_new_options=True,
+            help="Pick, or type a code or English name (it, ita, Italian).",
+        )
         st.selectbox("Role", ROLES, key="account_role")
         st.toggle("Active (may sign in and label)", key="account_active")
-        st.text_input("Reset the password (leave empty to keep)", type="password", key="account_password",
-                      autocomplete="new-password", help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; "
-                                                        "the account is signed out everywhere.")
+        st.text_input(
+            "Reset the password (leave empty to keep)",
+            type="password",
+            key="account_password",
+            autocomplete="new-password",
+            help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters; the account is signed out everywhere.",
+        )
         st.form_submit_button("Save changes", key="account_save", type="primary", on_click=save_account)
     show_flash_at("edit")
 
@@ -127,10 +147,20 @@ with add:
     st.subheader("Add an account")
     with st.form("add_account"):
         st.text_input("Name", key="new_name", max_chars=200)
-        st.multiselect("Languages they read", sorted(STUDY_LANGUAGES), key="new_languages",
-                       format_func=language_label, accept_new_options=True)
+        st.multiselect(
+            "Languages they read",
+            sorted(STUDY_LANGUAGES),
+            key="new_languages",
+            format_func=language_label,
+            accept_new_options=True,
+        )
         st.selectbox("Role", ROLES, key="new_role")
-        st.text_input("Password", type="password", key="new_password", autocomplete="new-password",
-                      help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters.")
+        st.text_input(
+            "Password",
+            type="password",
+            key="new_password",
+            autocomplete="new-password",
+            help=f"At least {accounts.MIN_PASSWORD_LENGTH} characters.",
+        )
         st.form_submit_button("Add account", key="new_submit", type="primary", on_click=add_account)
     show_flash_at("add")

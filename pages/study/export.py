@@ -62,12 +62,24 @@ with st.container(horizontal=True):
     download_csv("All estimates (CSV)", lambda: with_term_words(study().all_estimates), "estimates.csv",
                  key="download_estimates")
     for name in ESTIMATE_TABLES:
-        download_csv(f"{name} (CSV)", lambda name=name: with_term_words(study().tables()[name]), f"estimates-{name}.csv",
-                     key=f"download_estimates_{name}")
-st.caption("The figures as interactive HTML that works offline (plotly.js is inside each file, so opening one "
-           "sends no request). PNG export would need kaleido and a browser on the server, which the app does not ship.")
+        download_csv(
+            f"{name} (CSV)",
+            lambda name=name: with_term_words(study().tables()[name]),
+            f"estimates-{name}.csv",
+            key=f"download_estimates_{name}",
+        )
+st.caption(
+    "The figures as interactive HTML that works offline (plotly.js is inside each file, so opening one "
+    "sends no request). PNG export would need kaleido and a browser on the server, which the app does not ship."
+)
 figures = view.figures_when_asked()
 with st.container(horizontal=True):
     for name in FIGURES:
-        st.download_button(f"{name} (HTML)", html_of(figures, name), file_name=f"figure-{name}.html",
-                           mime="text/html", key=f"download_figure_{name}", on_click="ignore")
+        st.download_button(
+            f"{name} (HTML)",
+            html_of(figures, name),
+            file_name=f"figure-{name}.html",
+            mime="text/html",
+            key=f"download_figure_{name}",
+            on_click="ignore",
+        )

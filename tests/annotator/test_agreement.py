@@ -183,7 +183,7 @@ def test_resolved_labels_is_fast_for_2000_annotations(engine, make_study, add_ac
             {"completion_id": by_item[row["sample_item_id"]], "annotator_id": row["annotator_id"],
              "assignment_id": assignment_id, "answer_language": "german" if k % 7 else "english",
              "matches_gold": bool(k % 3), "correct": None, "created_at": now, "updated_at": now}
-            for k, (row, assignment_id) in enumerate(zip(rows, assignment_ids))
+            for k, (row, assignment_id) in enumerate(zip(rows, assignment_ids, strict=True))
         ])
     statements: list[str] = []
     def listener(connection, cursor, statement, *args) -> None:

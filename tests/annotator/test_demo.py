@@ -7,8 +7,6 @@ sound there. The database tests write into a fresh database on every backend.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,7 +92,7 @@ def _ablation_coefficients(frame: pd.DataFrame, language: str) -> dict[str, floa
         ]
     )
     beta, *_ = np.linalg.lstsq(design, rows["faithful"].to_numpy(float), rcond=None)
-    return dict(zip(("intercept", "image", "llm", "vision", "data"), beta))
+    return dict(zip(("intercept", "image", "llm", "vision", "data"), beta, strict=True))
 
 
 # --- schema ---------------------------------------------------------------------------------

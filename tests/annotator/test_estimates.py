@@ -76,7 +76,9 @@ def test_dsl_estimates_cover_the_truth_where_the_surrogate_misses(demo_file: Pat
 def test_study_version_changes_with_labels_and_top_ups(demo: Engine) -> None:
     before = study_version(demo)
     with demo.begin() as connection:
-        connection.execute(text("UPDATE annotations SET comment = 'edited', updated_at = '2100-01-01 00:00:00' WHERE id = 1"))
+        connection.execute(
+            text("UPDATE annotations SET comment = 'edited', updated_at = '2100-01-01 00:00:00' WHERE id = 1")
+        )
     after_label = study_version(demo)
     assert after_label.labels != before.labels
     sample_id = current_sample_id(demo)

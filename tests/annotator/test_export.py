@@ -167,7 +167,12 @@ def test_gold_export_carries_the_texts_and_has_an_excel_variant(
     assert [row["prompt"] for row in shown] == ["图片里有什么？", "这是什么颜色？", "", "問題は何ですか"]
     assert [row["gold_answer"] for row in shown] == ["一只猫", "红色", "答案", ""]
     # Formula neutralisation holds for the texts too; newlines and quotes survive the round trip.
-    assert [row["completion"] for row in shown] == ["一只猫在沙发上。", "'=1+1", 'line one\nline two, with "quotes"', ""]
+    assert [row["completion"] for row in shown] == [
+        "一只猫在沙发上。",
+        "'=1+1",
+        'line one\nline two, with "quotes"',
+        "",
+    ]
     assert next(iter(pd.read_csv(excel).columns)) == "completion_id"  # readers that know the BOM skip it
     stream = io.StringIO()
     write_csv(export_frame(engine, "gold"), stream, excel=True)
@@ -175,10 +180,18 @@ def test_gold_export_carries_the_texts_and_has_an_excel_variant(
 
 
 def test_estimate_terms_also_in_words():
-    frame = pd.DataFrame({"estimand": ["interaction"] * 3, "term": ["image", "image:llm[T.leo]", "image:data[T.de]"],
-                          "estimate": [0.1, -0.2, np.nan]})
+    frame = pd.DataFrame(
+        {
+            "estimand": ["interaction"] * 3,
+            "term": ["image", "image:llm[T.leo]", "image:data[T.de]"],
+            "estimate": [0.1, -0.2, np.nan],
+        }
+    )
     rows = cells(csv_bytes(with_term_words(frame)).decode("utf-8"))
     assert list(rows[0]) == ["estimand", "term", "term_words", "estimate"]
     assert [(row["term"], row["term_words"]) for row in rows] == [
-        ("image", "image"), ("image:llm[T.leo]", "image x LLM: Leo"), ("image:data[T.de]", "image x training data: German")]
+        ("image", "image"),
+        ("image:llm[T.leo]", "image x LLM: Leo"),
+        ("image:data[T.de]", "image x training data: German"),
+    ]
     assert with_term_words(frame.drop(columns="term")).columns.tolist() == ["estimand", "estimate"]

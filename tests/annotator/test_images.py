@@ -31,7 +31,9 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_image_root_is_the_setting_or_db_images_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_image_root_is_the_setting_or_db_images_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("IFL_IMAGE_ROOT", str(tmp_path / "x" / ".." / "pics"))
     assert image_root() == tmp_path / "pics"
     monkeypatch.delenv("IFL_IMAGE_ROOT")
@@ -64,8 +66,17 @@ def test_servable_only_real_images_inside_the_root(root: Path) -> None:
     (root / "dir.png").mkdir()
     assert servable_image_path(str(root / "sub" / "dog.png")) == root / "sub" / "dog.png"
     assert servable_image_path("sub/dog.png") == root / "sub" / "dog.png"
-    for refused in (None, "", str(root.parent / "secret.png"), "../secret.png", "fake.png", "drawing.svg",
-                    "dir.png", "missing.png", "sub/dog.png\x00.png"):
+    for refused in (
+        None,
+        "",
+        str(root.parent / "secret.png"),
+        "../secret.png",
+        "fake.png",
+        "drawing.svg",
+        "dir.png",
+        "missing.png",
+        "sub/dog.png\x00.png",
+    ):
         assert servable_image_path(refused) is None, refused
 
 

@@ -51,9 +51,15 @@ def test_import_csv_stores_canonical_values(engine: Engine, good_csv: Path) -> N
     with engine.connect() as connection:
         rows = {
             row.id: row
-            for row in connection.execute(text("SELECT id, query_language, image, completion, prompt, covariates FROM completions"))
+            for row in connection.execute(
+                text("SELECT id, query_language, image, completion, prompt, covariates FROM completions")
+            )
         }
-        judge = dict(connection.execute(text("SELECT completion_id, predicted_correct FROM predictions WHERE source='judge'")).all())
+        judge = dict(
+            connection.execute(
+                text("SELECT completion_id, predicted_correct FROM predictions WHERE source='judge'")
+            ).all()
+        )
     assert {rows[i].query_language for i in ("c1", "c2", "c3")} == {"deu"}
     assert rows["c4"].query_language == "zho"
     assert [bool(rows[i].image) for i in ("c1", "c2", "c3", "c4")] == [True, False, True, False]
@@ -61,7 +67,12 @@ def test_import_csv_stores_canonical_values(engine: Engine, good_csv: Path) -> N
     assert rows["c3"].prompt is None
     covariates = rows["c1"].covariates
     assert (json.loads(covariates) if isinstance(covariates, str) else covariates) == {"run": "r1"}
-    assert {k: (None if v is None else bool(v)) for k, v in judge.items()} == {"c1": True, "c2": False, "c3": None, "c4": True}
+    assert {k: (None if v is None else bool(v)) for k, v in judge.items()} == {
+        "c1": True,
+        "c2": False,
+        "c3": None,
+        "c4": True,
+    }
 
 
 def test_reimport_changes_nothing_and_updates_what_changed(engine: Engine, good_csv: Path, tmp_path: Path) -> None:
@@ -108,7 +119,12 @@ def test_import_jsonl_and_parquet(sqlite_engine: Engine, tmp_path: Path, fmt: st
 BAD_FILES = {
     "missing column": (HEADER.replace("image,", "") + "c9,m,MaXM,de,text\n", None, "image", "missing required column"),
     "bad boolean": (HEADER + GOOD_ROWS[0] + "c9,m,MaXM,de,maybe,text,,,\n", 2, "image", "'maybe' is not a boolean"),
-    "unknown language": (HEADER + GOOD_ROWS[0] + GOOD_ROWS[1] + "c9,m,MaXM,Elvish,1,text,,,\n", 3, "query_language", "unknown language 'Elvish'"),
+    "unknown language": (
+        HEADER + GOOD_ROWS[0] + GOOD_ROWS[1] + "c9,m,MaXM,Elvish,1,text,,,\n",
+        3,
+        "query_language",
+        "unknown language 'Elvish'",
+    ),
     "duplicate id": (HEADER + "".join(GOOD_ROWS) + GOOD_ROWS[1], 5, "id", "duplicate id 'c2' (first at row 2)"),
     "missing id": (HEADER + GOOD_ROWS[0] + ",m,MaXM,de,1,text,,,\n", 2, "id", "a value is required"),
     "bad surrogate": (HEADER + GOOD_ROWS[0] + "c9,m,MaXM,de,1,text,,perhaps,\n", 2, "judge_correct", "not a boolean"),
@@ -118,7 +134,9 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_bad_file_names_row_and_column_and_changes_nothing(engine: Engine, good_csv: Path, tmp_path: Path, case: str) -> None:
+def test_bad_file_names_row_and_column_and_changes_nothing(
+    engine: Engine, good_csv: Path, tmp_path: Path, case: str
+) -> None:
     import_file(engine, good_csv)
     before = snapshot(engine)
     content, row, column, message = BAD_FILES[case]
@@ -132,7 +150,9 @@ def test_bad_file_names_row_and_column_and_changes_nothing(engine: Engine, good_
 
 
 def test_undecodable_bytes_name_the_line(sqlite_engine: Engine, tmp_path: Path) -> None:
-    path = write(tmp_path / "latin1.csv", (HEADER + GOOD_ROWS[0]).encode() + "c9,m,MaXM,de,1,Übel,,,\n".encode("latin-1"))
+    path = write(
+        tmp_path / "latin1.csv", (HEADER + GOOD_ROWS[0]).encode() + "c9,m,MaXM,de,1,Übel,,,\n".encode("latin-1")
+    )
     with pytest.raises(IngestError, match=r"not UTF-8 at line 3"):
         import_file(sqlite_engine, path)
     assert snapshot(sqlite_engine) == {"completions": [], "predictions": []}
@@ -217,7 +237,9 @@ def full_snapshot(engine: Engine) -> dict[str, list[tuple]]:
     """:func:`snapshot` plus the settings an import may record (image roots)."""
     state = snapshot(engine)
     with engine.connect() as connection:
-        state["study_settings"] = [tuple(row) for row in connection.execute(text("SELECT key, value FROM study_settings"))]
+        state["study_settings"] = [
+            tuple(row) for row in connection.execute(text("SELECT key, value FROM study_settings"))
+        ]
     return state
 
 
@@ -225,43 +247,114 @@ REFUSED = {
     # 9: NUL bytes and lengths beyond the schema, the same on both backends
     "NUL in completion": ("csv", HEADER + GOOD_ROWS[0] + "c9,m,MaXM,de,1,te\x00xt,,,\n", 2, "completion", "NUL byte"),
     "NUL in model": ("csv", HEADER + "c9,m\x00x,MaXM,de,1,text,,,\n", 1, "model", "NUL byte"),
-    "NUL in prompt (JSON escape)": ("jsonl", jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "prompt": "a\u0000b"}), 2, "prompt",
-                                    "NUL byte"),
+    "NUL in prompt (JSON escape)": (
+        "jsonl",
+        jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "prompt": "a\u0000b"}),
+        2,
+        "prompt",
+        "NUL byte",
+    ),
     "NUL in a covariate": ("csv", HEADER + "c9,m,MaXM,de,1,text,,,r\x001\n", 1, "run", "NUL byte"),
-    "id too long": ("csv", HEADER + GOOD_ROWS[0] + f"{'i' * (ID_LIMIT + 1)},m,MaXM,de,1,text,,,\n", 2, "id",
-                    f"{ID_LIMIT + 1} characters long; at most {ID_LIMIT}"),
-    "model too long": ("jsonl", jsonl({**JSONL_GOOD[0], "model": "m" * (MODEL_LIMIT + 1)}), 1, "model",
-                       f"at most {MODEL_LIMIT}"),
-    "surrogate name too long": ("csv", HEADER.replace("judge_correct", "j" * 101 + "_correct") + GOOD_ROWS[0], None,
-                                "j" * 101 + "_correct", "at most 100 characters"),
+    "id too long": (
+        "csv",
+        HEADER + GOOD_ROWS[0] + f"{'i' * (ID_LIMIT + 1)},m,MaXM,de,1,text,,,\n",
+        2,
+        "id",
+        f"{ID_LIMIT + 1} characters long; at most {ID_LIMIT}",
+    ),
+    "model too long": (
+        "jsonl",
+        jsonl({**JSONL_GOOD[0], "model": "m" * (MODEL_LIMIT + 1)}),
+        1,
+        "model",
+        f"at most {MODEL_LIMIT}",
+    ),
+    "surrogate name too long": (
+        "csv",
+        HEADER.replace("judge_correct", "j" * 101 + "_correct") + GOOD_ROWS[0],
+        None,
+        "j" * 101 + "_correct",
+        "at most 100 characters",
+    ),
     # 10: a column named twice
-    "duplicate header": ("csv", "id,model,benchmark,query_language,image,completion,completion\nc1,m,MaXM,de,1,a,b\n",
-                         None, "completion", "'completion' 2 times"),
-    "duplicate header after stripping": ("csv", ("id,model,benchmark,query_language,image,completion, completion \n"
-                                                 "c1,m,MaXM,de,1,a,b\n"), None, "completion", "2 times"),
-    "duplicate JSON key": ("jsonl", jsonl(JSONL_GOOD[0], '{"id": "c2", "completion": "a", "completion": "b"}'), None,
-                           "completion", "line 2: the key 'completion' appears twice"),
+    "duplicate header": (
+        "csv",
+        "id,model,benchmark,query_language,image,completion,completion\nc1,m,MaXM,de,1,a,b\n",
+        None,
+        "completion",
+        "'completion' 2 times",
+    ),
+    "duplicate header after stripping": (
+        "csv",
+        ("id,model,benchmark,query_language,image,completion, completion \nc1,m,MaXM,de,1,a,b\n"),
+        None,
+        "completion",
+        "2 times",
+    ),
+    "duplicate JSON key": (
+        "jsonl",
+        jsonl(JSONL_GOOD[0], '{"id": "c2", "completion": "a", "completion": "b"}'),
+        None,
+        "completion",
+        "line 2: the key 'completion' appears twice",
+    ),
     # 11: ids are text or integers; no text field takes an object, array or boolean
-    "fractional id": ("jsonl", jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "id": 5.5}), 2, "id", "5.5 is a number with a fraction"),
+    "fractional id": (
+        "jsonl",
+        jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "id": 5.5}),
+        2,
+        "id",
+        "5.5 is a number with a fraction",
+    ),
     "float id that looks whole": ("jsonl", jsonl({**JSONL_GOOD[0], "id": 1.0}), 1, "id", "fraction"),
     "boolean id": ("jsonl", jsonl({**JSONL_GOOD[0], "id": True}), 1, "id", "True is a boolean"),
     "object id": ("jsonl", jsonl({**JSONL_GOOD[0], "id": {"a": 1}}), 1, "id", "JSON object"),
-    "object completion": ("jsonl", jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "completion": {"text": "x"}}), 2, "completion",
-                          "a JSON object is not text"),
+    "object completion": (
+        "jsonl",
+        jsonl(JSONL_GOOD[0], {**JSONL_GOOD[1], "completion": {"text": "x"}}),
+        2,
+        "completion",
+        "a JSON object is not text",
+    ),
     "array prompt": ("jsonl", jsonl({**JSONL_GOOD[0], "prompt": ["a", "b"]}), 1, "prompt", "a JSON array is not text"),
     # 12: where a broken file breaks
-    "broken JSON line": ("jsonl", jsonl(*JSONL_GOOD) + '{"id": "c3", "model": \n', None, None, "line 3: not valid JSON"),
+    "broken JSON line": (
+        "jsonl",
+        jsonl(*JSONL_GOOD) + '{"id": "c3", "model": \n',
+        None,
+        None,
+        "line 3: not valid JSON",
+    ),
     "JSON line not an object": ("jsonl", jsonl(JSONL_GOOD[0], "[1, 2]"), None, None, "line 2: not a JSON object"),
-    "quote never closed": ("csv", HEADER + GOOD_ROWS[0] + 'c9,m,MaXM,de,1,"He said hi,,,\n' + GOOD_ROWS[1], 2,
-                           "completion", "unbalanced quote (line 3): a quote opened here is never closed"),
-    "quote closed mid-field": ("csv", HEADER + GOOD_ROWS[0] + 'c9,m,MaXM,de,1,"He said hi,,,\n'
-                               + 'c10,m,MaXM,Elvish,1,"ok" then more,,,\n', 2, "completion",
-                               "unbalanced quote (line 3): a quoted field is closed and followed by more text"),
+    "quote never closed": (
+        "csv",
+        HEADER + GOOD_ROWS[0] + 'c9,m,MaXM,de,1,"He said hi,,,\n' + GOOD_ROWS[1],
+        2,
+        "completion",
+        "unbalanced quote (line 3): a quote opened here is never closed",
+    ),
+    "quote closed mid-field": (
+        "csv",
+        HEADER + GOOD_ROWS[0] + 'c9,m,MaXM,de,1,"He said hi,,,\n' + 'c10,m,MaXM,Elvish,1,"ok" then more,,,\n',
+        2,
+        "completion",
+        "unbalanced quote (line 3): a quoted field is closed and followed by more text",
+    ),
     # 13: one text field holds at most 1 MB
-    "completion over 1 MB": ("csv", HEADER + f"c9,m,MaXM,de,1,{'a' * (MAX_TEXT_BYTES + 1)},,,\n", 1, "completion",
-                             "at most 1,000,000 (1 MB)"),
-    "completion over 1 MB in bytes": ("jsonl", jsonl({**JSONL_GOOD[0], "completion": "ü" * (MAX_TEXT_BYTES // 2 + 1)}),
-                                      1, "completion", "1,000,002 bytes"),
+    "completion over 1 MB": (
+        "csv",
+        HEADER + f"c9,m,MaXM,de,1,{'a' * (MAX_TEXT_BYTES + 1)},,,\n",
+        1,
+        "completion",
+        "at most 1,000,000 (1 MB)",
+    ),
+    "completion over 1 MB in bytes": (
+        "jsonl",
+        jsonl({**JSONL_GOOD[0], "completion": "ü" * (MAX_TEXT_BYTES // 2 + 1)}),
+        1,
+        "completion",
+        "1,000,002 bytes",
+    ),
 }
 
 
@@ -299,7 +392,9 @@ def test_what_fits_the_limits_is_stored_exactly_on_both_backends(engine: Engine,
 def test_an_integer_id_is_the_same_row_as_its_text(engine: Engine, tmp_path: Path) -> None:
     """Issue 11.11: ``{"id": 1}`` updates the row ``"1"``, it does not add ``"1.0"`` beside it."""
     import_file(engine, write(tmp_path / "text.csv", HEADER + "1,m,MaXM,de,1,first,,,\n"))
-    report = import_file(engine, write(tmp_path / "int.jsonl", jsonl({**JSONL_GOOD[0], "id": 1, "completion": "second"})))
+    report = import_file(
+        engine, write(tmp_path / "int.jsonl", jsonl({**JSONL_GOOD[0], "id": 1, "completion": "second"}))
+    )
     assert (report.inserted, report.updated) == (0, 1)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT id, completion FROM completions")).all() == [("1", "second")]
@@ -311,7 +406,8 @@ def test_a_quote_inside_a_quoted_field_is_fine(sqlite_engine: Engine, tmp_path: 
     import_file(sqlite_engine, write(tmp_path / "quoted.csv", content))
     with sqlite_engine.connect() as connection:
         assert connection.execute(text("SELECT completion FROM completions WHERE id='c1'")).scalar_one() == (
-            'Er sagte "hallo"\nund ging.')
+            'Er sagte "hallo"\nund ging.'
+        )
 
 
 @pytest.mark.parametrize(
@@ -323,8 +419,16 @@ def test_a_quote_inside_a_quoted_field_is_fine(sqlite_engine: Engine, tmp_path: 
     ],
 )
 def test_parquet_cells_that_are_not_text_are_refused(engine: Engine, tmp_path: Path, values, row, message) -> None:
-    frame = pd.DataFrame({"id": ["p1", "p2"], "model": "m", "benchmark": "MaXM", "query_language": "de",
-                          "image": [True, False], "completion": ["a", "b"]})
+    frame = pd.DataFrame(
+        {
+            "id": ["p1", "p2"],
+            "model": "m",
+            "benchmark": "MaXM",
+            "query_language": "de",
+            "image": [True, False],
+            "completion": ["a", "b"],
+        }
+    )
     for column, column_values in values.items():
         frame[column] = column_values
     path = tmp_path / "bad.parquet"
@@ -358,7 +462,9 @@ def image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("outside", ["../secret.png", "img/../../secret.png", "/etc/passwd", "{secret}"])
 def test_an_image_path_outside_the_root_is_refused(engine: Engine, image_folder: Path, outside: str) -> None:
     outside = outside.format(secret=image_folder.parent / "secret.png")
-    data = write(image_folder / "data.csv", IMAGE_HEADER + "c1,m,MaXM,de,1,a,img/1.png,\n" + f"c2,m,MaXM,de,1,b,{outside},\n")
+    data = write(
+        image_folder / "data.csv", IMAGE_HEADER + "c1,m,MaXM,de,1,a,img/1.png,\n" + f"c2,m,MaXM,de,1,b,{outside},\n"
+    )
     before = full_snapshot(engine)
     with pytest.raises(IngestError) as raised:
         import_file(engine, data, image_root=image_folder)
@@ -370,7 +476,7 @@ def test_an_image_path_outside_the_root_is_refused(engine: Engine, image_folder:
 def test_a_link_out_of_the_root_is_refused(sqlite_engine: Engine, image_folder: Path) -> None:
     (image_folder / "img" / "link.png").symlink_to(image_folder.parent / "secret.png")
     data = write(image_folder / "data.csv", IMAGE_HEADER + "c1,m,MaXM,de,1,a,img/link.png,\n")
-    with pytest.raises(IngestError, match="row 1, column 'image_path'.*outside the image root"):
+    with pytest.raises(IngestError, match=r"row 1, column 'image_path'.*outside the image root"):
         import_file(sqlite_engine, data, image_root=image_folder)
 
 
@@ -380,8 +486,13 @@ def test_image_paths_are_stored_resolved_missing_ones_warned_and_the_root_record
     from annotator.ingest.images import image_roots, servable_image_path
 
     monkeypatch.setenv("IFL_IMAGE_ROOT", str(tmp_path / "elsewhere"))
-    rows = ["c1,m,MaXM,de,1,a,img/1.png,\n", f"c2,m,MaXM,de,1,b,{image_folder / 'img' / '1.png'},\n",
-            "c3,m,MaXM,de,1,c,img/later.png,\n", "c4,m,MaXM,de,1,d,img/notes.png,\n", "c5,m,MaXM,de,1,e,,\n"]
+    rows = [
+        "c1,m,MaXM,de,1,a,img/1.png,\n",
+        f"c2,m,MaXM,de,1,b,{image_folder / 'img' / '1.png'},\n",
+        "c3,m,MaXM,de,1,c,img/later.png,\n",
+        "c4,m,MaXM,de,1,d,img/notes.png,\n",
+        "c5,m,MaXM,de,1,e,,\n",
+    ]
     data = write(image_folder / "data.csv", IMAGE_HEADER + "".join(rows))
     report = import_file(engine, data, image_root=image_folder)
     assert len(report.warnings) == 2
@@ -390,8 +501,13 @@ def test_image_paths_are_stored_resolved_missing_ones_warned_and_the_root_record
     with engine.connect() as connection:
         stored = dict(connection.execute(text("SELECT id, image_path FROM completions")).all())
     image = str(image_folder / "img" / "1.png")
-    assert stored == {"c1": image, "c2": image, "c3": str(image_folder / "img" / "later.png"),
-                      "c4": str(image_folder / "img" / "notes.png"), "c5": None}
+    assert stored == {
+        "c1": image,
+        "c2": image,
+        "c3": str(image_folder / "img" / "later.png"),
+        "c4": str(image_folder / "img" / "notes.png"),
+        "c5": None,
+    }
     assert servable_image_path(stored["c1"]) is None, "outside the configured root"
     assert servable_image_path(stored["c1"], image_roots(engine)) == Path(image), "inside the recorded root"
     assert servable_image_path(str(image_folder.parent / "secret.png"), image_roots(engine)) is None
@@ -402,7 +518,11 @@ def test_image_paths_are_stored_resolved_missing_ones_warned_and_the_root_record
     [
         ("", "javascript:alert(1)", "is not an http(s) URL"),
         ("", "file:///etc/passwd", "is not an http(s) URL"),
-        ("images.example.org", "http://127.0.0.1:8080/admin.png", "host '127.0.0.1', which IFL_IMAGE_HOSTS does not allow"),
+        (
+            "images.example.org",
+            "http://127.0.0.1:8080/admin.png",
+            "host '127.0.0.1', which IFL_IMAGE_HOSTS does not allow",
+        ),
     ],
 )
 def test_image_urls_must_be_http_and_from_an_allowed_host(
@@ -421,7 +541,9 @@ def test_cli_import_confines_images_to_the_files_folder_and_warns(
     image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
-    good = write(image_folder / "data.csv", IMAGE_HEADER + "c1,m,MaXM,de,1,a,img/1.png,\nc2,m,MaXM,de,1,b,img/gone.png,\n")
+    good = write(
+        image_folder / "data.csv", IMAGE_HEADER + "c1,m,MaXM,de,1,a,img/1.png,\nc2,m,MaXM,de,1,b,img/gone.png,\n"
+    )
     cli_main(["--db", url, "import", str(good)])
     captured = capsys.readouterr()
     assert "2 rows (2 new" in captured.out

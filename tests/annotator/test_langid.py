@@ -188,7 +188,7 @@ class FakeModel:
 def test_label_scheme_refuses_mixed_and_unknown_labels() -> None:
     with pytest.raises(ValueError, match="mixes"):
         label_classes(FakeModel(["__label__deu_Latn", "__label__en"]))
-    with pytest.raises(ValueError, match="not lid.176 codes"):
+    with pytest.raises(ValueError, match=r"not lid\.176 codes"):
         label_classes(FakeModel(["__label__en", "__label__klingon"]))
     with pytest.raises(ValueError, match="no labels"):
         label_scheme([])
@@ -303,7 +303,7 @@ def test_shipped_model_is_found_through_the_package_and_cached() -> None:
 
 def test_missing_model_path_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "glotlid" / "model_v3.bin"
-    with pytest.raises(ModelNotFoundError, match="model_v3.bin") as caught:
+    with pytest.raises(ModelNotFoundError, match=r"model_v3\.bin") as caught:
         load_model(missing)
     assert str(missing) in str(caught.value)
     assert isinstance(caught.value, FileNotFoundError)
@@ -317,7 +317,7 @@ def test_missing_model_path_names_the_path(tmp_path: Path) -> None:
 def test_garbage_model_file_is_a_clear_error(tmp_path: Path) -> None:
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"this is not a fastText model")
-    with pytest.raises(ValueError, match="model.bin"):
+    with pytest.raises(ValueError, match=r"model\.bin"):
         load_model(bogus)
 
 
@@ -415,7 +415,9 @@ def test_rerun_replaces_rows_and_keeps_other_sources(study_engine) -> None:
 
 def test_source_name_and_progress_callback(study_engine) -> None:
     calls: list[tuple[int, int]] = []
-    report = run_language_id(study_engine, source="lid176-test", batch_size=5, progress=lambda d, t: calls.append((d, t)))
+    report = run_language_id(
+        study_engine, source="lid176-test", batch_size=5, progress=lambda d, t: calls.append((d, t))
+    )
     total = len(SENTENCES) + 3
     assert calls == [(0, total), (5, total), (10, total), (15, total), (total, total)]
     assert report.source == "lid176-test"
@@ -436,8 +438,10 @@ def test_failure_mid_run_leaves_nothing_half_written(study_engine) -> None:
 
 def test_failed_write_keeps_the_previous_predictions(study_engine, monkeypatch) -> None:
     def stored() -> dict[str, tuple]:
-        return {key: (p.raw_label, p.probability, p.language_class, p.predicted_fidelity, p.created_at)
-                for key, p in _predictions(study_engine).items()}
+        return {
+            key: (p.raw_label, p.probability, p.language_class, p.predicted_fidelity, p.created_at)
+            for key, p in _predictions(study_engine).items()
+        }
 
     run_language_id(study_engine, batch_size=5)
     before = stored()

@@ -57,7 +57,7 @@ def test_only_items_in_languages_the_annotator_reads(engine, make_study, add_acc
     items = make_study(engine, {("mmmu", "deu"): 4, ("mmmu", "eng"): 3, ("mmmu", "tha"): 2}, double_share=0)
     reader = add_account(engine, "ana", "de,th")
     order = drain(engine, reader)
-    language = dict(zip(items["completion_id"], items["query_language"]))
+    language = dict(zip(items["completion_id"], items["query_language"], strict=True))
     assert sorted(order) == sorted(items.loc[items["query_language"] != "eng", "completion_id"])
     assert {language[completion_id] for completion_id in order} == {"deu", "tha"}
 

@@ -314,12 +314,18 @@ def test_top_up_keeps_items_and_updates_probabilities(study: Engine):
     assert len(items_of(study, first.sample_id)) == 100
 
 
-def test_rounds_are_recorded_and_replay_to_the_same_sample(study: Engine, tmp_path, completion_frame, insert_completions):
+def test_rounds_are_recorded_and_replay_to_the_same_sample(
+    study: Engine, tmp_path, completion_frame, insert_completions
+):
     first = draw_sample(study, 40, seed=5)
     top_up(study, first.sample_id, n_total=90, seed=6)
     top_up(study, None, n_more=10, seed=7)
     rounds = sample_rounds(study)
-    assert rounds[["round", "seed", "n_total", "added"]].values.tolist() == [[1, 5, 40, 40], [2, 6, 90, 50], [3, 7, 100, 10]]
+    assert rounds[["round", "seed", "n_total", "added"]].values.tolist() == [
+        [1, 5, 40, 40],
+        [2, 6, 90, 50],
+        [3, 7, 100, 10],
+    ]
 
     # The recorded seeds and sizes rebuild the sample on another database with the same completions.
     replica = make_engine(f"sqlite:///{tmp_path / 'replica.sqlite'}")
@@ -362,8 +368,18 @@ def test_design_report_counts_labels_per_stratum(study: Engine, annotate):
         annotate(study, completion_id, "ann", "german", slot=1)
     report = design_report(study)
     assert list(report.columns) == [
-        "stratum", "benchmark", "query_language", "population", "weight_sum", "expected", "drawn",
-        "probability", "level", "cells", "double_annotate", "labeled",
+        "stratum",
+        "benchmark",
+        "query_language",
+        "population",
+        "weight_sum",
+        "expected",
+        "drawn",
+        "probability",
+        "level",
+        "cells",
+        "double_annotate",
+        "labeled",
     ]
     assert report["labeled"].tolist() == [1] * len(report) and len(report) == items["stratum"].nunique()
     assert report["drawn"].sum() == 50 and report["double_annotate"].sum() == 5

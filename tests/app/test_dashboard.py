@@ -167,11 +167,20 @@ def test_the_interaction_panels_are_stacked_in_words(demo_estimates: StudyEstima
 
 
 def test_labels_per_language_by_name_add_up() -> None:
-    strata = pd.DataFrame({"stratum": ["A|deu", "B|deu", "A|zho", "A|heb"], "query_language": ["deu", "deu", "zho", "heb"],
-                           "n_sampled": [5, 7, 3, 2], "n_labeled": [1, 2, 3, 0]})
+    strata = pd.DataFrame(
+        {
+            "stratum": ["A|deu", "B|deu", "A|zho", "A|heb"],
+            "query_language": ["deu", "deu", "zho", "heb"],
+            "n_sampled": [5, 7, 3, 2],
+            "n_labeled": [1, 2, 3, 0],
+        }
+    )
     figure = FIGURES["languages"](StudyEstimates(*[pd.DataFrame()] * 3, strata, *[pd.DataFrame()] * 2, labels=None))
     drawn = {trace.name: dict(zip(trace.x, trace.y, strict=True)) for trace in figure.data}
-    assert drawn == {"sampled": {"Chinese": 3, "German": 12, "Hebrew": 2}, "labeled": {"Chinese": 3, "German": 3, "Hebrew": 0}}
+    assert drawn == {
+        "sampled": {"Chinese": 3, "German": 12, "Hebrew": 2},
+        "labeled": {"Chinese": 3, "German": 3, "Hebrew": 0},
+    }
 
 
 def with_gaps(study: StudyEstimates) -> StudyEstimates:
@@ -204,12 +213,21 @@ def test_accuracy_bounds_are_drawn_beside_the_estimates(demo_estimates: StudyEst
     study = with_gaps(demo_estimates)
     figure = FIGURES["accuracy"](study)
     bounds = next(trace for trace in figure.data if trace.name == _study.BOUNDS)
-    rows = _study.estimable(study.accuracy[(study.accuracy["estimand"] == "image_effect") & ~study.accuracy["ablation"]
-                                           & (study.accuracy["estimator"] == "dsl")])
+    rows = _study.estimable(
+        study.accuracy[
+            (study.accuracy["estimand"] == "image_effect")
+            & ~study.accuracy["ablation"]
+            & (study.accuracy["estimator"] == "dsl")
+        ]
+    )
     assert len(rows) > 3
     expected = dict(zip(_study.cell_label(rows), zip(rows["bound_low"], rows["bound_high"], strict=True), strict=True))
-    drawn = {cell: (x - minus, x + plus) for cell, x, plus, minus in
-             zip(bounds.y, bounds.x, bounds.error_x.array, bounds.error_x.arrayminus, strict=True)}
+    drawn = {
+        cell: (x - minus, x + plus)
+        for cell, x, plus, minus in zip(
+            bounds.y, bounds.x, bounds.error_x.array, bounds.error_x.arrayminus, strict=True
+        )
+    }
     assert drawn.keys() == expected.keys()
     for cell, (low, high) in expected.items():
         assert drawn[cell] == pytest.approx((low, high))
@@ -281,8 +299,9 @@ def test_exported_figures_are_inert_and_offline_in_chromium(hostile: StudyEstima
         assert hover.locator("a").count() == 0
         page.screenshot(path=str(tmp_path / "power.png"))
         chromium.close()
-    assert requests and all(url.startswith("file://") for url in requests), [u for u in requests
-                                                                            if not u.startswith("file://")][:3]
+    assert requests and all(url.startswith("file://") for url in requests), [
+        u for u in requests if not u.startswith("file://")
+    ][:3]
 
 
 HOSTILE_ABLATION = "ablation-de-leo-clip-de"
@@ -294,8 +313,9 @@ def module_demo(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("hostile-demo") / "study.sqlite"
     copy_database(demo_template, path)
     with sqlite3.connect(path) as connection:
-        changed = connection.execute("UPDATE completions SET model = ? WHERE model = ?",
-                                     (HOSTILE_MODEL, HOSTILE_ABLATION)).rowcount
+        changed = connection.execute(
+            "UPDATE completions SET model = ? WHERE model = ?", (HOSTILE_MODEL, HOSTILE_ABLATION)
+        ).rowcount
     assert changed > 0
     return path
 
@@ -338,8 +358,11 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     texts = labels.all_text_contents()
     assert "image x LLM: Leo" in texts and not any("[T." in text for text in texts)
     boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
-    plots = [box for box in (panel.locator(".nsewdrag").nth(i).bounding_box()
-                             for i in range(panel.locator(".nsewdrag").count())) if box]
+    plots = [
+        box
+        for box in (panel.locator(".nsewdrag").nth(i).bounding_box() for i in range(panel.locator(".nsewdrag").count()))
+        if box
+    ]
     for box in boxes:  # each label ends left of every plotting area
         assert all(box["x"] + box["width"] <= plot["x"] + 1 for plot in plots)
     page.screenshot(path=str(tmp_path / "interaction.png"), full_page=True)
@@ -365,7 +388,10 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
 def test_every_exported_figure_goes_through_figure_html() -> None:
     """The app writes figure HTML in one place, :func:`pages._study.figure_html` (plotly.js embedded)."""
     root = Path(__file__).resolve().parents[2]
-    writers = [path.relative_to(root).as_posix() for path in sorted((root / "pages").rglob("*.py"))
-               if re.search(r"\bto_html\(|write_html\(", path.read_text(encoding="utf-8"))]
+    writers = [
+        path.relative_to(root).as_posix()
+        for path in sorted((root / "pages").rglob("*.py"))
+        if re.search(r"\bto_html\(|write_html\(", path.read_text(encoding="utf-8"))
+    ]
     assert writers == ["pages/_study.py"]
     assert "figure_html" in (root / "pages" / "study" / "export.py").read_text(encoding="utf-8")

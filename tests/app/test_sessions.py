@@ -104,7 +104,9 @@ def fail_many(engine: Engine, name: str, n: int, start: datetime, client: str | 
         assert attempt.account is None and attempt.retry_after is None, "waited out, so counted"
         outcomes.append(attempt)
         with Session(engine) as session:
-            locked_until = session.scalar(select(SignInFailure.locked_until).where(SignInFailure.key == f"account:{name}"))
+            locked_until = session.scalar(
+                select(SignInFailure.locked_until).where(SignInFailure.key == f"account:{name}")
+            )
         now = max(now, sessions._aware(locked_until) if locked_until else now) + timedelta(milliseconds=1)
     return now, outcomes
 
@@ -148,9 +150,12 @@ def test_unknown_names_get_the_same_answers_and_delays(engine: Engine) -> None:
     outcomes = {}
     for name in ("ana", "nobody"):
         now, _ = fail_many(engine, name, 7, T0, client=f"10.0.0.{len(name)}")
-        outcomes[name] = [sign_in(engine, name, PASSWORD, f"10.0.0.{len(name)}", now=now - timedelta(seconds=1))
-                          for _ in range(2)]
-    assert [attempt.retry_after for attempt in outcomes["ana"]] == [attempt.retry_after for attempt in outcomes["nobody"]]
+        outcomes[name] = [
+            sign_in(engine, name, PASSWORD, f"10.0.0.{len(name)}", now=now - timedelta(seconds=1)) for _ in range(2)
+        ]
+    assert [attempt.retry_after for attempt in outcomes["ana"]] == [
+        attempt.retry_after for attempt in outcomes["nobody"]
+    ]
     assert all(attempt.account is None for attempts in outcomes.values() for attempt in attempts)
 
 
@@ -217,7 +222,9 @@ def test_a_revoked_or_expired_session_signs_the_page_out(sign_in, study: Engine)
 def claimed_by(engine: Engine, name: str) -> int:
     with Session(engine) as session:
         return session.scalar(
-            select(func.count()).select_from(Assignment).join(Annotator, Annotator.id == Assignment.annotator_id)
+            select(func.count())
+            .select_from(Assignment)
+            .join(Annotator, Annotator.id == Assignment.annotator_id)
             .where(Annotator.name == name, Assignment.status == "claimed")
         )
 
@@ -314,8 +321,9 @@ def test_ifl_app_creates_no_account_unless_asked_for_the_demo(
     assert len(exec_calls) == 1 and "streamlit" in exec_calls[0] and "8599" in exec_calls[0]
 
 
-def test_ifl_app_demo_sets_up_the_demo_on_an_empty_database(db_url: str, exec_calls: list,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ifl_app_demo_sets_up_the_demo_on_an_empty_database(
+    db_url: str, exec_calls: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     asked: list[str] = []
 
     def fake_demo(engine, size="small", seed=0):
@@ -375,8 +383,12 @@ def test_sigterm_to_ifl_app_stops_the_server(db_url: str, tmp_path: Path) -> Non
     log = tmp_path / "app.log"
     ifl = Path(sys.executable).with_name("ifl")
     with log.open("w") as output:
-        process = subprocess.Popen([str(ifl), "--db", db_url, "app", "--port", str(port)],
-                                   stdout=output, stderr=subprocess.STDOUT, env=dict(os.environ))
+        process = subprocess.Popen(
+            [str(ifl), "--db", db_url, "app", "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -69,10 +69,14 @@ def test_sample_rounds_backfill_round_one_of_older_samples(engine: Engine) -> No
     command.downgrade(_alembic_config(engine), "0001")
     with engine.begin() as connection:
         for sample_id, rounds in ((1, 1), (2, 3)):
-            connection.execute(text(
-                "INSERT INTO samples (id, name, seed, n_target, weights, overlap_share, rounds, created_at, updated_at) "
-                f"VALUES ({sample_id}, 's{sample_id}', 7, 100, '{{}}', 0.1, {rounds}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            ))
+            connection.execute(
+                text(
+                    "INSERT INTO samples"
+                    " (id, name, seed, n_target, weights, overlap_share, rounds, created_at, updated_at)"
+                    f" VALUES ({sample_id}, 's{sample_id}', 7, 100, '{{}}', 0.1, {rounds},"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
     command.upgrade(_alembic_config(engine), "head")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT sample_id, round, seed, n_total, added FROM sample_rounds")).all()

@@ -8,9 +8,8 @@ Revises: 0001
 Create Date: 2026-11-21 22:36:45.846605
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
