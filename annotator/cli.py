@@ -296,12 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from annotator.demo.annotators import SimulationError
     from annotator.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, SimulationError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

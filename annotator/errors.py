@@ -1,6 +1,7 @@
 """The errors a user can act on: the CLI prints them as one line, the pages as a message.
 
-Programming errors are deliberately not here: they should show their traceback.
+Programming errors are deliberately not here: they should show their traceback. The demo's
+errors are not here either: only the CLI, which offers the demo, catches them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from annotator.access.accounts import AccountError
 from annotator.analysis.estimates import NotEstimableError
 from annotator.annotation.agreement import AdjudicationError
 from annotator.annotation.routing import RoutingError
-from annotator.demo.annotators import SimulationError
 from annotator.design.sampling import NoSampleError, SamplingError, WeightsError
 from annotator.ingest.completions import IngestError
 from annotator.languages import UnknownLanguageError
@@ -27,7 +27,6 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     NotEstimableError,
     RoutingError,
     SamplingError,
-    SimulationError,
     UnknownLanguageError,
     WeightsError,
 )

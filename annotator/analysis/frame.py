@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session
 
 from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
 from annotator.design.sampling import current_sample_id, strata_for_sample
+from annotator.ingest.langid import LANGUAGE_ID_SOURCES
 from annotator.languages import query_language_class
 from annotator.storage import fetch_frame, session_scope
 from db.models import (
@@ -69,7 +70,6 @@ from db.models import (
 __all__ = [
     "ANALYSIS_COLUMNS",
     "JUDGE_SOURCE",
-    "LANGUAGE_ID_SOURCES",
     "LabelCount",
     "Population",
     "PopulationVersion",
@@ -89,8 +89,6 @@ ANALYSIS_COLUMNS = (
     "answer_language", "pred_fidelity", "pred_language", "pred_probability", "pred_correct",
     "completion_chars",
 )
-#: Language-ID surrogates in order of preference (GlotLID covers more languages than lid.176).
-LANGUAGE_ID_SOURCES = ("glotlid", "lid176")
 JUDGE_SOURCE = "judge"
 #: The columns that come from the gold labels; the rest is the population part.
 _LABEL_COLUMNS = ("labeled", "fidelity", "correct", "answer_language")

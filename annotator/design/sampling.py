@@ -70,6 +70,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from annotator.annotation.labels import resolved_labels
+from annotator.ingest.langid import LANGUAGE_ID_SOURCES
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import fetch_frame, session_scope
 from db.models import (
@@ -364,9 +365,6 @@ def _population(connection: Connection, confidence_source: str | None = None) ->
 
 def _confidence_source(connection: Connection) -> str:
     """The language-ID source whose confidence the surrogate allocation uses (the analysis's choice)."""
-    # Imported here: the analysis imports this module.
-    from annotator.analysis.frame import LANGUAGE_ID_SOURCES
-
     present = set(connection.scalars(select(Prediction.source).distinct()))
     source = next((source for source in LANGUAGE_ID_SOURCES if source in present), None)
     if source is None:

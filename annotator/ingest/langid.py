@@ -54,6 +54,7 @@ from db.vocabulary import ANSWER_CLASSES
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "GLOTLID_SOURCE",
+    "LANGUAGE_ID_SOURCES",
     "LID176_LANGUAGES",
     "LID176_SOURCE",
     "LidReport",
@@ -73,6 +74,8 @@ __all__ = [
 
 LID176_SOURCE = "lid176"
 GLOTLID_SOURCE = "glotlid"
+#: Language-ID surrogates in order of preference (GlotLID covers more languages than lid.176).
+LANGUAGE_ID_SOURCES = (GLOTLID_SOURCE, LID176_SOURCE)
 DEFAULT_BATCH_SIZE = 20_000
 # Texts per fastText call: big enough to amortise the call, small enough (~30 ms) to let the
 # writer thread take the GIL often.

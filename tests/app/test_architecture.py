@@ -3,8 +3,15 @@
 * The services (``annotator``, ``stats``, ``db``) never import Streamlit: the CLI, notebooks
   and tests use them without a UI.
 * The app (``app.py``, ``pages/``) holds layout only: no database code (SQLAlchemy beyond the
-  ``Engine`` type, ``db``, sessions), every read and write goes through ``annotator``; and no
-  raw HTML.
+  ``Engine`` type, ``db`` beyond the constants of ``db.vocabulary``, sessions), every read and
+  write goes through ``annotator``; and no raw HTML.
+* ``db`` is the lowest layer: it imports nothing of ``annotator`` (the vocabulary they share
+  lives in ``db.vocabulary``).
+* The demo is an add-on: outside ``annotator/demo/`` only ``annotator/cli.py`` (``ifl demo``),
+  the tests and the benchmarks import it, so the study code never depends on demo data.
+* Inside ``annotator`` imports go down the rows of ``ANNOTATOR_LAYERS`` (the README's diagram);
+  the pages call the services, never the CLI.
+* ``stats`` stays pure: tests/stats/test_stats_purity.py.
 """
 
 from __future__ import annotations
@@ -72,6 +79,93 @@ def test_pages_hold_no_database_code(path: Path) -> None:
             if name in ("session_scope", "Session", "sessionmaker", "create_engine"):
                 problems.append(f"line {node.lineno}: uses {name}")
     assert not problems, f"{path.relative_to(ROOT)}: " + "; ".join(problems)
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", python_files("db"), ids=lambda path: str(path.relative_to(ROOT)))
+def test_db_imports_nothing_of_annotator(path: Path) -> None:
+    found = [f"line {line}: {module}" for line, module, _ in imports(path) if top(module) == "annotator"]
+    assert not found, f"{path.relative_to(ROOT)} imports annotator ({', '.join(found)}); db is the lowest layer"
+
+
+#: Who may import ``annotator.demo`` from outside it: the CLI offers ``ifl demo``.
+DEMO_USERS = {ROOT / "annotator" / "cli.py"}
+
+
+def outside_the_demo() -> list[Path]:
+    """The production files that must not depend on the demo (tests and benchmarks may)."""
+    candidates = [ROOT / "app.py", *python_files("annotator", "pages", "stats", "db")]
+    return [path for path in candidates
+            if not path.is_relative_to(ROOT / "annotator" / "demo") and path not in DEMO_USERS]
+
+
+def imports_demo(module: str, names: list[str]) -> bool:
+    return module == "annotator.demo" or module.startswith("annotator.demo.") or (
+        module == "annotator" and "demo" in names
+    )
+
+
+@pytest.mark.parametrize("path", outside_the_demo(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_only_the_cli_knows_the_demo(path: Path) -> None:
+    found = [f"line {line}: {module}" for line, module, names in imports(path) if imports_demo(module, names)]
+    assert not found, f"{path.relative_to(ROOT)} imports the demo ({', '.join(found)}); only the CLI may"
+
+
+def test_the_cli_is_the_one_that_offers_the_demo() -> None:
+    """The exception above is real: were the CLI to stop importing the demo, drop it."""
+    assert any(imports_demo(module, names) for _, module, names in imports(ROOT / "annotator" / "cli.py"))
+
+
+#: ``annotator``'s parts from the top down (the README's Architecture diagram): a part imports
+#: only parts of lower layers, never a sibling or anything above it, so no two depend on each other.
+ANNOTATOR_LAYERS = [
+    {"cli"},
+    {"demo", "errors"},
+    {"analysis"},
+    {"design"},
+    {"annotation", "access", "ingest"},
+    {"storage", "languages"},
+]
+
+
+def annotator_part(relative: Path) -> str:
+    """``annotator/design/sampling.py`` -> ``design``; ``annotator/cli.py`` -> ``cli``."""
+    return relative.parts[1].removesuffix(".py")
+
+
+def imported_parts(module: str, names: list[str]) -> set[str]:
+    if module == "annotator":
+        return set(names)
+    if module.startswith("annotator."):
+        return {module.split(".")[1]}
+    return set()
+
+
+def test_every_annotator_part_has_a_layer() -> None:
+    layered = set().union(*ANNOTATOR_LAYERS)
+    parts = {annotator_part(path.relative_to(ROOT)) for path in python_files("annotator")
+             if path.relative_to(ROOT).parts[1] != "__init__.py"}
+    assert parts == layered, f"not in ANNOTATOR_LAYERS: {sorted(parts - layered)}; gone: {sorted(layered - parts)}"
+
+
+@pytest.mark.parametrize("path", [path for path in python_files("annotator") if path.name != "__init__.py"
+                                  or path.parent != ROOT / "annotator"],
+                         ids=lambda path: str(path.relative_to(ROOT)))
+def test_annotator_imports_only_downwards(path: Path) -> None:
+    layer = {part: depth for depth, parts in enumerate(ANNOTATOR_LAYERS) for part in parts}
+    mine = annotator_part(path.relative_to(ROOT))
+    upwards = [f"line {line}: {module} ({part})" for line, module, names in imports(path)
+               for part in imported_parts(module, names) if part != mine and layer[part] <= layer[mine]]
+    assert not upwards, f"{path.relative_to(ROOT)} ({mine}) imports a sibling or a layer above: {', '.join(upwards)}"
+
+
+@pytest.mark.parametrize("path", APP_FILES, ids=lambda path: str(path.relative_to(ROOT)))
+def test_pages_call_services_not_the_cli(path: Path) -> None:
+    found = [f"line {line}" for line, module, names in imports(path) if "cli" in imported_parts(module, names)]
+    assert not found, f"{path.relative_to(ROOT)} imports annotator.cli at {', '.join(found)}"
 
 
 #: The only functions that may hand HTML to Streamlit: they escape every untrusted character
