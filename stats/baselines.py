@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 import patsy
+import statsmodels.formula.api as smf
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 from statsmodels.regression.linear_model import RegressionModel, RegressionResultsWrapper

@@ -292,7 +292,9 @@ def survey_regression(x: NDArray[np.float64], y: NDArray[np.float64], sample: St
     return SurveyFit(params, cov, df)
 
 
-def survey_coefficients(x: NDArray[np.float64], y: NDArray[np.float64], sample: StratifiedSample) -> NDArray[np.float64]:
+def survey_coefficients(
+    x: NDArray[np.float64], y: NDArray[np.float64], sample: StratifiedSample
+) -> NDArray[np.float64]:
     """The coefficients of :func:`survey_regression` alone: weighted least squares, weights ``N_h / n_h``.
 
     Raises LinAlgError where the labeled rows do not identify every coefficient.
@@ -339,8 +341,9 @@ def agresti_coull_floor(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArr
     return np.where(agree, shrunk * (1.0 - shrunk), 0.0)[patterns]
 
 
-def _add_floor(projected: NDArray, patterns: NDArray[np.intp], sample: StratifiedSample, floor: NDArray,
-               cov: NDArray, df: NDArray) -> tuple[NDArray, NDArray]:
+def _add_floor(
+    projected: NDArray, patterns: NDArray[np.intp], sample: StratifiedSample, floor: NDArray, cov: NDArray, df: NDArray
+) -> tuple[NDArray, NDArray]:
     """Add each row's floor variance (``projected`` rows are ``T^-1 x_i``) and update the df."""
     n_patterns = patterns.max() + 1
     fpc = np.clip(1.0 - sample.labeled / sample.population, 0.0, 1.0)[sample.stratum]

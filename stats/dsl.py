@@ -204,7 +204,8 @@ class DSLResults:
         header = [
             f"DSL regression ({self.model}): {self.formula}",
             f"rows: {self.nobs}   labeled: {self.n_labeled}   cross-fitting splits: {self.sample_split}",
-            "variance: " + ("R's sandwich (normal)" if self.df is None else "stratified design, FPC (t, Satterthwaite df)"),
+            "variance: "
+            + ("R's sandwich (normal)" if self.df is None else "stratified design, FPC (t, Satterthwaite df)"),
         ]
         rmse = ", ".join(f"{k} {v:.4g}" for k, v in self.prediction_rmse.items())
         header.append(f"g-hat RMSE on labeled rows: {rmse}")
@@ -305,8 +306,9 @@ def dsl(
         raise ValueError("`model` should be 'lm', 'logit' or 'felm'")
     if variance not in VARIANCES:
         raise ValueError(f"`variance` should be one of {VARIANCES}")
-    if variance == "design" and (model != "lm" or sample_prob is None or strata is None or stratum_size is None
-                                 or cluster is not None):
+    if variance == "design" and (
+        model != "lm" or sample_prob is None or strata is None or stratum_size is None or cluster is not None
+    ):
         raise ValueError("variance='design' needs model 'lm', sample_prob, strata and stratum_size (no cluster)")
     targets = [predicted_var] if isinstance(predicted_var, str) else list(predicted_var)
     fe_columns: list[str] = []
@@ -321,9 +323,14 @@ def dsl(
         raise ValueError("specify at least one of `prediction` and `feature` (or pass `g_hat`)")
 
     data = data.reset_index(drop=True)
-    probs = None if sample_prob is None else (
-        data[sample_prob].to_numpy(dtype=np.float64) if isinstance(sample_prob, str)
-        else np.asarray(sample_prob, dtype=np.float64)
+    probs = (
+        None
+        if sample_prob is None
+        else (
+            data[sample_prob].to_numpy(dtype=np.float64)
+            if isinstance(sample_prob, str)
+            else np.asarray(sample_prob, dtype=np.float64)
+        )
     )
     used = set(formula_names(formula, data.columns)) | set(as_list(prediction)) | set(as_list(feature))
     used |= {c for c in [cluster, *fe_columns] if c is not None}
@@ -355,8 +362,15 @@ def dsl(
 
     if g_hat is None:
         predictions = cross_fit_predictions(
-            data, targets, prediction, feature, cross_fit=cross_fit, sample_split=sample_split,
-            seed=seed, learner=learner, cluster=cluster,
+            data,
+            targets,
+            prediction,
+            feature,
+            cross_fit=cross_fit,
+            sample_split=sample_split,
+            seed=seed,
+            learner=learner,
+            cluster=cluster,
         )
     else:
         predictions = {name: values[:, keep] for name, values in _normalise_g_hat(g_hat, targets, len(keep)).items()}
@@ -379,9 +393,7 @@ def dsl(
         if design_info is not None:
             fits.append(_solve_design(design.y, design.x, y_pred, labeled, sample))
             continue
-        fits.append(
-            _solve(model, design.y, design.x, y_pred, x_pred, labeled, pi, cluster_codes, fe_codes)
-        )
+        fits.append(_solve(model, design.y, design.x, y_pred, x_pred, labeled, pi, cluster_codes, fe_codes))
     rmse = pd.Series(
         {
             name: float(np.mean(np.sqrt(np.mean((predictions[name][:, labeled] - gold[labeled, t]) ** 2, axis=1))))
@@ -389,8 +401,14 @@ def dsl(
         }
     )
     return DSLResults(
-        model=model, formula=formula, terms=design.terms, split_fits=fits,
-        nobs=n_rows, n_labeled=n_labeled, prediction_rmse=rmse, variance=variance,
+        model=model,
+        formula=formula,
+        terms=design.terms,
+        split_fits=fits,
+        nobs=n_rows,
+        n_labeled=n_labeled,
+        prediction_rmse=rmse,
+        variance=variance,
     )
 
 
@@ -429,17 +447,33 @@ def dsl_design_matrix(
     gold, x_labeled = y[labeled], design[labeled]
     n_labeled = len(gold)
     residuals = gold - predictions[:, labeled]
-    floors = (_unseen_error_floor(covariate_patterns(design), predictions, labeled, residuals)
-              if np.isin(gold, (0.0, 1.0)).all() else [None] * len(predictions))
+    floors = (
+        _unseen_error_floor(covariate_patterns(design), predictions, labeled, residuals)
+        if np.isin(gold, (0.0, 1.0)).all()
+        else [None] * len(predictions)
+    )
     fits = []
     for split, (residual, floor) in enumerate(zip(residuals, floors, strict=True)):
         fit = survey_regression(x_labeled, residual, sample, floor_variance=floor)
-        fits.append(_SplitFit(params=b_g[split] + fit.params, cov=fit.cov, labeling_part=fit.cov,
-                              rest=np.zeros_like(fit.cov), df=fit.df))
+        fits.append(
+            _SplitFit(
+                params=b_g[split] + fit.params,
+                cov=fit.cov,
+                labeling_part=fit.cov,
+                rest=np.zeros_like(fit.cov),
+                df=fit.df,
+            )
+        )
     rmse = float(np.mean(np.sqrt(np.mean(residuals**2, axis=1))))
     return DSLResults(
-        model="lm", formula=formula, terms=list(x.columns), split_fits=fits, nobs=len(y), n_labeled=n_labeled,
-        prediction_rmse=pd.Series({formula_outcome(formula): rmse}), variance="design",
+        model="lm",
+        formula=formula,
+        terms=list(x.columns),
+        split_fits=fits,
+        nobs=len(y),
+        n_labeled=n_labeled,
+        prediction_rmse=pd.Series({formula_outcome(formula): rmse}),
+        variance="design",
     )
 
 
@@ -460,14 +494,20 @@ def dsl_design_estimate(
     design, y, predictions, labeled, sample = _design_inputs(x, outcome, g_hat, sample_prob, strata, stratum_size)
     b_g = _coefficients_of_g_hat(design, predictions)
     residuals = y[labeled] - predictions[:, labeled]
-    by_split = [b_g[split] + survey_coefficients(design[labeled], residual, sample)
-                for split, residual in enumerate(residuals)]
+    by_split = [
+        b_g[split] + survey_coefficients(design[labeled], residual, sample) for split, residual in enumerate(residuals)
+    ]
     return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(x.columns))
 
 
-def _design_inputs(x: pd.DataFrame, outcome: ArrayLike, g_hat: NDArray[np.float64], sample_prob: ArrayLike,
-                   strata: ArrayLike, stratum_size: ArrayLike
-                   ) -> tuple[NDArray, NDArray, NDArray, NDArray[np.bool_], StratifiedSample]:
+def _design_inputs(
+    x: pd.DataFrame,
+    outcome: ArrayLike,
+    g_hat: NDArray[np.float64],
+    sample_prob: ArrayLike,
+    strata: ArrayLike,
+    stratum_size: ArrayLike,
+) -> tuple[NDArray, NDArray, NDArray, NDArray[np.bool_], StratifiedSample]:
     """Design, outcome, g-hat and labeled mask of the usable rows (as :func:`dsl` keeps them), and
     the stratified sample of the labeled ones."""
     design = x.to_numpy(dtype=np.float64)
@@ -501,8 +541,9 @@ def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray:
     return column
 
 
-def _solve_design(y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.bool_],
-                  sample: StratifiedSample) -> _SplitFit:
+def _solve_design(
+    y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.bool_], sample: StratifiedSample
+) -> _SplitFit:
     """One split of design-variance DSL: ``b = b_g + b_e`` with the design covariance of ``b_e``.
 
     The population coefficient is ``(X'X)^-1 X'g + (X'X)^-1 X'(Y - g)``. The first term is known
@@ -511,10 +552,13 @@ def _solve_design(y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.b
     """
     b_g = np.linalg.lstsq(x, g, rcond=None)[0]
     y, residual = y_orig[labeled], y_orig[labeled] - g[labeled]
-    floor = _unseen_error_floor(covariate_patterns(x), g, labeled, residual)[0] if np.isin(y, (0.0, 1.0)).all() else None
+    floor = (
+        _unseen_error_floor(covariate_patterns(x), g, labeled, residual)[0] if np.isin(y, (0.0, 1.0)).all() else None
+    )
     fit = survey_regression(x[labeled], residual, sample, floor_variance=floor)
-    return _SplitFit(params=b_g + fit.params, cov=fit.cov, labeling_part=fit.cov,
-                     rest=np.zeros_like(fit.cov), df=fit.df)
+    return _SplitFit(
+        params=b_g + fit.params, cov=fit.cov, labeling_part=fit.cov, rest=np.zeros_like(fit.cov), df=fit.df
+    )
 
 
 class _Design:
@@ -557,8 +601,9 @@ class _Design:
         return y, x
 
 
-def _unseen_error_floor(patterns: NDArray[np.intp], g: NDArray, labeled: NDArray[np.bool_], residual: NDArray
-                        ) -> NDArray:
+def _unseen_error_floor(
+    patterns: NDArray[np.intp], g: NDArray, labeled: NDArray[np.bool_], residual: NDArray
+) -> NDArray:
     """Per split and labeled row: a residual variance for patterns whose labels show no error of g-hat.
 
     With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the labels of
@@ -580,8 +625,9 @@ def _unseen_error_floor(patterns: NDArray[np.intp], g: NDArray, labeled: NDArray
     is_error = (np.abs(residual) > 0.5).astype(np.float64)
     errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=n_patterns) for split in is_error])
     rate = (is_error.sum(axis=1) + 0.5) / (residual.shape[1] + 1.0)
-    one_hot = sp.csr_matrix((np.ones(len(patterns)), (np.arange(len(patterns)), patterns)),
-                            shape=(len(patterns), n_patterns))
+    one_hot = sp.csr_matrix(
+        (np.ones(len(patterns)), (np.arange(len(patterns)), patterns)), shape=(len(patterns), n_patterns)
+    )
     size = (one_hot.T @ np.maximum(g, 1.0 - g).T).T / np.bincount(patterns, minlength=n_patterns)
     floor = np.where(errors == 0, rate[:, None] * size**2, 0.0)
     return floor[:, labeled_patterns]
@@ -658,7 +704,7 @@ def _solve_felm(
     m_pred = sp.hstack([sp.csr_matrix(x_pred * resid_pred[:, None]), dummy.multiply(resid_pred[:, None])], format="csr")
     m_gold = sp.hstack([sp.csr_matrix(x_gold * resid_gold[:, None]), dummy.multiply(resid_gold[:, None])], format="csr")
     correction = (m_gold - m_pred).multiply(w[:, None]).tocsr()
-    x_mix = (w[:, None] * x_gold + (1.0 - w)[:, None] * x_pred)
+    x_mix = w[:, None] * x_gold + (1.0 - w)[:, None] * x_pred
     jac_xx = _weighted_cross(x_gold, w, x_gold) + _weighted_cross(x_pred, 1.0 - w, x_pred)
     jac_xd = np.asarray((dummy.T @ x_mix).T)
     jac_dd = outer_sum(dummy)
@@ -709,8 +755,10 @@ def _newton_logit(y_gold: NDArray, x_gold: NDArray, y_pred: NDArray, x_pred: NDA
         if np.max(np.abs(g)) < 1e-13:
             return params
         p_pred, p_gold = expit(x_pred @ params), expit(x_gold @ params)
-        jac = (_weighted_cross(x_pred, (1.0 - w) * p_pred * (1.0 - p_pred), x_pred)
-               + _weighted_cross(x_gold, w * p_gold * (1.0 - p_gold), x_gold)) / n
+        jac = (
+            _weighted_cross(x_pred, (1.0 - w) * p_pred * (1.0 - p_pred), x_pred)
+            + _weighted_cross(x_gold, w * p_gold * (1.0 - p_gold), x_gold)
+        ) / n
         step = np.linalg.solve(jac, g)
         norm = np.linalg.norm(g)
         for _ in range(40):
