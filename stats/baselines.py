@@ -48,7 +48,8 @@ class OLSResults:
 
     def __init__(self, terms: list[str], params: np.ndarray, cov: np.ndarray, nobs: int) -> None:
         self.params = pd.Series(params, index=terms)
-        self.bse = pd.Series(np.sqrt(np.diag(cov)), index=terms)
+        # A variance that is zero (the surrogate constant in an arm) may come out a rounding error below it.
+        self.bse = pd.Series(np.sqrt(np.maximum(np.diag(cov), 0.0)), index=terms)
         self.nobs = nobs
         self.df_resid = float(nobs - len(terms))
         self._cov = cov

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import patsy
 import pytest
 
 from stats import (
@@ -31,6 +32,7 @@ from stats import (
     tidy_estimates,
 )
 from stats._formula import with_outcome
+from stats.baselines import surrogate_ols_design
 from stats.crossfit import cross_fit_predictions, fold_table
 
 SPLITS = dict(cross_fit=5, sample_split=3)
@@ -135,3 +137,12 @@ def test_a_fold_table_drawn_up_front_gives_the_same_predictions(frame) -> None:
     np.testing.assert_array_equal(cross_fit_predictions(inputs, *args, folds=table, **SPLITS), drawn)
     with pytest.raises(ValueError, match="folds must have shape"):
         cross_fit_predictions(inputs, *args, folds=table[:2], **SPLITS)
+
+
+def test_surrogate_constant_in_an_arm_has_a_zero_not_a_missing_standard_error() -> None:
+    data = pd.DataFrame({"s": [1.0] * 9 + [1, 1, 0, 1, 1, 1, 1, 1, 1.0], "image": [0] * 9 + [1] * 9})
+    fast = surrogate_ols_design(patsy.dmatrix("image", data, return_type="dataframe"), data["s"].to_numpy())
+    slow = surrogate_ols("s ~ image", data, "s")
+    assert not fast.bse.isna().any()
+    np.testing.assert_allclose(fast.bse, slow.bse, atol=1e-12)
+    np.testing.assert_allclose(fast.params, slow.params, atol=1e-12)
