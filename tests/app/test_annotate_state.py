@@ -51,8 +51,11 @@ def query_button(at: AppTest) -> str:
 
 def selected(at: AppTest) -> set[str]:
     """Keys of the answer buttons shown as chosen."""
-    return {button.key for button in at.button if button.key and button.key.startswith(("lang_", "matches_", "correct_"))
-            and button.proto.type == "primary"}
+    return {
+        button.key
+        for button in at.button
+        if button.key and button.key.startswith(("lang_", "matches_", "correct_")) and button.proto.type == "primary"
+    }
 
 
 def labels_of(engine: Engine, name: str) -> dict[str, tuple]:

@@ -79,7 +79,9 @@ def next_item(engine, annotator_id: int, after: str | None, timeout: float = 60)
     raise AssertionError(f"the app claimed no new item after {after!r}")
 
 
-def test_label_with_the_keyboard_then_see_the_dashboard(server: str, browser, module_demo: Path, tmp_path: Path) -> None:
+def test_label_with_the_keyboard_then_see_the_dashboard(
+    server: str, browser, module_demo: Path, tmp_path: Path
+) -> None:
     shots = README_SCREENSHOTS if os.environ.get("IFL_UPDATE_SCREENSHOTS") == "1" else tmp_path
     from playwright.sync_api import expect
 
@@ -313,7 +315,9 @@ def press_answer(page, key: str, button: str | None = None) -> None:
                 raise
 
 
-def test_labels_are_stored_exactly_as_given_by_keyboard(server: str, browser, module_demo: Path, tmp_path: Path) -> None:
+def test_labels_are_stored_exactly_as_given_by_keyboard(
+    server: str, browser, module_demo: Path, tmp_path: Path
+) -> None:
     """Twenty-odd items by keyboard following a plan; the database must hold the plan, nothing else."""
     from playwright.sync_api import expect
 
@@ -510,7 +514,9 @@ def test_adding_two_accounts_in_a_row(server: str, browser, module_demo: Path) -
     engine.dispose()
 
 
-def test_right_to_left_text_and_an_image_fit_above_the_fold(server: str, browser, module_demo: Path, tmp_path: Path) -> None:
+def test_right_to_left_text_and_an_image_fit_above_the_fold(
+    server: str, browser, module_demo: Path, tmp_path: Path
+) -> None:
     """A Hebrew answer is laid out right to left, an English gold answer left to right, and with a
     tall image the questions and Submit still fit a 1400x900 screen."""
     from PIL import Image
