@@ -6,7 +6,7 @@ Measurements from the demo's true labels (``demo_oracle``), seeded, printed as t
    ``--reps`` seeds, the labels each model x benchmark x image arm holds after 10 %, 30 % and
    100 % of the sample is labeled: share of arms with none, with fewer than three, and the
    mean relative deviation from the arm's proportional share. Routing is simulated as the app
-   does it for one annotator who reads every language (:func:`annotator.annotation.routing.stratum_priority`:
+   does it for one annotator who reads every language (:func:`annotator.annotation.queue.stratum_priority`:
    every stratum's first item first, then Sainte-Lague), in queue order. Options:
    ``benchmark x language`` (the design before issue 9), ``arms as strata`` (the default now),
    ``implicit stratification`` (systematic selection from each benchmark x language list sorted
@@ -45,7 +45,7 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from annotator.analysis.frame import faithful_class
-from annotator.annotation.routing import stratum_priority
+from annotator.annotation.queue import stratum_priority
 from annotator.demo.setup import set_up_demo
 from annotator.design.sampling import (
     design_report,
@@ -96,7 +96,7 @@ def drawn_design(engine, frame: pd.DataFrame, n: int, seed: int = 0, **options) 
 
 def _serve_order(codes: np.ndarray, rank: np.ndarray, size: np.ndarray, names: np.ndarray) -> np.ndarray:
     """Positions of sampled rows in routing order: item j of stratum h comes at
-    :func:`annotator.annotation.routing.stratum_priority` ``(h, j, n_h)`` (the key routing minimises)."""
+    :func:`annotator.annotation.queue.stratum_priority` ``(h, j, n_h)`` (the key routing minimises)."""
     keys = [stratum_priority(name, 0, 1)[2] for name in names]
     return np.lexsort((np.asarray(keys)[codes], (rank + 0.5) / size[codes], rank > 0))
 

@@ -6,13 +6,14 @@ The annotator pages and the CLI share this API. Its rules follow from the design
 * **Within a stratum, items go out in ascending ``queue_position``** (a random order fixed at
   sampling time), so the labels collected at any moment are a random subsample of every
   stratum and an estimate made halfway through is still design-based.
-* **Across strata** (:func:`stratum_priority`), among the annotator's languages: first every
-  stratum's first item (largest strata first), so that stopping early leaves as few strata
-  empty as it can; then the stratum with the smallest ``(taken + 1/2) / items`` (taken: labeled
-  or currently held; items: its sampled items), the Sainte-Lague rule, so the labels at every
-  point are spread over the strata, and hence over the model x image arms the sampler makes
-  strata, in proportion to their sizes. Ties go in a fixed pseudo-random order of the names
-  (not alphabetically, which would serve one benchmark or model first).
+* **Across strata** (:func:`annotator.annotation.queue.stratum_priority`), among the
+  annotator's languages: first every stratum's first item (largest strata first), so that
+  stopping early leaves as few strata empty as it can; then the stratum with the smallest
+  ``(taken + 1/2) / items`` (taken: labeled or currently held; items: its sampled items), the
+  Sainte-Lague rule, so the labels at every point are spread over the strata, and hence over
+  the model x image arms the sampler makes strata, in proportion to their sizes. Ties go in a
+  fixed pseudo-random order of the names (not alphabetically, which would serve one benchmark
+  or model first).
 * **Second labels first**: a double-annotated item (``SampleItem.double_annotate``) becomes
   open for slot 2 once its slot-1 label is in, and open slot-2 work is offered before new
   slot-1 items, so agreement can be measured, and disagreements adjudicated, as work goes on.
@@ -48,13 +49,12 @@ Routing works on the *active sample*, the most recently drawn one.
 from __future__ import annotations
 
 import math
-import zlib
-from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, text, update
@@ -63,6 +63,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from annotator.annotation.queue import ItemView, QueueRow, aware_utc, item_view, routing_order
 from annotator.storage import session_scope
 from db.models import (
     Annotation,
@@ -102,7 +103,6 @@ __all__ = [
     "release",
     "revise",
     "skip",
-    "stratum_priority",
     "submit",
     "submit_batch",
     "undo_last",
@@ -227,12 +227,8 @@ class Progress:
 
 
 def _utc(value: datetime | None) -> datetime:
-    """Aware UTC; SQLite hands back naive datetimes (stored as UTC) and callers may pass naive."""
-    if value is None:
-        return utcnow()
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """Aware UTC (see :func:`aware_utc`); no value means now."""
+    return utcnow() if value is None else aware_utc(value)
 
 
 def _is_bool_or_na(value: Any) -> bool:
@@ -346,24 +342,6 @@ def _held_assignment(session: Session, me: int, item_id: int, completion_id: str
 # --------------------------------------------------------------------------- queue model
 
 
-class _Row(NamedTuple):
-    item_id: int
-    completion_id: str
-    stratum: str
-    query_language: str
-    queue_position: int
-    double_annotate: bool
-    a1_id: int | None
-    a1_who: int | None
-    a1_status: str | None
-    a1_expires: datetime | None
-    a2_id: int | None
-    a2_who: int | None
-    a2_status: str | None
-    a2_expires: datetime | None
-    my_annotation: int | None
-
-
 # Built once: aliased entities are costly to construct, and claims are the hot path.
 _SLOT1, _SLOT2 = aliased(Assignment, name="slot1"), aliased(Assignment, name="slot2")
 _MINE = aliased(Annotation, name="mine")
@@ -409,95 +387,11 @@ _SAMPLE_FRAME_COLUMNS = ["stratum", "query_language", "double_annotate", "a1_id"
                          "a1_expires", "a2_id", "a2_who", "a2_status", "a2_expires"]
 
 
-def _queue_rows(session: Session, me: int, languages: tuple[str, ...]) -> list[_Row]:
+def _queue_rows(session: Session, me: int, languages: tuple[str, ...]) -> list[QueueRow]:
     """Every item of the active sample in the annotator's languages, with both slots and own label."""
     if not languages:
         return []
-    return [_Row(*row) for row in session.execute(_QUEUE_ROWS, {"me": me, "languages": list(languages)})]
-
-
-def _slot_state(status: str | None, who: int | None, expires: datetime | None, me: int, now: datetime) -> str:
-    """One slot as seen by ``me``: open, done, mine, held (by someone else) or skipped_by_me."""
-    if status is None or status == "released":
-        return "open"
-    if status == "submitted":
-        return "done"
-    if status == "skipped":
-        return "skipped_by_me" if who == me else "open"
-    if who == me:
-        return "mine"
-    return "held" if _utc(expires) >= now else "open"
-
-
-class _View(NamedTuple):
-    row: _Row
-    slot1: str
-    slot2: str | None
-    involved: bool  # I labeled this completion (in any sample): not offered to me again
-
-    @property
-    def needs_work(self) -> bool:
-        return self.slot1 != "done" or (self.slot2 is not None and self.slot2 != "done")
-
-    @property
-    def offer(self) -> int | None:
-        """The slot offered to me, if any."""
-        if self.involved:
-            return None
-        if self.slot1 == "open":
-            return 1
-        if self.slot1 == "done" and self.slot2 == "open":
-            return 2
-        return None
-
-    @property
-    def held_by_others(self) -> bool:
-        return not self.involved and (self.slot1 == "held" or (self.slot1 == "done" and self.slot2 == "held"))
-
-
-def _view(row: _Row, me: int, now: datetime) -> _View:
-    slot1 = _slot_state(row.a1_status, row.a1_who, row.a1_expires, me, now)
-    slot2 = _slot_state(row.a2_status, row.a2_who, row.a2_expires, me, now) if row.double_annotate else None
-    # Held or skipped slots are excluded by their state; a label of mine, by this flag. Slot 2
-    # opens only after slot 1 is done, so no other combination can offer me both slots.
-    return _View(row, slot1, slot2, row.my_annotation is not None)
-
-
-def stratum_priority(stratum: str, taken: int, items: int) -> tuple[bool, float, int]:
-    """Routing serves the stratum with the smallest key next (see the module docstring).
-
-    Ties go by a hash, not by name: names sort a benchmark's strata together, so the first pass
-    would serve whole benchmarks (and so arms) before the others. With the sampler's model x
-    image strata, the paper-size demo has no arm without a label after 10 % of the labels
-    (``benchmarks/bench_allocation.py``).
-    """
-    return taken > 0, (taken + 0.5) / items, zlib.crc32(stratum.encode("utf-8"))
-
-
-def _routing_order(views: list[_View]) -> Iterator[tuple[_View, int]]:
-    """Offers in routing order, lazily: open second labels first, then slot 1 from the stratum
-    :func:`stratum_priority` picks (recomputed as offers are handed out), by queue position."""
-    items, taken = Counter(), Counter()
-    for view in views:
-        items[view.row.stratum] += 1
-        taken[view.row.stratum] += view.slot1 in ("done", "held", "mine")
-
-    def share(stratum: str) -> tuple[bool, float, int]:
-        return stratum_priority(stratum, taken[stratum], items[stratum])
-
-    seconds = [view for view in views if view.offer == 2]
-    seconds.sort(key=lambda view: (*share(view.row.stratum), view.row.queue_position))
-    yield from ((view, 2) for view in seconds)
-    queues: dict[str, deque[_View]] = {}
-    for view in sorted((view for view in views if view.offer == 1), key=lambda view: view.row.queue_position):
-        queues.setdefault(view.row.stratum, deque()).append(view)
-    while queues:
-        stratum = min(queues, key=share)
-        view = queues[stratum].popleft()
-        if not queues[stratum]:
-            del queues[stratum]
-        taken[stratum] += 1  # whether this caller wins it or a concurrent one does
-        yield view, 1
+    return [QueueRow(*row) for row in session.execute(_QUEUE_ROWS, {"me": me, "languages": list(languages)})]
 
 
 # Claims, built once (the hot path). A fresh slot is taken by INSERT ... ON CONFLICT DO NOTHING:
@@ -545,7 +439,7 @@ _RENEW = (
 )
 
 
-def _acquire(session: Session, view: _View, slot: int, me: int, now: datetime, lease: timedelta) -> bool:
+def _acquire(session: Session, view: ItemView, slot: int, me: int, now: datetime, lease: timedelta) -> bool:
     """Take ``slot`` of the item in one atomic statement, the lease starting at ``now``; False
     when someone was faster."""
     assignment_id = view.row.a1_id if slot == 1 else view.row.a2_id
@@ -609,7 +503,7 @@ def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now:
         leases: dict[int, datetime] = {}
         for round_ in range(_CLAIM_ROUNDS):
             read_at = clock()
-            views = [_view(row, me, read_at) for row in _queue_rows(session, me, languages)]
+            views = [item_view(row, me, read_at) for row in _queue_rows(session, me, languages)]
             if round_ == 0:
                 held = sorted(
                     (view.row.a1_id if view.slot1 == "mine" else view.row.a2_id, view.row.item_id)
@@ -623,7 +517,7 @@ def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now:
                     # One missing from ``renewed`` expired and was taken over meanwhile: no longer ours.
                     leases = {item_id: expiry for assignment_id, item_id in held if assignment_id in renewed}
             lost_a_race = False
-            for view, slot in _routing_order(views):
+            for view, slot in routing_order(views):
                 if len(leases) == limit:
                     break
                 started = clock()
@@ -890,7 +784,7 @@ def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> 
             )
         ).one()
         sample_id = active_sample_id(session)
-        views = [_view(row, me, now) for row in _queue_rows(session, me, languages)]
+        views = [item_view(row, me, now) for row in _queue_rows(session, me, languages)]
         expiries = [
             _utc(view.row.a1_expires if view.slot1 == "held" else view.row.a2_expires)
             for view in views

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
-from annotator.annotation import routing
+from annotator.annotation import queue, routing
 from annotator.annotation.routing import (
     AlreadySubmittedError,
     ClaimedItem,
@@ -413,8 +413,8 @@ def test_a_claim_that_keeps_losing_gives_up_with_try_again(engine, make_study, a
     ana, ben = add_account(engine, "ana", "de"), add_account(engine, "ben", "de")
     claim_next(engine, ana, now=T0)
     before = db_snapshot(engine)
-    real_state = routing._slot_state
-    monkeypatch.setattr(routing, "_slot_state", lambda status, who, expires, me, now: (
+    real_state = queue.slot_state
+    monkeypatch.setattr(queue, "slot_state", lambda status, who, expires, me, now: (
         "open" if status == "claimed" and who != me else real_state(status, who, expires, me, now)))
     with pytest.raises(RoutingError, match="try again"):
         claim_next(engine, ben, now=T0 + timedelta(minutes=1))

@@ -162,6 +162,14 @@ def test_annotator_imports_only_downwards(path: Path) -> None:
     assert not upwards, f"{path.relative_to(ROOT)} ({mine}) imports a sibling or a layer above: {', '.join(upwards)}"
 
 
+def test_the_queue_policy_needs_no_database() -> None:
+    """Routing's rules stay readable and testable on their own (tests/annotator/test_queue.py)."""
+    path = ROOT / "annotator" / "annotation" / "queue.py"
+    found = [f"line {line}: {module}" for line, module, _ in imports(path)
+             if top(module) in ("sqlalchemy", "db", "annotator", "pandas", "streamlit")]
+    assert not found, f"the queue policy imports {', '.join(found)}"
+
+
 @pytest.mark.parametrize("path", APP_FILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_pages_call_services_not_the_cli(path: Path) -> None:
     found = [f"line {line}" for line, module, names in imports(path) if "cli" in imported_parts(module, names)]
