@@ -90,6 +90,12 @@ def sign_in_as(name: str, password: str = DEMO_PASSWORD) -> AppTest:
 
 
 @pytest.fixture
+def fresh_app(demo_url: str) -> Callable[[], AppTest]:
+    """``fresh_app()``: the app on the test's demo copy, run once (the sign-in page)."""
+    return start_app
+
+
+@pytest.fixture
 def sign_in(demo_url: str) -> Callable[..., AppTest]:
     """``sign_in("anna")``: the app on the test's demo copy, signed in."""
     return sign_in_as

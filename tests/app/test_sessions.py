@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import start_app
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
@@ -257,11 +256,11 @@ def seed_lock(engine: Engine, name: str) -> None:
         sign_in(engine, name, "wrong-password", client="192.0.2.1", now=now - timedelta(seconds=70 * (9 - index)))
 
 
-def test_the_form_refuses_a_locked_name_alike_whether_it_exists(sign_in, study: Engine) -> None:
+def test_the_form_refuses_a_locked_name_alike_whether_it_exists(fresh_app, study: Engine) -> None:
     messages = []
     for name, password in (("anna", "demo"), ("nobody", "demo")):
         seed_lock(study, name)
-        at = start_app()
+        at = fresh_app()
         at.text_input(key="sign_in_name").input(name)
         at.text_input(key="sign_in_password").input(password)
         at.button(key="sign_in_submit").click().run()
