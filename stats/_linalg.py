@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -9,7 +11,9 @@ from numpy.typing import NDArray
 __all__ = ["cluster_sum", "nearest_psd_keep_diag", "outer_sum"]
 
 
-def cluster_sum(moments: NDArray | sp.spmatrix, cluster_codes: NDArray[np.intp] | None) -> NDArray | sp.spmatrix:
+def cluster_sum(
+    moments: NDArray[np.float64] | sp.spmatrix, cluster_codes: NDArray[np.intp] | None
+) -> NDArray[np.float64] | sp.spmatrix:
     """Sum moment rows within clusters (identity when ``cluster_codes`` is None).
 
     Why: the clustered sandwich meat is ``sum_c s_c s_c^T`` with ``s_c`` the sum of the moment
@@ -26,13 +30,13 @@ def cluster_sum(moments: NDArray | sp.spmatrix, cluster_codes: NDArray[np.intp] 
     return summed
 
 
-def outer_sum(rows: NDArray | sp.spmatrix) -> NDArray:
+def outer_sum(rows: NDArray[np.float64] | sp.spmatrix) -> NDArray[np.float64]:
     """Return ``rows^T rows`` as a dense array (``rows`` may be sparse)."""
-    product = rows.T @ rows
+    product: Any = rows.T @ rows  # dense or sparse, as rows is
     return product.toarray() if sp.issparse(product) else np.asarray(product)
 
 
-def nearest_psd_keep_diag(matrix: NDArray, max_iter: int = 100) -> NDArray:
+def nearest_psd_keep_diag(matrix: NDArray[np.float64], max_iter: int = 100) -> NDArray[np.float64]:
     """Nearest positive semi-definite matrix with the diagonal held fixed.
 
     Why: the element-wise median of per-split covariance matrices (DSL's split combination) need
@@ -51,7 +55,7 @@ def nearest_psd_keep_diag(matrix: NDArray, max_iter: int = 100) -> NDArray:
         correction = projected - shifted
         updated = projected.copy()
         np.fill_diagonal(updated, target_diag)
-        converged = np.linalg.norm(updated - current) <= 1e-10 * max(np.linalg.norm(current), 1.0)
+        converged = np.linalg.norm(updated - current) <= 1e-10 * max(float(np.linalg.norm(current)), 1.0)
         current = updated
         if converged:
             break

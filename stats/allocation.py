@@ -100,7 +100,7 @@ def _contrast_variance(
 ) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(pi > 0, population * (1 - pi) * variance / (pi * arm_size**2), np.inf)
-    return np.bincount(contrast, weights=term, minlength=n_contrasts)
+    return np.bincount(contrast, weights=term, minlength=n_contrasts).astype(np.float64, copy=False)
 
 
 def expected_widths(cells: pd.DataFrame, pi: ArrayLike, z: float = Z_95) -> pd.Series:

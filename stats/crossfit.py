@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.flo
         raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
     # Encode each column (numeric: itself; categorical: integer codes), then fill one
     # preallocated matrix: at 730k rows this avoids copying every block a second time.
-    encoded: list[tuple[str, NDArray, int]] = []
+    encoded: list[tuple[str, NDArray[np.float64], int]] = []
     for column in columns:
         values = data[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
@@ -86,7 +87,9 @@ def fold_table(n_units: int, cross_fit: int, sample_split: int, rng: np.random.G
     return np.stack([fold_assignments(n_units, cross_fit, rng) for _ in range(sample_split)]).astype(np.int8)
 
 
-def _fit_predict(learner: Learner, x_train: NDArray, y_train: NDArray, x_test: NDArray) -> NDArray[np.float64]:
+def _fit_predict(
+    learner: Learner, x_train: NDArray[np.float64], y_train: NDArray[np.float64], x_test: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers."""
     observed = np.unique(y_train)
     if observed.size == 0:
@@ -102,6 +105,38 @@ def _fit_predict(learner: Learner, x_train: NDArray, y_train: NDArray, x_test: N
             raise ValueError("a classifier learner needs a binary predicted variable")
         return fitted.predict_proba(x_test)[:, classes.index(max(classes))]
     return np.asarray(fitted.predict(x_test), dtype=np.float64)
+
+
+@overload
+def cross_fit_predictions(
+    data: pd.DataFrame,
+    predicted_var: str,
+    prediction: str | Sequence[str] | None = None,
+    feature: str | Sequence[str] | None = None,
+    *,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+    cluster: str | None = None,
+    folds: NDArray[np.integer] | None = None,
+) -> NDArray[np.float64]: ...
+
+
+@overload
+def cross_fit_predictions(
+    data: pd.DataFrame,
+    predicted_var: Sequence[str],
+    prediction: str | Sequence[str] | None = None,
+    feature: str | Sequence[str] | None = None,
+    *,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+    cluster: str | None = None,
+    folds: NDArray[np.integer] | None = None,
+) -> dict[str, NDArray[np.float64]]: ...
 
 
 def cross_fit_predictions(
@@ -182,17 +217,18 @@ def cross_fit_predictions(
             cell = fold * n_distinct + inverse
             needed = np.zeros(cross_fit * n_distinct, dtype=bool)
             needed[cell] = True
-            needed = needed.reshape(cross_fit, n_distinct)
+            needed_by_fold = needed.reshape(cross_fit, n_distinct)
             for k in range(cross_fit):
                 train = labeled_rows[fold[labeled_rows] != k]
                 x_train = x[inverse[train]]
-                predict = np.flatnonzero(needed[k])
-                if 2 * predict.size > n_distinct:  # predicting every row costs less than copying most
+                rows = np.flatnonzero(needed_by_fold[k])
+                predict: NDArray[np.intp] | slice
+                if 2 * rows.size > n_distinct:  # predicting every row costs less than copying most
                     predict = slice(k * n_distinct, (k + 1) * n_distinct)
                     x_test = x
                 else:
-                    x_test = x[predict]
-                    predict = k * n_distinct + predict
+                    x_test = x[rows]
+                    predict = k * n_distinct + rows
                 for t in range(len(targets)):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
             for t in range(len(targets)):

@@ -303,7 +303,7 @@ def survey_coefficients(
     if len(y) <= k or np.linalg.matrix_rank(x) < k:
         raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
     w = sample.weights
-    return np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y))
+    return np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y)).astype(np.float64, copy=False)
 
 
 def covariate_patterns(x: NDArray[np.float64]) -> NDArray[np.intp]:
@@ -342,8 +342,13 @@ def agresti_coull_floor(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArr
 
 
 def _add_floor(
-    projected: NDArray, patterns: NDArray[np.intp], sample: StratifiedSample, floor: NDArray, cov: NDArray, df: NDArray
-) -> tuple[NDArray, NDArray]:
+    projected: NDArray[np.float64],
+    patterns: NDArray[np.intp],
+    sample: StratifiedSample,
+    floor: NDArray[np.float64],
+    cov: NDArray[np.float64],
+    df: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Add each row's floor variance (``projected`` rows are ``T^-1 x_i``) and update the df."""
     n_patterns = patterns.max() + 1
     fpc = np.clip(1.0 - sample.labeled / sample.population, 0.0, 1.0)[sample.stratum]

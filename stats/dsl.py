@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ Variance = Literal["sandwich", "design"]
 #: ``sandwich``: R's ``dsl`` exactly (normal intervals); ``design``: finite-population design
 #: variance of the correction term with t intervals (see :func:`dsl`).
 VARIANCES: tuple[str, ...] = ("sandwich", "design")
-GHat = ArrayLike | Mapping[str, ArrayLike] | pd.DataFrame
+GHat: TypeAlias = ArrayLike | Mapping[str, ArrayLike] | pd.DataFrame
 
 _KEEP_NA = patsy.NAAction(NA_types=[])
 # Formulas see patsy's builtins (C, Treatment, I, Q, ...) and numpy as `np`, whoever calls.
@@ -168,7 +168,9 @@ class DSLResults:
         """Degrees of freedom per term (median over splits), or None for normal intervals."""
         if self._split_fits[0].df is None:
             return None
-        return pd.Series(np.median(np.vstack([f.df for f in self._split_fits]), axis=0), index=self.terms)
+        return pd.Series(
+            np.median(np.vstack([cast(NDArray[np.float64], f.df) for f in self._split_fits]), axis=0), index=self.terms
+        )
 
     def _reference(self) -> sps.rv_continuous | sps.rv_frozen:
         return sps.norm if self.df is None else sps.t(self.df.to_numpy())
@@ -339,7 +341,7 @@ def dsl(
     if probs is not None:
         keep &= ~np.isnan(probs)
     design_info = None
-    if variance == "design":
+    if variance == "design" and strata is not None and stratum_size is not None:  # checked above
         design_info = (_column(data, strata)[keep], _column(data, stratum_size).astype(np.float64)[keep])
     data = data.loc[keep].reset_index(drop=True)
     if probs is not None:
@@ -507,7 +509,7 @@ def _design_inputs(
     sample_prob: ArrayLike,
     strata: ArrayLike,
     stratum_size: ArrayLike,
-) -> tuple[NDArray, NDArray, NDArray, NDArray[np.bool_], StratifiedSample]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], StratifiedSample]:
     """Design, outcome, g-hat and labeled mask of the usable rows (as :func:`dsl` keeps them), and
     the stratified sample of the labeled ones."""
     design = x.to_numpy(dtype=np.float64)
@@ -527,13 +529,13 @@ def _design_inputs(
     return design, y, predictions, labeled, sample
 
 
-def _coefficients_of_g_hat(design: NDArray, predictions: NDArray) -> NDArray:
+def _coefficients_of_g_hat(design: NDArray[np.float64], predictions: NDArray[np.float64]) -> NDArray[np.float64]:
     """``b_g`` of every split at once (S, k), by the normal equations: lstsq's SVD for each split
     cost more than everything else in a cell (the labels identify the design: X'X is regular)."""
-    return np.linalg.solve(design.T @ design, (predictions @ design).T).T
+    return np.linalg.solve(design.T @ design, (predictions @ design).T).T.astype(np.float64, copy=False)
 
 
-def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray:
+def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray[np.float64]:
     """A column of ``data`` by name, or given values aligned with its rows."""
     column = data[values].to_numpy() if isinstance(values, str) else np.asarray(values)
     if len(column) != len(data):
@@ -542,7 +544,11 @@ def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray:
 
 
 def _solve_design(
-    y_orig: NDArray, x: NDArray, g: NDArray, labeled: NDArray[np.bool_], sample: StratifiedSample
+    y_orig: NDArray[np.float64],
+    x: NDArray[np.float64],
+    g: NDArray[np.float64],
+    labeled: NDArray[np.bool_],
+    sample: StratifiedSample,
 ) -> _SplitFit:
     """One split of design-variance DSL: ``b = b_g + b_e`` with the design covariance of ``b_e``.
 
@@ -586,7 +592,9 @@ class _Design:
         self.y = np.asarray(y, dtype=np.float64)[:, 0]
         self.x = np.asarray(x, dtype=np.float64)[:, self._columns]
 
-    def with_predictions(self, values: Mapping[str, NDArray]) -> tuple[NDArray, NDArray]:
+    def with_predictions(
+        self, values: Mapping[str, NDArray[np.float64]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Outcome and design matrix with the predicted variables replaced by g-hat."""
         y, x = self.y, self.x
         if self._outcome_column is not None:
@@ -602,8 +610,8 @@ class _Design:
 
 
 def _unseen_error_floor(
-    patterns: NDArray[np.intp], g: NDArray, labeled: NDArray[np.bool_], residual: NDArray
-) -> NDArray:
+    patterns: NDArray[np.intp], g: NDArray[np.float64], labeled: NDArray[np.bool_], residual: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Per split and labeled row: a residual variance for patterns whose labels show no error of g-hat.
 
     With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the labels of
@@ -635,14 +643,14 @@ def _unseen_error_floor(
 
 def _solve(
     model: ModelName,
-    y_orig: NDArray,
-    x_orig: NDArray,
-    y_pred: NDArray,
-    x_pred: NDArray,
+    y_orig: NDArray[np.float64],
+    x_orig: NDArray[np.float64],
+    y_pred: NDArray[np.float64],
+    x_pred: NDArray[np.float64],
     labeled: NDArray[np.bool_],
-    pi: NDArray,
-    cluster_codes: NDArray | None,
-    fe_codes: list[NDArray],
+    pi: NDArray[np.float64],
+    cluster_codes: NDArray[np.intp] | None,
+    fe_codes: list[NDArray[np.float64]],
 ) -> _SplitFit:
     """Solve the mean DSL moment exactly and return the sandwich covariance of one split."""
     n = len(y_orig)
@@ -670,14 +678,14 @@ def _solve(
 
 
 def _solve_felm(
-    y_gold: NDArray,
-    x_gold: NDArray,
-    y_pred: NDArray,
-    x_pred: NDArray,
+    y_gold: NDArray[np.float64],
+    x_gold: NDArray[np.float64],
+    y_pred: NDArray[np.float64],
+    x_pred: NDArray[np.float64],
     labeled: NDArray[np.bool_],
-    w: NDArray,
-    cluster_codes: NDArray | None,
-    fe_codes: list[NDArray],
+    w: NDArray[np.float64],
+    cluster_codes: NDArray[np.intp] | None,
+    fe_codes: list[NDArray[np.float64]],
 ) -> _SplitFit:
     """felm as R's ``dsl``: group means of the pseudo data concentrate out the fixed effects."""
     n = len(y_gold)
@@ -689,7 +697,7 @@ def _solve_felm(
         fe_x = fe_x + _group_mean(adj_x, fe_codes[1]) - adj_x.mean(axis=0)
     a = _weighted_cross(x_pred, 1.0 - w, x_pred - fe_x) + _weighted_cross(x_gold, w, x_gold - fe_x)
     c = x_pred.T @ ((1.0 - w) * (y_pred - fe_y)) + x_gold.T @ (w * (y_gold - fe_y))
-    params = np.linalg.solve(a, c)
+    params = np.linalg.solve(a, c).astype(np.float64, copy=False)
     fitted_fe = fe_y - fe_x @ params
     resid_pred = y_pred - fitted_fe - x_pred @ params
     resid_gold = np.where(labeled, y_gold - fitted_fe - x_gold @ params, 0.0)
@@ -713,11 +721,11 @@ def _solve_felm(
 
 
 def _sandwich(
-    params: NDArray,
-    m_pred: NDArray | sp.spmatrix,
-    correction: NDArray | sp.spmatrix,
-    jac: NDArray,
-    cluster_codes: NDArray | None,
+    params: NDArray[np.float64],
+    m_pred: NDArray[np.float64] | sp.spmatrix,
+    correction: NDArray[np.float64] | sp.spmatrix,
+    jac: NDArray[np.float64],
+    cluster_codes: NDArray[np.intp] | None,
     n: int,
     n_params: int | None = None,
 ) -> _SplitFit:
@@ -737,7 +745,13 @@ def _sandwich(
     return _SplitFit(params=params, cov=labeling_part + rest, labeling_part=labeling_part, rest=rest)
 
 
-def _newton_logit(y_gold: NDArray, x_gold: NDArray, y_pred: NDArray, x_pred: NDArray, w: NDArray) -> NDArray:
+def _newton_logit(
+    y_gold: NDArray[np.float64],
+    x_gold: NDArray[np.float64],
+    y_pred: NDArray[np.float64],
+    x_pred: NDArray[np.float64],
+    w: NDArray[np.float64],
+) -> NDArray[np.float64]:
     """Root of the mean DSL logit moment by Newton's method with step halving.
 
     The Jacobian ``sum (1 - w) p(1-p) x x^T + w p(1-p) x x^T`` need not be definite (``1 - w < 0`` on
@@ -745,7 +759,7 @@ def _newton_logit(y_gold: NDArray, x_gold: NDArray, y_pred: NDArray, x_pred: NDA
     """
     n = len(y_gold)
 
-    def moment(b: NDArray) -> NDArray:
+    def moment(b: NDArray[np.float64]) -> NDArray[np.float64]:
         pred_part = x_pred.T @ ((1.0 - w) * (y_pred - expit(x_pred @ b)))
         return (pred_part + x_gold.T @ (w * (y_gold - expit(x_gold @ b)))) / n
 
@@ -775,12 +789,14 @@ def _newton_logit(y_gold: NDArray, x_gold: NDArray, y_pred: NDArray, x_pred: NDA
     raise RuntimeError("DSL logit moment: Newton's method did not reach a root (separation?)")
 
 
-def _weighted_cross(a: NDArray, weights: NDArray, b: NDArray) -> NDArray:
+def _weighted_cross(
+    a: NDArray[np.float64], weights: NDArray[np.float64], b: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """``a^T diag(weights) b``."""
     return a.T @ (weights[:, None] * b)
 
 
-def _group_mean(values: NDArray, codes: NDArray) -> NDArray:
+def _group_mean(values: NDArray[np.float64], codes: NDArray[np.float64]) -> NDArray[np.float64]:
     """Each row's group mean of ``values`` (1-D or 2-D), by integer group ``codes``."""
     counts = np.bincount(codes)
     if values.ndim == 1:
@@ -791,7 +807,7 @@ def _group_mean(values: NDArray, codes: NDArray) -> NDArray:
     return (sums / counts[:, None])[codes]
 
 
-def _one_hot(codes: NDArray) -> sp.csr_matrix:
+def _one_hot(codes: NDArray[np.float64]) -> sp.csr_matrix:
     n = len(codes)
     return sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, int(codes.max()) + 1))
 

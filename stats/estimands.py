@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -212,7 +212,7 @@ def _study_predictions(frame: pd.DataFrame, outcomes: Sequence[str], cross_fit: 
         draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
     else:
         draws = tuple(fold_table(len(frame), cross_fit, sample_split, seed) for _ in outcomes)
-    common = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner)
+    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner)
     # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
     # from two threads would otherwise leave it at one for the rest of the process.
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
@@ -411,6 +411,7 @@ def _fit_cells(
         raise ValueError("point_only is for the label-based estimators under the design variance")
     if "dsl" in estimators and g_hat is None:
         g_hat = study_predictions(frame, outcome, **crossfit_args)
+    dsl_g_hat = cast(NDArray[np.float64], g_hat)  # set whenever "dsl" is asked for, and only dsl reads it
     labeled = frame[outcome].notna().to_numpy()
     pi = interim_sample_prob(frame["stratum"], labeled)
     design = outcome_design(frame, outcome)
@@ -452,7 +453,7 @@ def _fit_cells(
                     results[estimator] = surrogate_ols_design(x, data[SURROGATE[outcome]].to_numpy(dtype=np.float64))
                 elif variance == "sandwich":  # R's dsl and HC1: the general functions
                     results[estimator] = (
-                        dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=g_hat[:, position])
+                        dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=dsl_g_hat[:, position])
                         if estimator == "dsl" else labeled_ols(formula, data, pi[position])
                     )
                 else:
@@ -460,12 +461,12 @@ def _fit_cells(
                     gold = data[outcome].to_numpy(dtype=np.float64)
                     if point_only:
                         results[estimator] = _Coefficients(
-                            dsl_design_estimate(x, gold, g_hat[:, position], *design_args)
+                            dsl_design_estimate(x, gold, dsl_g_hat[:, position], *design_args)
                             if estimator == "dsl" else labeled_survey_estimate(x, gold, *design_args)
                         )
                     else:
                         results[estimator] = (
-                            dsl_design_matrix(formula, x, gold, g_hat[:, position], *design_args)
+                            dsl_design_matrix(formula, x, gold, dsl_g_hat[:, position], *design_args)
                             if estimator == "dsl" else labeled_survey_design(x, gold, *design_args)
                         )
             except (np.linalg.LinAlgError, ValueError) as error:
@@ -504,7 +505,7 @@ def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None,
-                    ablation_only: bool) -> dict[tuple, list[str]]:
+                    ablation_only: bool) -> dict[tuple[Any, ...], list[str]]:
     """Cell key -> the sampled strata of its rows that have no label yet (sorted).
 
     The label-based estimators would have to leave those rows out, which silently changes the
@@ -536,7 +537,7 @@ def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min
     labeled = data[outcome].notna().to_numpy()
     strata = data["stratum"].to_numpy() if "stratum" in data else np.zeros(len(data))
     sizes = data["_stratum_size"].to_numpy() if "_stratum_size" in data else np.full(len(data), float(len(data)))
-    needed, short_strata = 0, set()
+    needed, short_strata = 0, set[Any]()
     for column in x.columns:
         values = x[column].to_numpy()
         if column == "Intercept" or not np.isin(values, (0.0, 1.0)).all():
@@ -693,13 +694,13 @@ def analyse_study(
         designs[outcome] = outcome_design(frame, outcome)
         notes.append(f"{outcome}: {designs[outcome].describe()}")
         g_hat = g_hats[outcome]
-        common = dict(estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels)
+        common: dict[str, Any] = dict(estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels)
         fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
         formula = with_outcome(interaction_formula, outcome)
         fits += interaction_fits(frame, formula, languages=languages, **common)
         if outcome == "correct":
             # Only the label-based estimates; under the design variance without their variances.
-            bounds = dict(common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
+            bounds: dict[str, Any] = dict(common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
                           point_only=variance == "design")
             scenarios[outcome] = [
                 _estimate_table(

@@ -27,7 +27,7 @@ class Learner(Protocol):
     def predict(self, X: Any) -> Any: ...
 
 
-class BinnedInteractionLearner(BaseEstimator):
+class BinnedInteractionLearner(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
     """Penalised regression of the gold label on the surrogate interacted with binned features.
 
     Why this form: a language-ID surrogate's error rates depend on the answer's language, length
@@ -51,7 +51,7 @@ class BinnedInteractionLearner(BaseEstimator):
         self.C = C
         self.n_bins = n_bins
 
-    def fit(self, X: NDArray, y: NDArray) -> BinnedInteractionLearner:
+    def fit(self, X: NDArray[np.float64], y: NDArray[np.float64]) -> BinnedInteractionLearner:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         self.center_ = X.mean(axis=0)
@@ -75,7 +75,7 @@ class BinnedInteractionLearner(BaseEstimator):
         self.main_coef_, self.surrogate_coef_ = coef[:half], coef[half:]
         return self
 
-    def predict(self, X: NDArray) -> NDArray[np.float64]:
+    def predict(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         """``E[y | X]``: a probability for binary targets.
 
         Computed as one matrix product plus bin look-ups, with the standardisation folded into the
@@ -98,7 +98,7 @@ class BinnedInteractionLearner(BaseEstimator):
         eta = self.intercept_ + main + surrogate * interaction
         return 1.0 / (1.0 + np.exp(-eta)) if self.binary_ else eta
 
-    def _design(self, X: NDArray) -> NDArray[np.float64]:
+    def _design(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         standardised = (X - self.center_) / self.scale_
         blocks = [standardised]
         for j, edges in enumerate(self.edges_):
