@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from annotator.storage import database_url, is_empty, make_engine, upgrade_database
 from stats import INTERACTION_FORMULA
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -300,9 +300,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     from annotator.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
+    refused: tuple[type[Exception], ...] = (*USER_ERRORS, SimulationError)
     try:
         args.handler(args)
-    except (*USER_ERRORS, SimulationError) as error:
+    except refused as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Executable, create_engine, event, inspect
@@ -133,7 +133,7 @@ def fetch_rows(connection: Connection, statement: Executable) -> list[tuple[Any,
     """
     result = connection.execute(statement)
     try:
-        return result.cursor.fetchall()
+        return cast(list[tuple[Any, ...]], result.cursor.fetchall())  # a list of tuples in both drivers
     finally:
         result.close()
 

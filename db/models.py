@@ -9,7 +9,7 @@ second client (a notebook, another annotator's browser) cannot break them either
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SignInFailure",
     "SignInSession",
     "StudySetting",
+    "table_of",
     "utcnow",
 ]
 
@@ -70,6 +72,11 @@ def utcnow() -> datetime:
 def _in(column: str, values: tuple[str, ...]) -> str:
     quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Table, for Core statements: SQLAlchemy types ``Model.__table__`` as the wider FromClause."""
+    return cast(Table, model.__table__)
 
 
 class Base(DeclarativeBase):

@@ -26,6 +26,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from annotator.analysis import estimates
+from annotator.analysis.estimates import StudyEstimates  # in class bodies `estimates` is a method
 from annotator.analysis.frame import (
     LabelCount,
     PopulationVersion,
@@ -208,7 +209,7 @@ class StudyView:
         """Name -> plotly figure (as a dict) of :data:`FIGURES`, drawn once per version."""
         return _figures_of(_computed(self.url, self.shown, _store()))
 
-    def estimates_when_asked(self) -> Callable[[], estimates.StudyEstimates]:
+    def estimates_when_asked(self) -> Callable[[], StudyEstimates]:
         """The estimates for a deferred download: computed (if they are not yet) only when the
         download is clicked, so a page offering them opens at once."""
         url, version, store = self.url, self.shown, _store()

@@ -66,7 +66,7 @@ from __future__ import annotations
 from io import TextIOBase
 from numbers import Number
 from os import PathLike
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, TextIO, cast
 
 import numpy as np
 import pandas as pd
@@ -296,5 +296,8 @@ def write_csv(frame: pd.DataFrame, out: str | PathLike[str] | BinaryIO | TextIO,
             pa_csv.write_csv(table, sink, _WRITE_OPTIONS)
     else:
         data = csv_bytes(frame, excel=excel)
-        out.write(data.decode("utf-8") if isinstance(out, TextIOBase) else data)
+        if isinstance(out, TextIOBase):
+            out.write(data.decode("utf-8"))
+        else:
+            cast(BinaryIO, out).write(data)
     return len(frame)

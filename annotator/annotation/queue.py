@@ -112,7 +112,8 @@ def stratum_priority(stratum: str, taken: int, items: int) -> tuple[bool, float,
 def routing_order(views: list[ItemView]) -> Iterator[tuple[ItemView, int]]:
     """Offers in routing order, lazily: open second labels first, then slot 1 from the stratum
     :func:`stratum_priority` picks (recomputed as offers are handed out), by queue position."""
-    items, taken = Counter(), Counter()
+    items: Counter[str] = Counter()
+    taken: Counter[str] = Counter()
     for view in views:
         items[view.row.stratum] += 1
         taken[view.row.stratum] += view.slot1 in ("done", "held", "mine")

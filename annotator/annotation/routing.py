@@ -54,10 +54,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -74,6 +74,7 @@ from db.models import (
     Completion,
     Sample,
     SampleItem,
+    table_of,
     utcnow,
 )
 from db.vocabulary import ANSWER_CLASSES
@@ -397,7 +398,7 @@ def _queue_rows(session: Session, me: int, languages: tuple[str, ...]) -> list[Q
 # Claims, built once (the hot path). A fresh slot is taken by INSERT ... ON CONFLICT DO NOTHING:
 # the unique (sample_item_id, slot) key decides a race. A finished or abandoned slot is taken
 # over by a conditional UPDATE whose WHERE the database re-checks on the newest row version.
-_ASSIGNMENTS = Assignment.__table__
+_ASSIGNMENTS = table_of(Assignment)
 _CLAIM_FRESH = {
     name: dialect_insert(_ASSIGNMENTS)
     .on_conflict_do_nothing(index_elements=["sample_item_id", "slot"])
@@ -596,7 +597,7 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
         .values(status="submitted", finished_at=now)
         .execution_options(synchronize_session=False)
     )
-    if finished.rowcount != len(ids):
+    if _rowcount(finished) != len(ids):
         raise NotHeldError("a claim was taken over while submitting; nothing was stored, claim again")
     rows = [
         {"completion_id": completion_id, "annotator_id": me, "assignment_id": assignment_id,
@@ -669,7 +670,12 @@ def release(engine: Engine, annotator_id: int, completion_id: str | None = None)
             .values(status="released", finished_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount
+        return _rowcount(result)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched: ``Session.execute`` is typed as returning Result, which has none."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _finish_claim(engine: Engine, annotator_id: int, completion_id: str, status: str) -> None:
@@ -685,7 +691,7 @@ def _finish_claim(engine: Engine, annotator_id: int, completion_id: str, status:
             .values(status=status, finished_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             raise NotHeldError(f"your claim on {completion_id!r} was taken over just now")
 
 
@@ -708,7 +714,7 @@ def undo_last(engine: Engine, annotator_id: int) -> LabeledItem | None:
         ).first()
         if annotation is None:
             return None
-        completion = session.get(Completion, annotation.completion_id)
+        completion = session.get_one(Completion, annotation.completion_id)
         return LabeledItem(
             completion_id=completion.id,
             prompt=completion.prompt,

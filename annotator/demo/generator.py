@@ -593,8 +593,9 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
         {
             "completion_id": ids,
             "answer_language": np.array(ANSWER_CLASSES, dtype=object)[answer_class],
-            "matches_gold": pd.array(np.where(is_open, None, matches), dtype="boolean"),
-            "correct": pd.array(np.where(correct_na, None, correct), dtype="boolean"),
+            # np.array(None): numpy's stubs take no bare None; the object array is the same.
+            "matches_gold": pd.array(np.where(is_open, np.array(None), matches), dtype="boolean"),
+            "correct": pd.array(np.where(correct_na, np.array(None), correct), dtype="boolean"),
         }
     )
     return DemoStudy(completions=completions, oracle=oracle, size=size, seed=seed)
@@ -618,7 +619,7 @@ def write_oracle(
     and still valid. Returns the number of rows written.
     """
     from annotator.ingest.bulk import upsert_rows
-    from db.models import DemoOracle
+    from db.models import DemoOracle, table_of
 
     total = len(oracle)
     frame = pd.DataFrame(
@@ -631,7 +632,7 @@ def write_oracle(
     )
     for start in range(0, total, chunk_size):
         stop = min(start + chunk_size, total)
-        upsert_rows(connection, DemoOracle.__table__, frame.iloc[start:stop], ["completion_id"])
+        upsert_rows(connection, table_of(DemoOracle), frame.iloc[start:stop], ["completion_id"])
         if progress is not None:
             progress("oracle", stop, total)
     return total

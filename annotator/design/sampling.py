@@ -80,6 +80,7 @@ from db.models import (
     SampleItem,
     SampleRound,
     SampleStratum,
+    table_of,
     utcnow,
 )
 from stats.allocation import (
@@ -461,7 +462,7 @@ def _group(cells: pd.DataFrame) -> pd.DataFrame:
     model x image, merging neighbouring arms where a share is too small for each to get two.
     """
     cells = cells.sort_values(["benchmark", "query_language", "model", "image", "band"], ignore_index=True)
-    keys = []
+    keys: list[str] = []
     for (benchmark, language), rows in cells.groupby(["benchmark", "query_language"], sort=False):
         groups = collapse_cells(rows["share"], MIN_PER_STRATUM)
         base = stratum_key(benchmark, language)
@@ -546,7 +547,9 @@ def plan_allocation(
     return strata.assign(probability=strata["drawn"] / strata["population"])
 
 
-def predicted_widths(engine: Engine, n: int, weights: SamplingWeights | Mapping[str, Any] | None = None) -> pd.DataFrame:
+def predicted_widths(
+    engine: Engine, n: int, weights: SamplingWeights | Mapping[str, Any] | None = None
+) -> pd.DataFrame:
     """Predicted width of each main IFL interval at ``n`` labels under both allocations, before drawing.
 
     One row per model x benchmark of the main (non-ablation) models: ``model``, ``benchmark``,
@@ -560,14 +563,18 @@ def predicted_widths(engine: Engine, n: int, weights: SamplingWeights | Mapping[
     widths = {}
     for allocation in ALLOCATIONS:
         cells = _group(_cells(population, scheme, n, allocation, design))
-        strata = (cells.groupby("stratum")
-                  .agg(benchmark=("benchmark", "first"), query_language=("query_language", "first"),
-                       population=("population", "sum"), weight_sum=("weight", "sum")))
+        strata = cells.groupby("stratum").agg(
+            benchmark=("benchmark", "first"),
+            query_language=("query_language", "first"),
+            population=("population", "sum"),
+            weight_sum=("weight", "sum"),
+        )
         drawn = pd.Series(_allocate_nested(strata, n), index=strata.index)
         cells["pi"] = cells["stratum"].map(drawn / strata["population"])
         cells["variance"] = residual_variance(cells["error"])
-        cells["arm"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR
-                        + cells["image"].astype(str))
+        cells["arm"] = (
+            cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR + cells["image"].astype(str)
+        )
         cells["contrast"] = pd.Series(
             list(zip(cells["model"], cells["benchmark"], strict=True)), index=cells.index, dtype=object
         ).where(~cells["ablation"])
@@ -602,12 +609,24 @@ def _item_rows(
     picks: pd.DataFrame, sample_id: int, probability: NDArray[np.float64], round_: int, double: NDArray[np.bool_]
 ) -> list[dict[str, Any]]:
     return [
-        {"sample_id": sample_id, "completion_id": cid, "stratum": stratum, "query_language": language,
-         "inclusion_probability": float(probability[code]), "queue_position": int(position),
-         "round": round_, "double_annotate": bool(flag)}
+        {
+            "sample_id": sample_id,
+            "completion_id": cid,
+            "stratum": stratum,
+            "query_language": language,
+            "inclusion_probability": float(probability[code]),
+            "queue_position": int(position),
+            "round": round_,
+            "double_annotate": bool(flag),
+        }
         for cid, stratum, language, code, position, flag in zip(
-            picks["id"], picks["stratum"], picks["query_language"], picks["code"],
-            picks["queue_position"], double, strict=True,
+            picks["id"],
+            picks["stratum"],
+            picks["query_language"],
+            picks["code"],
+            picks["queue_position"],
+            double,
+            strict=True,
         )
     ]
 
@@ -657,8 +676,15 @@ def draw_sample(
             name = f"seed {seed}, drawn {utcnow():%Y-%m-%d %H:%M:%S} UTC"
         if session.scalar(select(Sample.id).where(Sample.name == name)) is not None:
             raise SamplingError(f"a sample named {name!r} exists already")
-        sample = Sample(name=name, seed=seed, n_target=n, weights=scheme.to_dict(), design=design,
-                        overlap_share=overlap_share, rounds=1)
+        sample = Sample(
+            name=name,
+            seed=seed,
+            n_target=n,
+            weights=scheme.to_dict(),
+            design=design,
+            overlap_share=overlap_share,
+            rounds=1,
+        )
         session.add(sample)
         session.flush()
         session.execute(insert(SampleStratum), strata.assign(sample_id=sample.id).to_dict("records"))
@@ -666,9 +692,17 @@ def draw_sample(
         session.execute(insert(SampleItem), _item_rows(picks, sample.id, probability, 1, double))
         session.add(SampleRound(sample_id=sample.id, round=1, seed=seed, n_total=n, added=n))
         return SampleSummary(
-            sample_id=sample.id, name=name, seed=seed, n=n, added=n, strata=len(strata),
-            population=len(population), double_annotate=int(double.sum()), rounds=1,
-            seconds=time.perf_counter() - started, allocation=allocation,
+            sample_id=sample.id,
+            name=name,
+            seed=seed,
+            n=n,
+            added=n,
+            strata=len(strata),
+            population=len(population),
+            double_annotate=int(double.sum()),
+            rounds=1,
+            seconds=time.perf_counter() - started,
+            allocation=allocation,
         )
 
 
@@ -707,9 +741,13 @@ def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None
         if design is not None and design.get("levels") == ["benchmark", "query_language"]:
             rows = rows.assign(model="", image=0)
         if design is not None and design.get("confidence_source") is not None:
-            confidence = fetch_frame(session.connection(), select(
-                Prediction.completion_id.label("id"), Prediction.probability,
-            ).where(Prediction.source == design["confidence_source"]))
+            confidence = fetch_frame(
+                session.connection(),
+                select(
+                    Prediction.completion_id.label("id"),
+                    Prediction.probability,
+                ).where(Prediction.source == design["confidence_source"]),
+            )
             rows = rows.merge(confidence, on="id", how="left").set_axis(rows.index)
             rows["probability"] = rows["probability"].astype(np.float64)
     return assign_strata(rows, design).set_axis(frame.index)
@@ -746,8 +784,9 @@ def top_up(
         )
         population = _recorded_population(connection, sample.design)
         strata = _strata_of(population)
-        current = strata.merge(recorded, on=["stratum", "benchmark", "query_language"], how="left",
-                               suffixes=("", "_recorded"))
+        current = strata.merge(
+            recorded, on=["stratum", "benchmark", "query_language"], how="left", suffixes=("", "_recorded")
+        )
         changed = current["population_recorded"].ne(current["population"])
         bands = (sample.design or {}).get("confidence_cuts") is not None
         if changed.any() or len(recorded) != len(strata):
@@ -758,16 +797,16 @@ def top_up(
                 "exact: draw a new sample instead"
             )
         have = current["drawn"].to_numpy(dtype=np.int64)
-        target = int(have.sum()) + n_more if n_total is None else n_total
+        target = int(have.sum()) + (n_more or 0) if n_total is None else n_total  # n_more is given then
         if target <= have.sum():
             raise SamplingError(f"sample {sample.id} has {int(have.sum())} items already; ask for more")
         drawn = _allocate_nested(current, target, lower=np.maximum(have, _floor(current["population"])))
         sampled = set(session.scalars(select(SampleItem.completion_id).where(SampleItem.sample_id == sample.id)))
         remaining = population[~population["id"].isin(sampled)].reset_index(drop=True)
         picks = _draw(remaining, drawn - have, have, rng)
-        n_double = session.scalar(
+        n_double = session.execute(
             select(func.count()).where(SampleItem.sample_id == sample.id, SampleItem.double_annotate.is_(True))
-        )
+        ).scalar_one()
         double = _mark_double(rng, len(picks), round(sample.overlap_share * target) - n_double)
         probability = drawn / current["population"].to_numpy()
         round_ = sample.rounds + 1
@@ -776,11 +815,18 @@ def top_up(
         expected = target * current["weight_sum"] / current["weight_sum"].sum()
         session.execute(
             update(SampleStratum),
-            [{"sample_id": sample.id, "stratum": current["stratum"].iat[h], "drawn": int(drawn[h]),
-              "expected": float(expected.iat[h])} for h in range(len(current))],
+            [
+                {
+                    "sample_id": sample.id,
+                    "stratum": current["stratum"].iat[h],
+                    "drawn": int(drawn[h]),
+                    "expected": float(expected.iat[h]),
+                }
+                for h in range(len(current))
+            ],
         )
         connection.execute(
-            update(SampleItem.__table__)
+            update(table_of(SampleItem))
             .where(SampleItem.sample_id == bindparam("s_id"), SampleItem.stratum == bindparam("s_key"))
             .values(inclusion_probability=bindparam("s_pi")),
             [{"s_id": sample.id, "s_key": current["stratum"].iat[h], "s_pi": float(probability[h])} for h in grown],
@@ -788,9 +834,16 @@ def top_up(
         sample.n_target, sample.rounds, sample.updated_at = target, round_, utcnow()
         session.add(SampleRound(sample_id=sample.id, round=round_, seed=seed, n_total=target, added=len(picks)))
         return SampleSummary(
-            sample_id=sample.id, name=sample.name, seed=seed, n=target, added=len(picks),
-            strata=len(current), population=len(population), double_annotate=int(n_double + double.sum()),
-            rounds=round_, seconds=time.perf_counter() - started,
+            sample_id=sample.id,
+            name=sample.name,
+            seed=seed,
+            n=target,
+            added=len(picks),
+            strata=len(current),
+            population=len(population),
+            double_annotate=int(n_double + double.sum()),
+            rounds=round_,
+            seconds=time.perf_counter() - started,
             allocation=(sample.design or {}).get("allocation", "paper"),
         )
 
@@ -837,16 +890,20 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
             connection,
         )
         items = pd.read_sql(
-            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.double_annotate)
-            .where(SampleItem.sample_id == sample.id),
+            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.double_annotate).where(
+                SampleItem.sample_id == sample.id
+            ),
             connection,
         )
         labeled = resolved_labels(session, sample.id)["completion_id"]
     items["labeled"] = items["completion_id"].isin(labeled)
     items["double_annotate"] = items["double_annotate"].astype(bool)
     counts = items.groupby("stratum")[["double_annotate", "labeled"]].sum()
-    report = (strata.assign(probability=strata["drawn"] / strata["population"])
-              .join(levels, on="stratum").join(counts, on="stratum"))
+    report = (
+        strata.assign(probability=strata["drawn"] / strata["population"])
+        .join(levels, on="stratum")
+        .join(counts, on="stratum")
+    )
     report["level"] = report["level"].fillna("benchmark x language")
     report["cells"] = report["cells"].fillna(1).astype(np.int64)
     report[["double_annotate", "labeled"]] = report[["double_annotate", "labeled"]].fillna(0).astype(np.int64)

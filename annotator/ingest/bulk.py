@@ -82,11 +82,11 @@ def upsert_rows(
     rows: list[tuple[Any, ...]] = list(zip(*(columns[name] for name in order), strict=True))
     per_statement = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_MAX_PARAMETERS // len(order)))
     single = str(compiled)
-    head, values, tail = _split_values(single, len(order))
+    head, row_placeholders, tail = _split_values(single, len(order))
     touched = 0
     full = len(rows) - len(rows) % per_statement
     if full:
-        many = head + ", ".join([values] * per_statement) + tail
+        many = head + ", ".join([row_placeholders] * per_statement) + tail
         batches = [
             tuple(value for row in rows[start : start + per_statement] for value in row)
             for start in range(0, full, per_statement)
@@ -130,7 +130,7 @@ def _upsert_by_copy(
             if isinstance(table.c[name].type, JSON):
                 values = [None if v is None else json.dumps(v) for v in values]
         columns.append(values)
-    raw = connection.connection.driver_connection
+    raw: Any = connection.connection.driver_connection  # psycopg's connection: COPY is psycopg's API
     with raw.cursor() as cursor:
         with cursor.copy(f"COPY {stage.name} ({', '.join(names)}) FROM STDIN") as copy:
             for row in zip(*columns, strict=True):

@@ -62,7 +62,7 @@ from annotator.ingest import images
 from annotator.ingest.bulk import upsert_rows
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import writer
-from db.models import Base, Completion, Prediction
+from db.models import Base, Completion, Prediction, table_of
 
 __all__ = [
     "DESIGN_COLUMNS",
@@ -664,11 +664,11 @@ def import_rows(
     checked = validate_frame(frame, source, image_root=image_root)
     rows = checked.rows
     stored_before = _count_completions(connection)
-    touched = upsert_rows(connection, Completion.__table__, rows, ["id"], stamp="imported_at")
+    touched = upsert_rows(connection, table_of(Completion), rows, ["id"], stamp="imported_at")
     version = f"imported from {Path(source).name}"[:_MODEL_VERSION_LENGTH]
     for surrogate_source, predictions in checked.surrogates.items():
         predictions = predictions.assign(source=surrogate_source, model_version=version)
-        upsert_rows(connection, Prediction.__table__, predictions, ["completion_id", "source"], stamp="created_at")
+        upsert_rows(connection, table_of(Prediction), predictions, ["completion_id", "source"], stamp="created_at")
     if image_root is not None and rows["image_path"].notna().any() and image_root.resolve() != images.image_root():
         images.record_image_root(connection, image_root)
     inserted = _count_completions(connection) - stored_before

@@ -31,7 +31,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -228,7 +228,7 @@ def label_scheme(labels: Sequence[str]) -> str:
         return GLOTLID_SOURCE
     if not any(scripted):
         return LID176_SOURCE
-    examples = [label for label, s in zip(labels, scripted) if not s][:5]
+    examples = [label for label, s in zip(labels, scripted, strict=True) if not s][:5]
     raise ValueError(f"model mixes iso_Script labels with labels without a script, e.g. {examples}")
 
 
@@ -259,10 +259,8 @@ def label_classes(model: Any) -> dict[str, str]:
                 + (f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else "")
             )
         mapping = {label: parse_lid176(label) for label in labels}
-    try:
+    with suppress(TypeError):  # not weak-referenceable: just recompute next time
         _CLASS_MAPS[model] = mapping
-    except TypeError:  # not weak-referenceable: just recompute next time
-        pass
     return mapping
 
 
@@ -446,7 +444,7 @@ def predict_languages(
     np.clip(unique_probability, 0.0, 1.0, out=unique_probability)
     unique_classes = [
         (classes[label] if label is not None else "none") if has_letter(line) else "none"
-        for label, line in zip(unique_labels, unique_lines)
+        for label, line in zip(unique_labels, unique_lines, strict=True)
     ]
     raw_labels = [unique_labels[i] for i in positions]
     language_class = [unique_classes[i] for i in positions]
@@ -460,7 +458,8 @@ def predict_languages(
     if query_languages is not None:
         faithful = _faithful_classes(query_languages)
         fidelity = [
-            None if faithful[q] is None else faithful[q] == c for q, c in zip(query_languages, language_class)
+            None if faithful[q] is None else faithful[q] == c
+            for q, c in zip(query_languages, language_class, strict=True)
         ]
         frame["predicted_fidelity"] = pd.array(fidelity, dtype="boolean")
     return frame
@@ -508,7 +507,7 @@ def run_language_id(
     were, and on SQLite the write lock is held for the write alone (seconds at 730k rows), not
     for the whole run, so annotators' saves are not kept waiting past the busy timeout.
     """
-    from db.models import Completion, Prediction
+    from db.models import Completion, Prediction, table_of
 
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -526,7 +525,7 @@ def run_language_id(
         if progress is not None and total:
             progress(0, total)  # so a bar or a page shows the work, and times it, from the start
         for rows in _completion_pages(connection, batch_size):
-            ids, query_languages, texts = zip(*rows)
+            ids, query_languages, texts = zip(*rows, strict=True)
             batch = predict_languages(texts, model, query_languages)
             batch.insert(0, "completion_id", ids)
             batches.append(batch)
@@ -534,13 +533,15 @@ def run_language_id(
                 progress(sum(len(b) for b in batches), total)
         connection.rollback()  # end the read transaction before writing
 
-    predictions = pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(
-        columns=["completion_id", "raw_label", "probability", "language_class", "predicted_fidelity"]
+    predictions = (
+        pd.concat(batches, ignore_index=True)
+        if batches
+        else pd.DataFrame(columns=["completion_id", "raw_label", "probability", "language_class", "predicted_fidelity"])
     )
     if len(predictions):
         predictions = predictions.assign(source=source, model_version=report.model_version)
         with writer(engine).begin() as connection:
-            upsert_rows(connection, Prediction.__table__, predictions, ["completion_id", "source"], stamp="created_at")
+            upsert_rows(connection, table_of(Prediction), predictions, ["completion_id", "source"], stamp="created_at")
 
     counts = Counter(predictions["language_class"].tolist())
     report.rows = len(predictions)

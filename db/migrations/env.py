@@ -13,7 +13,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = config.attributes.get("engine")
+    if engine is None:
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("no engine handed over and no sqlalchemy.url in the Alembic configuration")
+        engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -52,7 +53,7 @@ _INTEGERS = {"n", "n_labeled", "N_h", "n_sampled", "labels_more", "labels_needed
 
 def readable_table(frame: pd.DataFrame, key: str) -> None:
     """A table in words: headers from :data:`HEADERS`, four decimals, "—" for every missing value."""
-    config: dict[str, object] = {column: HEADERS[column] for column in frame.columns if column in HEADERS}
+    config: dict[str, Any] = {column: HEADERS[column] for column in frame.columns if column in HEADERS}
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
             config[column] = st.column_config.NumberColumn(

@@ -29,7 +29,7 @@ st.caption("CSV, JSON Lines or Parquet with the columns id, model, benchmark, qu
            "surrogate columns). A file is imported whole or not at all; rows with a known id are updated.")
 upload = st.file_uploader("Completions file", type=["csv", "jsonl", "ndjson", "json", "parquet"], key="import_file")
 fmt = st.selectbox("Format", ["from the file name", *FORMATS], key="import_format")
-if st.button("Import", key="import_run", type="primary", disabled=upload is None):
+if st.button("Import", key="import_run", type="primary", disabled=upload is None) and upload is not None:
     with tempfile.TemporaryDirectory(prefix="ifl-upload-") as folder:
         path = Path(folder) / Path(upload.name).name
         path.write_bytes(upload.getvalue())
@@ -54,10 +54,10 @@ if st.button("Run language ID", key="lid_run", type="primary"):
         bar.progress(done / total if total else 1.0, text=f"{done:,} of {total:,} completions")
 
     try:
-        report = run_language_id(db, model_path=model or None, progress=advance)
+        lid_report = run_language_id(db, model_path=model or None, progress=advance)
     except USER_ERRORS as error:
         show_error(error)
     else:
         bar.progress(1.0, text="Done.")
-        st.code(report.summary(), language=None)
+        st.code(lid_report.summary(), language=None)
         warm_population()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 
 from annotator.analysis.export import csv_bytes, export_frame
@@ -62,12 +63,11 @@ with st.container(horizontal=True):
     download_csv("All estimates (CSV)", lambda: with_term_words(study().all_estimates), "estimates.csv",
                  key="download_estimates")
     for name in ESTIMATE_TABLES:
-        download_csv(
-            f"{name} (CSV)",
-            lambda name=name: with_term_words(study().tables()[name]),
-            f"estimates-{name}.csv",
-            key=f"download_estimates_{name}",
-        )
+
+        def estimate_table(name: str = name) -> pd.DataFrame:
+            return with_term_words(study().tables()[name])
+
+        download_csv(f"{name} (CSV)", estimate_table, f"estimates-{name}.csv", key=f"download_estimates_{name}")
 st.caption(
     "The figures as interactive HTML that works offline (plotly.js is inside each file, so opening one "
     "sends no request). PNG export would need kaleido and a browser on the server, which the app does not ship."
