@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from annotator.demo.setup import DEMO_PASSWORD, set_up_demo  # noqa: E402
-from annotator.storage import is_empty, make_engine, upgrade_database  # noqa: E402
+from annotator.demo.setup import DEMO_PASSWORD, set_up_demo  # noqa: E402 - importable once sys.path holds the repository
+from annotator.storage import is_empty, make_engine, upgrade_database  # noqa: E402 - importable once sys.path holds the repository
 
 
 def build_demo(path: Path, size: str) -> str:

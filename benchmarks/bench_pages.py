@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_dashboard import build_demo  # noqa: E402
+from bench_dashboard import build_demo  # noqa: E402 - importable once sys.path holds the repository
 
-from annotator.demo.setup import DEMO_PASSWORD  # noqa: E402
+from annotator.demo.setup import DEMO_PASSWORD  # noqa: E402 - importable once sys.path holds the repository
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

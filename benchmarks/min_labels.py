@@ -20,7 +20,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "stats")]
 
-from test_small_sample_coverage import domain_coverage  # noqa: E402
+from test_small_sample_coverage import domain_coverage  # noqa: E402 - importable once sys.path holds the repository
 
 
 def main() -> None:
