@@ -149,7 +149,7 @@ def test_a_killed_workers_item_returns_after_the_lease(engine, make_study, add_a
     worker = SPAWN.Process(target=_claim_and_hang, args=(_url(engine), ana, claimed))
     worker.start()
     try:
-        completion_id = claimed.get(timeout=60)
+        completion_id = claimed.get(timeout=180)  # a spawned interpreter imports the app: slow on a loaded machine
     finally:
         worker.kill()
         worker.join(timeout=30)
