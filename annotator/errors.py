@@ -15,12 +15,14 @@ from annotator.annotation.routing import RoutingError
 from annotator.design.sampling import NoSampleError, SamplingError, WeightsError
 from annotator.ingest.completions import IngestError
 from annotator.languages import UnknownLanguageError
+from annotator.storage import DatabaseDriverError
 
 __all__ = ["STORAGE_ERRORS", "USER_ERRORS"]
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     AccountError,
     AdjudicationError,
+    DatabaseDriverError,
     FileNotFoundError,  # includes langid.ModelNotFoundError, which names the path
     IngestError,
     NoSampleError,

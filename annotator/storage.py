@@ -8,6 +8,7 @@ default in SQLite). PostgreSQL needs nothing extra.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "DatabaseDriverError",
     "database_url",
     "fetch_frame",
     "fetch_rows",
@@ -36,6 +38,10 @@ __all__ = [
 DEFAULT_DATABASE_URL = "sqlite:///db/ifl.sqlite"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
+
+
+class DatabaseDriverError(RuntimeError):
+    """The URL names a database whose driver is not installed (PostgreSQL is an extra)."""
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -73,9 +79,15 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _set_sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
-        url = str(parsed.set(drivername="postgresql+psycopg"))
-    return create_engine(url, pool_pre_ping=True)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() in ("", "psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")  # a URL object: str() would mask the password
+        if parsed.get_driver_name() == "psycopg" and importlib.util.find_spec("psycopg") is None:
+            raise DatabaseDriverError(
+                f"{parsed.render_as_string(hide_password=True)} needs the PostgreSQL driver: "
+                'pip install -c constraints.txt -e ".[postgres]"'
+            )
+    return create_engine(parsed, pool_pre_ping=True)
 
 
 @lru_cache(maxsize=8)

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import CheckConstraint, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from annotator.storage import _alembic_config
+from annotator.storage import _alembic_config, make_engine
 from db.models import Base
 
 
@@ -115,3 +115,11 @@ def test_check_constraints_match_the_models(engine: Engine) -> None:
     assert set(found) == set(declared)
     for key, sql in declared.items():
         assert _literals(found[key]) == _literals(sql), key
+
+
+def test_a_postgres_url_keeps_its_password() -> None:
+    """A psycopg2 URL is served by psycopg (3), the driver installed; the swap is made on the URL
+    object, since ``str(url)`` would send ``***`` as the password."""
+    for url in ("postgresql://ifl:s3cret@127.0.0.1:5432/ifl", "postgresql+psycopg2://ifl:s3cret@127.0.0.1:5432/ifl"):
+        engine = make_engine(url)
+        assert engine.url.password == "s3cret" and engine.dialect.driver == "psycopg"
