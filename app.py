@@ -81,8 +81,10 @@ if user is None:
     # Every page's address runs the sign-in form, so a deep link is still the address after
     # signing in, and the page it names opens (when the role may see it).
     sign_in_pages = [st.Page(SIGN_IN, title="Sign in", icon=":material/login:", default=True)]
-    sign_in_pages += [st.Page(SIGN_IN, title="Sign in", icon=":material/login:", url_path=url_path(script))
-                      for _, script, _, _, _ in PAGES]
+    sign_in_pages += [
+        st.Page(SIGN_IN, title="Sign in", icon=":material/login:", url_path=url_path(script))
+        for _, script, _, _, _ in PAGES
+    ]
     navigation = st.navigation(sign_in_pages, position="hidden")
     write_pending_cookie(0)
 else:
@@ -95,8 +97,7 @@ else:
     start = pages_by_script[DASHBOARD if user.role in RESEARCH_ROLES else ANNOTATE]
     # The root address forwards to the role's start page, which so keeps its own address
     # (a default page has none, and a bookmark of it would find no page).
-    home = st.Page(lambda: st.switch_page(start), title=start.title, url_path="home", default=True,
-                   visibility="hidden")
+    home = st.Page(lambda: st.switch_page(start), title=start.title, url_path="home", default=True, visibility="hidden")
     next(iter(sections.values())).insert(0, home)
     navigation = st.navigation(sections)
     if st.session_state.get(LAST_PAGE) == url_path(ANNOTATE) and navigation.url_path != url_path(ANNOTATE):

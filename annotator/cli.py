@@ -105,8 +105,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
             raise SystemExit("error: there is no sample to top up; draw one first (ifl sample --n N --seed S)")
         summary = top_up(engine, sample_id, n_total=args.n, seed=args.seed)
     else:
-        summary = draw_sample(engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap,
-                              allocation=args.allocation)
+        summary = draw_sample(
+            engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap, allocation=args.allocation
+        )
     print(summary)
     if args.report:
         report = design_report(engine)
@@ -166,7 +167,10 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     from annotator.analysis.estimates import study_estimates
 
     estimates = study_estimates(
-        _engine(args), seed=args.seed, per_language=args.per_language, interaction_formula=args.formula,
+        _engine(args),
+        seed=args.seed,
+        per_language=args.per_language,
+        interaction_formula=args.formula,
         variance=args.variance,
     )
     for name, table in estimates.tables().items():
@@ -197,9 +201,17 @@ def cmd_app(args: argparse.Namespace) -> None:
     engine.dispose()
     env = dict(os.environ, IFL_DATABASE_URL=database_url(args.db))
     command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(args.port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "app.py"),
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
     sys.stdout.flush()
     sys.stderr.flush()
@@ -215,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="create or upgrade the schema (Alembic)").set_defaults(handler=cmd_db_upgrade)
 
     imp = commands.add_parser(
-        "import", help="import completions (CSV, JSON Lines or Parquet); image_path must lie inside "
-                       "$IFL_IMAGE_ROOT, or without it the file's own folder")
+        "import",
+        help="import completions (CSV, JSON Lines or Parquet); image_path must lie inside "
+        "$IFL_IMAGE_ROOT, or without it the file's own folder",
+    )
     imp.add_argument("file")
     imp.add_argument("--format", choices=["csv", "jsonl", "parquet"])
     imp.set_defaults(handler=cmd_import)
@@ -229,8 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="set up the realistic demo study")
     demo.add_argument("--size", choices=["small", "paper"], default="small")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--labeled-share", type=float, default=0.5,
-                      help="share of the sample the simulated annotators label (default 0.5)")
+    demo.add_argument(
+        "--labeled-share",
+        type=float,
+        default=0.5,
+        help="share of the sample the simulated annotators label (default 0.5)",
+    )
     demo.add_argument("--force", action="store_true", help="add the demo to a database that is not empty")
     demo.set_defaults(handler=cmd_demo)
 
@@ -246,9 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--weights", help="a TOML file of weights (default: the paper's)")
     sample.add_argument("--overlap", type=float, default=0.1, help="share of items annotated twice")
     sample.add_argument("--top-up", action="store_true", help="grow the current sample to --n items")
-    sample.add_argument("--allocation", choices=["paper", "surrogate"], default="paper",
-                        help="paper: the weights decide (default); surrogate: minimise the predicted width of the "
-                             "main IFL intervals from the language ID's confidence (a top-up keeps the sample's)")
+    sample.add_argument(
+        "--allocation",
+        choices=["paper", "surrogate"],
+        default="paper",
+        help="paper: the weights decide (default); surrogate: minimise the predicted width of the "
+        "main IFL intervals from the language ID's confidence (a top-up keeps the sample's)",
+    )
     sample.add_argument("--report", action="store_true", help="print the design report")
     sample.set_defaults(handler=cmd_sample)
 
@@ -270,26 +292,34 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write the gold standard, DSL input or estimates as CSV")
     export.add_argument("kind", choices=["gold", "dsl", "estimates"])
     export.add_argument("--out", required=True)
-    export.add_argument("--excel", action="store_true",
-                        help="start the file with a UTF-8 byte-order mark, so Excel shows CJK and other non-Latin "
-                             "text correctly (R's read.csv then needs fileEncoding = \"UTF-8-BOM\")")
+    export.add_argument(
+        "--excel",
+        action="store_true",
+        help="start the file with a UTF-8 byte-order mark, so Excel shows CJK and other non-Latin "
+        'text correctly (R\'s read.csv then needs fileEncoding = "UTF-8-BOM")',
+    )
     export.set_defaults(handler=cmd_export)
 
     estimate = commands.add_parser("estimate", help="print the study's debiased estimates")
     estimate.add_argument("--seed", type=int, default=1234)
     estimate.add_argument("--per-language", action="store_true", help="also IFL per query language")
-    estimate.add_argument("--formula", default=INTERACTION_FORMULA,
-                          help=f"the interaction regression (default: {INTERACTION_FORMULA!r})")
-    estimate.add_argument("--variance", choices=["design", "sandwich"], default="design",
-                          help="design: finite-population, small-sample t intervals (default); "
-                               "sandwich: R dsl's, for comparison with R")
+    estimate.add_argument(
+        "--formula", default=INTERACTION_FORMULA, help=f"the interaction regression (default: {INTERACTION_FORMULA!r})"
+    )
+    estimate.add_argument(
+        "--variance",
+        choices=["design", "sandwich"],
+        default="design",
+        help="design: finite-population, small-sample t intervals (default); sandwich: R dsl's, for comparison with R",
+    )
     estimate.set_defaults(handler=cmd_estimate)
 
     app = commands.add_parser("app", help="run the web app (with --demo: the demo study on an empty database)")
     app.add_argument("--port", type=int, default=8501)
     demo_mode = app.add_mutually_exclusive_group()
-    demo_mode.add_argument("--demo", action="store_true",
-                           help="set up the demo study (accounts with password 'demo') on an empty database")
+    demo_mode.add_argument(
+        "--demo", action="store_true", help="set up the demo study (accounts with password 'demo') on an empty database"
+    )
     demo_mode.add_argument("--no-demo", action="store_true", help="never set up the demo (the default)")
     app.set_defaults(handler=cmd_app)
     return parser

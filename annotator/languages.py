@@ -40,12 +40,39 @@ _LATIN_CLASS = {"deu": "german", "eng": "english", "spa": "spanish", "ron": "rom
 
 # The usual script of languages whose script is not Latin, for query languages outside the study.
 _DEFAULT_SCRIPT = {
-    "zho": "Hani", "cmn": "Hani", "yue": "Hani", "wuu": "Hani", "jpn": "Jpan", "hin": "Deva",
-    "mar": "Deva", "nep": "Deva", "ben": "Beng", "heb": "Hebr", "tha": "Thai", "rus": "Cyrl",
-    "ukr": "Cyrl", "bul": "Cyrl", "ara": "Arab", "urd": "Arab", "fas": "Arab", "pus": "Arab",
-    "ell": "Grek", "kor": "Kore", "hye": "Armn", "kat": "Geor", "amh": "Ethi", "tam": "Taml",
-    "tel": "Telu", "kan": "Knda", "mal": "Mlym", "guj": "Gujr", "pan": "Guru", "khm": "Khmr",
-    "lao": "Laoo", "mya": "Mymr", "sin": "Sinh",
+    "zho": "Hani",
+    "cmn": "Hani",
+    "yue": "Hani",
+    "wuu": "Hani",
+    "jpn": "Jpan",
+    "hin": "Deva",
+    "mar": "Deva",
+    "nep": "Deva",
+    "ben": "Beng",
+    "heb": "Hebr",
+    "tha": "Thai",
+    "rus": "Cyrl",
+    "ukr": "Cyrl",
+    "bul": "Cyrl",
+    "ara": "Arab",
+    "urd": "Arab",
+    "fas": "Arab",
+    "pus": "Arab",
+    "ell": "Grek",
+    "kor": "Kore",
+    "hye": "Armn",
+    "kat": "Geor",
+    "amh": "Ethi",
+    "tam": "Taml",
+    "tel": "Telu",
+    "kan": "Knda",
+    "mal": "Mlym",
+    "guj": "Gujr",
+    "pan": "Guru",
+    "khm": "Khmr",
+    "lao": "Laoo",
+    "mya": "Mymr",
+    "sin": "Sinh",
 }
 
 
@@ -87,9 +114,7 @@ def canonical_language(value: str) -> str:
     if len(lowered) == 2:
         language = pycountry.languages.get(alpha_2=lowered)
     elif len(lowered) == 3:
-        language = pycountry.languages.get(alpha_3=lowered) or pycountry.languages.get(
-            bibliographic=lowered
-        )
+        language = pycountry.languages.get(alpha_3=lowered) or pycountry.languages.get(bibliographic=lowered)
     else:
         language = None
     if language is None:

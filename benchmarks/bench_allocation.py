@@ -63,12 +63,20 @@ POINTS = (0.1, 0.3, 1.0)
 def population(engine) -> pd.DataFrame:
     """Every completion with its arm, the surrogate's fidelity and the true fidelity."""
     with engine.connect() as connection:
-        frame = fetch_frame(connection, select(
-            Completion.id.label("completion_id"), Completion.benchmark, Completion.query_language,
-            Completion.model, Completion.image, Completion.llm,
-        ))
-        lid = fetch_frame(connection, select(Prediction.completion_id, Prediction.language_class)
-                          .where(Prediction.source == "lid176"))
+        frame = fetch_frame(
+            connection,
+            select(
+                Completion.id.label("completion_id"),
+                Completion.benchmark,
+                Completion.query_language,
+                Completion.model,
+                Completion.image,
+                Completion.llm,
+            ),
+        )
+        lid = fetch_frame(
+            connection, select(Prediction.completion_id, Prediction.language_class).where(Prediction.source == "lid176")
+        )
         oracle = fetch_frame(connection, select(DemoOracle.completion_id, DemoOracle.answer_language))
     frame = frame.merge(lid, on="completion_id", how="left").merge(oracle, on="completion_id", how="left")
     frame = frame.sort_values("completion_id", ignore_index=True)
@@ -106,8 +114,9 @@ def _labels_at(frame: pd.DataFrame, order: np.ndarray, sampled: np.ndarray, poin
     return [frame["arm"].iloc[rows[: round(point * len(rows))]].value_counts() for point in points]
 
 
-def stratified(frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series, rng: np.random.Generator,
-               queue: str = "random") -> tuple[np.ndarray, np.ndarray]:
+def stratified(
+    frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series, rng: np.random.Generator, queue: str = "random"
+) -> tuple[np.ndarray, np.ndarray]:
     """SRS of ``n_h`` per stratum; the serve order of the sampled rows (random or arm-balanced queue)."""
     codes, names = pd.factorize(strata, sort=True)
     need = drawn.reindex(names).fillna(0).to_numpy(np.int64)
@@ -127,8 +136,9 @@ def stratified(frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series, rng: np
     return sampled, _serve_order(codes[sampled], position, need, names)
 
 
-def implicit(frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def implicit(
+    frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Systematic selection from each stratum's list sorted by model and image, random start."""
     codes, names = pd.factorize(strata, sort=True)
     need = drawn.reindex(names).to_numpy(np.float64)
@@ -173,12 +183,16 @@ def balance_table(engine, frame: pd.DataFrame, n: int, reps: int) -> pd.DataFram
         for point in POINTS:
             held = np.array(counts[point])
             target = point * expected.to_numpy()
-            rows.append({
-                "design": option, "labeled": f"{point:.0%}",
-                "arms with 0 labels": (held == 0).mean(), "arms with < 3": (held < 3).mean(),
-                "mean |labels - share| / share": np.mean(np.abs(held - target) / target),
-                "fewest labels in an arm": int(held.min()),
-            })
+            rows.append(
+                {
+                    "design": option,
+                    "labeled": f"{point:.0%}",
+                    "arms with 0 labels": (held == 0).mean(),
+                    "arms with < 3": (held < 3).mean(),
+                    "mean |labels - share| / share": np.mean(np.abs(held - target) / target),
+                    "fewest labels in an arm": int(held.min()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -210,8 +224,9 @@ def oracle_widths(frame: pd.DataFrame, strata: pd.Series, drawn: pd.Series) -> p
     return pd.Series(widths)
 
 
-def equal_width_table(engine, frame: pd.DataFrame, n_reference: int,
-                      grid: list[int]) -> tuple[pd.DataFrame, str, dict[str, float]]:
+def equal_width_table(
+    engine, frame: pd.DataFrame, n_reference: int, grid: list[int]
+) -> tuple[pd.DataFrame, str, dict[str, float]]:
     rows = []
     for allocation in ("paper", "surrogate"):
         for n in grid:
@@ -222,11 +237,14 @@ def equal_width_table(engine, frame: pd.DataFrame, n_reference: int,
     needed = {}
     for allocation, part in table.groupby("allocation"):
         # Width ~ c / sqrt(n): interpolate log width on log n between the grid points around it.
-        needed[allocation] = float(np.exp(np.interp(-np.log(reference), -np.log(part["mean width"]),
-                                                    np.log(part["n"]))))
-    summary = (f"labels for the mean width of the paper allocation at n={n_reference} ({reference:.4f}): "
-               f"paper {needed['paper']:.0f}, surrogate-informed {needed['surrogate']:.0f}, "
-               f"ratio {needed['surrogate'] / needed['paper']:.2f}")
+        needed[allocation] = float(
+            np.exp(np.interp(-np.log(reference), -np.log(part["mean width"]), np.log(part["n"])))
+        )
+    summary = (
+        f"labels for the mean width of the paper allocation at n={n_reference} ({reference:.4f}): "
+        f"paper {needed['paper']:.0f}, surrogate-informed {needed['surrogate']:.0f}, "
+        f"ratio {needed['surrogate'] / needed['paper']:.2f}"
+    )
     return table, summary, needed
 
 
@@ -240,8 +258,13 @@ def end_to_end(engine, sizes: list[tuple[str, int]], seeds: int) -> pd.DataFrame
     rows = []
     for seed in range(seeds):
         for allocation, n in sizes:
-            draw_sample(engine, n, seed=100 + seed, allocation=allocation,
-                        name=f"end to end {allocation} {n} {seed} at {time.time_ns()}")
+            draw_sample(
+                engine,
+                n,
+                seed=100 + seed,
+                allocation=allocation,
+                name=f"end to end {allocation} {n} {seed} at {time.time_ns()}",
+            )
             simulate_annotators(engine, error_rate=0.0, seed=seed)
             row = {"allocation": allocation, "n": n, "seed": seed}
             for variance in ("design", "sandwich"):
@@ -259,9 +282,14 @@ def main() -> None:
     parser.add_argument("--size", choices=["small", "paper"], default="paper")
     parser.add_argument("--n", type=int, default=None, help="reference sample size (default: 600 small, 1000 paper)")
     parser.add_argument("--reps", type=int, default=50, help="seeds for the labels-per-arm measurement")
-    parser.add_argument("--end-to-end", type=int, default=0, metavar="SEEDS",
-                        help="also label whole samples of both allocations at the equal-width sizes and run the "
-                             "app's DSL estimates, over this many seeds (slow: minutes per seed at paper size)")
+    parser.add_argument(
+        "--end-to-end",
+        type=int,
+        default=0,
+        metavar="SEEDS",
+        help="also label whole samples of both allocations at the equal-width sizes and run the "
+        "app's DSL estimates, over this many seeds (slow: minutes per seed at paper size)",
+    )
     parser.add_argument("--skip-balance", action="store_true", help="skip measurement 1")
     args = parser.parse_args()
     n = args.n or {"small": 600, "paper": 1000}[args.size]
@@ -281,8 +309,7 @@ def main() -> None:
         started = time.perf_counter()
         if not args.skip_balance:
             print(f"\n== 1. labels per arm, {args.reps} seeds, one annotator reading every language")
-            print(balance_table(engine, frame, n, args.reps).to_string(index=False,
-                                                                       float_format=lambda v: f"{v:.3f}"))
+            print(balance_table(engine, frame, n, args.reps).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
         print("\n== 2. mean width of the 12 main IFL intervals (oracle residuals, exact design variance)")
         grid = sorted({int(n * f) for f in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2)})
@@ -294,12 +321,17 @@ def main() -> None:
             print(f"\n== 3. end to end: whole samples labeled from the oracle, the app's DSL, {args.end_to_end} seeds")
             sizes = [("paper", n), ("surrogate", n), ("surrogate", round(needed["surrogate"]))]
             result = end_to_end(engine, sizes, args.end_to_end)
-            print(result.groupby(["allocation", "n"])[["design width", "sandwich width"]].agg(["mean", "count"])
-                  .to_string(float_format=lambda v: f"{v:.4f}"))
+            print(
+                result.groupby(["allocation", "n"])[["design width", "sandwich width"]]
+                .agg(["mean", "count"])
+                .to_string(float_format=lambda v: f"{v:.4f}")
+            )
         predicted = predicted_widths(engine, n)
-        print(f"\npredicted before any label at n={n} (proxy 1 - p): mean width paper "
-              f"{predicted['paper'].mean():.4f}, surrogate {predicted['surrogate'].mean():.4f}, "
-              f"ratio {predicted['surrogate'].mean() / predicted['paper'].mean():.2f}")
+        print(
+            f"\npredicted before any label at n={n} (proxy 1 - p): mean width paper "
+            f"{predicted['paper'].mean():.4f}, surrogate {predicted['surrogate'].mean():.4f}, "
+            f"ratio {predicted['surrogate'].mean() / predicted['paper'].mean():.2f}"
+        )
         print(f"\nmeasurements took {time.perf_counter() - started:.0f} s")
         engine.dispose()
 

@@ -71,8 +71,9 @@ def timed(action: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(url: str, user: str, password: str, annotator: str, labels: int, warm_runs: int,
-            timeout: float) -> dict[str, list[tuple[float, float]]]:
+def measure(
+    url: str, user: str, password: str, annotator: str, labels: int, warm_runs: int, timeout: float
+) -> dict[str, list[tuple[float, float]]]:
     """(wall, cpu) of each first visit, recompute after a label and warm render."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest

@@ -33,11 +33,22 @@ from bench_dashboard import build_demo  # noqa: E402 - importable once sys.path 
 from annotator.demo.setup import DEMO_PASSWORD  # noqa: E402 - importable once sys.path holds the repository
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: Sidebar link -> the page's title.
-PAGES = {"Dashboard": "Dashboard", "Sample design": "Sample design", "Data": "Data", "Export": "Export",
-         "Adjudicate": "Adjudicate"}
+PAGES = {
+    "Dashboard": "Dashboard",
+    "Sample design": "Sample design",
+    "Data": "Data",
+    "Export": "Export",
+    "Adjudicate": "Adjudicate",
+}
 IDLE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
 
 
@@ -52,9 +63,23 @@ def start_server(db_url: str, log: Path) -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, IFL_DATABASE_URL=db_url)
     env.pop("IFL_DASHBOARD_RECOMPUTE_SECONDS", None)
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with log.open("w") as output:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -131,16 +156,22 @@ def main() -> None:
                         times[link].append(open_page(page, link, title, timeout_ms))
                         if args.screenshots and round_ == args.rounds - 1:
                             args.screenshots.mkdir(parents=True, exist_ok=True)
-                            page.screenshot(path=args.screenshots / f"{link.lower().replace(' ', '-')}.png",
-                                            full_page=True)
+                            page.screenshot(
+                                path=args.screenshots / f"{link.lower().replace(' ', '-')}.png", full_page=True
+                            )
                 browser.close()
             peak = peak_memory_mb(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"first visit (sign in to the dashboard's figures, estimates computed): {first:.2f} s; "
-          + (f"progress bar shown after {progress_after:.2f} s" if progress_after is not None
-             else "no progress bar seen within 30 s"))
+    print(
+        f"first visit (sign in to the dashboard's figures, estimates computed): {first:.2f} s; "
+        + (
+            f"progress bar shown after {progress_after:.2f} s"
+            if progress_after is not None
+            else "no progress bar seen within 30 s"
+        )
+    )
     print(f"{'page':16} {'median s':>9} {'max s':>7}  ({args.rounds} rounds, from the sidebar click)")
     over = []
     for link, runs in times.items():

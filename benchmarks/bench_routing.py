@@ -53,17 +53,29 @@ def insert_completions(engine: Engine, n: int, rng: np.random.Generator) -> tupl
     now = utcnow()
     with engine.begin() as connection:
         for start in range(0, n, BATCH):
-            connection.execute(insert(Completion), [
-                {"id": f"c{i:07d}", "model": f"model-{i % 4}", "benchmark": benchmarks[i],
-                 "query_language": languages[i], "image": bool(i % 2), "completion": f"answer number {i}",
-                 "prompt": "What is shown in the image?", "gold_answer": "a dog", "imported_at": now}
-                for i in range(start, min(start + BATCH, n))
-            ])
+            connection.execute(
+                insert(Completion),
+                [
+                    {
+                        "id": f"c{i:07d}",
+                        "model": f"model-{i % 4}",
+                        "benchmark": benchmarks[i],
+                        "query_language": languages[i],
+                        "image": bool(i % 2),
+                        "completion": f"answer number {i}",
+                        "prompt": "What is shown in the image?",
+                        "gold_answer": "a dog",
+                        "imported_at": now,
+                    }
+                    for i in range(start, min(start + BATCH, n))
+                ],
+            )
     return benchmarks, languages
 
 
-def insert_sample(engine: Engine, benchmarks: np.ndarray, languages: np.ndarray, size: int,
-                  rng: np.random.Generator) -> None:
+def insert_sample(
+    engine: Engine, benchmarks: np.ndarray, languages: np.ndarray, size: int, rng: np.random.Generator
+) -> None:
     """A simple random sample of ``size``, stratified after the fact, with random queue positions."""
     chosen = rng.choice(len(benchmarks), size, replace=False)
     strata: dict[tuple[str, str], list[int]] = {}
@@ -76,21 +88,45 @@ def insert_sample(engine: Engine, benchmarks: np.ndarray, languages: np.ndarray,
     with engine.begin() as connection:
         sample_id = connection.execute(
             insert(Sample).returning(Sample.id),
-            {"name": "bench", "seed": 0, "n_target": size, "weights": {"scheme": "srs"}, "overlap_share": 0.1,
-             "rounds": 1, "created_at": utcnow(), "updated_at": utcnow()},
+            {
+                "name": "bench",
+                "seed": 0,
+                "n_target": size,
+                "weights": {"scheme": "srs"},
+                "overlap_share": 0.1,
+                "rounds": 1,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
         ).scalar_one()
         strata_rows, item_rows = [], []
         for (benchmark, language), members in strata.items():
             stratum = f"{benchmark}|{language}"
-            strata_rows.append({"sample_id": sample_id, "stratum": stratum, "benchmark": benchmark,
-                                "query_language": language, "population": population[(benchmark, language)],
-                                "weight_sum": float(len(members)), "expected": float(len(members)),
-                                "drawn": len(members)})
+            strata_rows.append(
+                {
+                    "sample_id": sample_id,
+                    "stratum": stratum,
+                    "benchmark": benchmark,
+                    "query_language": language,
+                    "population": population[(benchmark, language)],
+                    "weight_sum": float(len(members)),
+                    "expected": float(len(members)),
+                    "drawn": len(members),
+                }
+            )
             for position, index in enumerate(rng.permutation(members)):
-                item_rows.append({"sample_id": sample_id, "completion_id": f"c{index:07d}", "stratum": stratum,
-                                  "query_language": language, "queue_position": position, "round": 1,
-                                  "inclusion_probability": len(members) / population[(benchmark, language)],
-                                  "double_annotate": bool(rng.random() < 0.1)})
+                item_rows.append(
+                    {
+                        "sample_id": sample_id,
+                        "completion_id": f"c{index:07d}",
+                        "stratum": stratum,
+                        "query_language": language,
+                        "queue_position": position,
+                        "round": 1,
+                        "inclusion_probability": len(members) / population[(benchmark, language)],
+                        "double_annotate": bool(rng.random() < 0.1),
+                    }
+                )
         connection.execute(insert(SampleStratum), strata_rows)
         connection.execute(insert(SampleItem), item_rows)
 
@@ -124,12 +160,16 @@ def run_concurrent(engine: Engine, annotators: list[int], workers: int, labels: 
     context.set_forkserver_preload(["annotator.annotation.routing", "annotator.storage"])
     url = engine.url.render_as_string(hide_password=False)
     codes = list(STUDY_LANGUAGES)
-    extra = [add_annotator(engine, f"bench-w{k}", [codes[k % 14], codes[(k + 5) % 14], codes[(k + 9) % 14]],
-                           password=None) for k in range(max(0, workers - len(annotators)))]
+    extra = [
+        add_annotator(engine, f"bench-w{k}", [codes[k % 14], codes[(k + 5) % 14], codes[(k + 9) % 14]], password=None)
+        for k in range(max(0, workers - len(annotators)))
+    ]
     chosen = (annotators + extra)[:workers]
     start, results = context.Barrier(workers), context.Queue()
-    processes = [context.Process(target=_worker, args=(url, annotator_id, -(-labels // workers), start, results))
-                 for annotator_id in chosen]
+    processes = [
+        context.Process(target=_worker, args=(url, annotator_id, -(-labels // workers), start, results))
+        for annotator_id in chosen
+    ]
     began = time.perf_counter()
     for process in processes:
         process.start()
@@ -177,8 +217,10 @@ def run(engine: Engine, completions: int, sample: int, labels: int, workers: int
         submits.append((done - claimed) * 1000)
         pairs.append((done - started) * 1000)
     for name, values in (("claim_next", claims), ("submit", submits), ("claim_next + submit", pairs)):
-        print(f"{name:>20}: median {statistics.median(values):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms"
-              f"   ({len(values)} labels)")
+        print(
+            f"{name:>20}: median {statistics.median(values):6.1f} ms   p95 {percentile(values, 0.95):6.1f} ms"
+            f"   ({len(values)} labels)"
+        )
     return statistics.median(pairs)
 
 
@@ -198,8 +240,9 @@ def main() -> int:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
         try:
-            engine = make_engine(url.update_query_dict({"options": f"-csearch_path={schema}"})
-                                 .render_as_string(hide_password=False))
+            engine = make_engine(
+                url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+            )
             median = run(engine, args.completions, args.sample, args.labels, args.workers)
             engine.dispose()
         finally:

@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import stats
 
 
-def _timed(label: str, timings: dict[str, tuple[float, float]], action: Callable[..., Any], *args: Any,
-           **kwargs: Any) -> Any:
+def _timed(
+    label: str, timings: dict[str, tuple[float, float]], action: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
     """Call ``action(*args, **kwargs)``; record and print its wall and CPU time under ``label``.
 
     CPU time (this process, all threads) is printed too because the machine may be shared: wall
@@ -53,32 +54,57 @@ def time_study(rows: int, labels: int, cross_fit: int, sample_split: int, seed: 
     """Print the time of each part of the study's analysis and the total."""
     setup: dict[str, tuple[float, float]] = {}
     frame = _timed(
-        f"simulate_study({rows} rows, {labels} labels) [not in total]", setup,
-        stats.simulate_study, rows, labels, seed=seed,
+        f"simulate_study({rows} rows, {labels} labels) [not in total]",
+        setup,
+        stats.simulate_study,
+        rows,
+        labels,
+        seed=seed,
     )
     crossfit = dict(cross_fit=cross_fit, sample_split=sample_split)
     timings: dict[str, tuple[float, float]] = {}
     for outcome, name in (("fidelity", "IFL"), ("correct", "accuracy")):
         g_hat = _timed(
-            f"g-hat {outcome} ({cross_fit} folds x {sample_split} splits)", timings,
-            stats.study_predictions, frame, outcome, seed=seed, **crossfit,
+            f"g-hat {outcome} ({cross_fit} folds x {sample_split} splits)",
+            timings,
+            stats.study_predictions,
+            frame,
+            outcome,
+            seed=seed,
+            **crossfit,
         )
         formula = f"{outcome} ~{stats.INTERACTION_FORMULA.split('~', 1)[1]}"
         for estimator in stats.ESTIMATORS:
             fits = _timed(
-                f"{estimator} {name} x12", timings,
-                stats.image_effect_fits, frame, outcome, estimators=[estimator], g_hat=g_hat,
+                f"{estimator} {name} x12",
+                timings,
+                stats.image_effect_fits,
+                frame,
+                outcome,
+                estimators=[estimator],
+                g_hat=g_hat,
             )
             if len(fits) != 12:
                 raise RuntimeError(f"expected 12 model x benchmark cells, got {len(fits)}")
             _timed(
-                f"{estimator} {name} interaction x2", timings,
-                stats.interaction_fits, frame, formula, estimators=[estimator], g_hat=g_hat,
+                f"{estimator} {name} interaction x2",
+                timings,
+                stats.interaction_fits,
+                frame,
+                formula,
+                estimators=[estimator],
+                g_hat=g_hat,
             )
     wall, cpu = (sum(t[i] for t in timings.values()) for i in (0, 1))
     print(f"total: {wall:.1f} s (cpu {cpu:.1f} s)")
-    _timed("analyse_study, everything in one call incl. tables and power [not in total]", setup,
-           stats.analyse_study, frame, seed=seed, **crossfit)
+    _timed(
+        "analyse_study, everything in one call incl. tables and power [not in total]",
+        setup,
+        stats.analyse_study,
+        frame,
+        seed=seed,
+        **crossfit,
+    )
 
 
 def compare_learners(rows: int, labels: int, seeds: list[int]) -> pd.DataFrame:
@@ -93,9 +119,11 @@ def compare_learners(rows: int, labels: int, seeds: list[int]) -> pd.DataFrame:
         "BinnedInteraction C=1": stats.BinnedInteractionLearner(C=1.0),
         "BinnedInteraction C=0.1": stats.BinnedInteractionLearner(C=0.1),
         "HistGradientBoosting (50 trees, 8 leaves)": HistGradientBoostingClassifier(
-            max_iter=50, max_leaf_nodes=8, min_samples_leaf=20),
+            max_iter=50, max_leaf_nodes=8, min_samples_leaf=20
+        ),
         "random forest (200 trees, leaf 5)": RandomForestRegressor(
-            n_estimators=200, min_samples_leaf=5, max_features=0.5, n_jobs=1),
+            n_estimators=200, min_samples_leaf=5, max_features=0.5, n_jobs=1
+        ),
     }
     prediction, features = stats.LEARNER_INPUTS["fidelity"]
     records = []
@@ -111,22 +139,31 @@ def compare_learners(rows: int, labels: int, seeds: list[int]) -> pd.DataFrame:
                 g_hat = np.tile(frame[prediction].to_numpy(), (2, 1))
             else:
                 g_hat = stats.cross_fit_predictions(
-                    inputs, "fidelity", prediction, list(features), cross_fit=5, sample_split=2,
-                    seed=seed, learner=learner,
+                    inputs,
+                    "fidelity",
+                    prediction,
+                    list(features),
+                    cross_fit=5,
+                    sample_split=2,
+                    seed=seed,
+                    learner=learner,
                 )
             seconds = (time.perf_counter() - start) / 10
             p = np.clip(g_hat[0][unlabeled], 1e-3, 1 - 1e-3)
             pooled = stats.dsl("lm", "fidelity ~ image", frame, "fidelity", sample_prob="sample_prob", g_hat=g_hat)
-            one_cell = stats.dsl("lm", "fidelity ~ image", frame[cell], "fidelity", sample_prob="sample_prob",
-                                 g_hat=g_hat[:, cell])
-            records.append({
-                "learner": name,
-                "log-loss": -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)),
-                "Brier": np.mean((np.clip(g_hat[0][unlabeled], 0, 1) - truth) ** 2),
-                "s/fold": seconds,
-                "SE pooled IFL": pooled.bse["image"],
-                "SE one cell": one_cell.bse["image"],
-            })
+            one_cell = stats.dsl(
+                "lm", "fidelity ~ image", frame[cell], "fidelity", sample_prob="sample_prob", g_hat=g_hat[:, cell]
+            )
+            records.append(
+                {
+                    "learner": name,
+                    "log-loss": -np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)),
+                    "Brier": np.mean((np.clip(g_hat[0][unlabeled], 0, 1) - truth) ** 2),
+                    "s/fold": seconds,
+                    "SE pooled IFL": pooled.bse["image"],
+                    "SE one cell": one_cell.bse["image"],
+                }
+            )
             print(records[-1], flush=True)
     table = pd.DataFrame(records).groupby("learner", sort=False).mean()
     print(table.round(4).to_string())
@@ -148,28 +185,51 @@ def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, see
     """Time and peak memory of a full re-estimation per size, each in a fresh process."""
     print(f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} {'peak MB':>9}")
     for rows in sizes:
-        command = [sys.executable, __file__, "--rows", str(rows), "--labels", str(labels), "--cross-fit",
-                   str(cross_fit), "--sample-split", str(sample_split), "--seed", str(seed), "--one-estimation"]
+        command = [
+            sys.executable,
+            __file__,
+            "--rows",
+            str(rows),
+            "--labels",
+            str(labels),
+            "--cross-fit",
+            str(cross_fit),
+            "--sample-split",
+            str(sample_split),
+            "--seed",
+            str(seed),
+            "--one-estimation",
+        ]
         output = subprocess.run(command, capture_output=True, text=True, check=False)
         result = [line.split() for line in output.stdout.splitlines() if line.startswith("RESULT ")]
         if output.returncode != 0 or not result:
             print(f"{rows:>12,} failed (exit {output.returncode}): {output.stderr.strip().splitlines()[-1:]}")
             continue
         _, _, wall, cpu, peak = result[0]
-        print(f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} "
-              f"{float(peak):>9,.0f}", flush=True)
+        print(
+            f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} {float(peak):>9,.0f}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[730_000],
-                        help="simulated rows; several sizes measure growth (time and peak memory)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[730_000],
+        help="simulated rows; several sizes measure growth (time and peak memory)",
+    )
     parser.add_argument("--labels", type=int, default=1_000)
     parser.add_argument("--cross-fit", type=int, default=5)
     parser.add_argument("--sample-split", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare-learners", action="store_true",
-                        help="measure g-hat learners on 100k rows, seeds 1-3, instead of timing")
+    parser.add_argument(
+        "--compare-learners",
+        action="store_true",
+        help="measure g-hat learners on 100k rows, seeds 1-3, instead of timing",
+    )
     parser.add_argument("--one-estimation", action="store_true", help=argparse.SUPPRESS)  # growth's child
     args = parser.parse_args(argv)
     if args.compare_learners:

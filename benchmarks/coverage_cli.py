@@ -66,15 +66,31 @@ def population_truth(database: Path) -> pd.DataFrame:
     records = []
     for (model, benchmark), cell in frame.groupby(["model", "benchmark"]):
         effect = cell.loc[cell["image"] == 1, "fidelity"].mean() - cell.loc[cell["image"] == 0, "fidelity"].mean()
-        records.append({"estimand": "image_effect", "model": model, "benchmark": benchmark,
-                        "language": np.nan, "term": "image", "truth": effect})
+        records.append(
+            {
+                "estimand": "image_effect",
+                "model": model,
+                "benchmark": benchmark,
+                "language": np.nan,
+                "term": "image",
+                "truth": effect,
+            }
+        )
     for language in ("zho", "deu"):
         rows = ablation_frame(frame.loc[frame["query_language"] == language])
         fit = smf.ols("fidelity ~ image + image:llm + image:vision + image:data", rows).fit()
         for term, value in fit.params.items():
             if term != "Intercept":
-                records.append({"estimand": "interaction", "model": np.nan, "benchmark": np.nan,
-                                "language": language, "term": term, "truth": value})
+                records.append(
+                    {
+                        "estimand": "interaction",
+                        "model": np.nan,
+                        "benchmark": np.nan,
+                        "language": language,
+                        "term": term,
+                        "truth": value,
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 

@@ -30,8 +30,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     records = domain_coverage(args.replications, args.labels, args.seed, min_arm=1)
-    records["smaller arm"] = pd.cut(records["smaller_arm"], [1, 2, 3, 4, 6, 9, 1000], right=False,
-                                    labels=["1", "2", "3", "4-5", "6-8", ">=9"])
+    records["smaller arm"] = pd.cut(
+        records["smaller_arm"], [1, 2, 3, 4, 6, 9, 1000], right=False, labels=["1", "2", "3", "4-5", "6-8", ">=9"]
+    )
     table = records.groupby(["smaller arm", "estimator"], observed=True)["covered"].agg(["mean", "size"])
     print(f"{args.replications} replications, {args.labels} labels: coverage by labels in the smaller arm")
     print(table.unstack("estimator").to_string(float_format=lambda v: f"{v:.3f}"))

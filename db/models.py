@@ -102,9 +102,7 @@ class Completion(Base):
     llm: Mapped[str | None] = mapped_column(String(200))
     vision_encoder: Mapped[str | None] = mapped_column(String(200))
     train_language: Mapped[str | None] = mapped_column(String(200))
-    covariates: Mapped[dict[str, Any] | None] = mapped_column(
-        comment="extra input columns, kept for analysis"
-    )
+    covariates: Mapped[dict[str, Any] | None] = mapped_column(comment="extra input columns, kept for analysis")
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     predictions: Mapped[list[Prediction]] = relationship(back_populates="completion")
@@ -136,9 +134,7 @@ class Prediction(Base):
     __table_args__ = (
         UniqueConstraint("completion_id", "source"),
         CheckConstraint("probability IS NULL OR (probability >= 0 AND probability <= 1)", name="probability"),
-        CheckConstraint(
-            f"language_class IS NULL OR {_in('language_class', ANSWER_CLASSES)}", name="language_class"
-        ),
+        CheckConstraint(f"language_class IS NULL OR {_in('language_class', ANSWER_CLASSES)}", name="language_class"),
         Index("ix_predictions_source", "source"),
     )
 
@@ -228,9 +224,7 @@ class SampleItem(Base):
     __table_args__ = (
         UniqueConstraint("sample_id", "completion_id"),
         UniqueConstraint("sample_id", "stratum", "queue_position"),
-        CheckConstraint(
-            "inclusion_probability > 0 AND inclusion_probability <= 1", name="inclusion_probability"
-        ),
+        CheckConstraint("inclusion_probability > 0 AND inclusion_probability <= 1", name="inclusion_probability"),
         Index("ix_sample_items_queue", "sample_id", "query_language", "queue_position"),
     )
 
@@ -247,9 +241,7 @@ class Annotator(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    languages: Mapped[list[AnnotatorLanguage]] = relationship(
-        back_populates="annotator", cascade="all, delete-orphan"
-    )
+    languages: Mapped[list[AnnotatorLanguage]] = relationship(back_populates="annotator", cascade="all, delete-orphan")
 
     __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
 
@@ -259,9 +251,7 @@ class AnnotatorLanguage(Base):
 
     __tablename__ = "annotator_languages"
 
-    annotator_id: Mapped[int] = mapped_column(
-        ForeignKey("annotators.id", ondelete="CASCADE"), primary_key=True
-    )
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), primary_key=True)
     language: Mapped[str] = mapped_column(String(3), primary_key=True)
 
     annotator: Mapped[Annotator] = relationship(back_populates="languages")
@@ -343,9 +333,7 @@ class Adjudication(Base):
 
     __tablename__ = "adjudications"
 
-    completion_id: Mapped[str] = mapped_column(
-        ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
-    )
+    completion_id: Mapped[str] = mapped_column(ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True)
     researcher_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     answer_language: Mapped[str] = mapped_column(String(20))
     matches_gold: Mapped[bool | None] = mapped_column(Boolean)
@@ -353,9 +341,7 @@ class Adjudication(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (
-        CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),
-    )
+    __table_args__ = (CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),)
 
 
 class DemoOracle(Base):
@@ -367,16 +353,12 @@ class DemoOracle(Base):
 
     __tablename__ = "demo_oracle"
 
-    completion_id: Mapped[str] = mapped_column(
-        ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
-    )
+    completion_id: Mapped[str] = mapped_column(ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True)
     answer_language: Mapped[str] = mapped_column(String(20))
     matches_gold: Mapped[bool | None] = mapped_column(Boolean)
     correct: Mapped[bool | None] = mapped_column(Boolean)
 
-    __table_args__ = (
-        CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),
-    )
+    __table_args__ = (CheckConstraint(_in("answer_language", ANSWER_CLASSES), name="answer_language"),)
 
 
 class SignInSession(Base):

@@ -115,8 +115,10 @@ def untrusted_html(text: str) -> str:
     """``text`` as an HTML block that shows it verbatim: escaped (no Markdown, no markup), line
     breaks kept, and laid out in its own direction (``dir="auto"``; each paragraph by its own
     first strong letter), so Hebrew, Arabic and Urdu read right to left."""
-    return ('<div class="ifl-untrusted" dir="auto" style="white-space: pre-wrap; unicode-bidi: plaintext">'
-            f"{html.escape(text)}</div>")
+    return (
+        '<div class="ifl-untrusted" dir="auto" style="white-space: pre-wrap; unicode-bidi: plaintext">'
+        f"{html.escape(text)}</div>"
+    )
 
 
 def show_untrusted(title: str, text: str | None, *, empty: str = "(none)") -> None:

@@ -143,12 +143,18 @@ def _computed(url: str, version: ViewVersion, store: _Store, show_progress: bool
         if kept is None:
             db = _engine(url)
             if bar is not None:
-                bar.progress(0.05, text="Reading the completions, predictions and sample "
-                                        "(once per import, language-ID run or sample)…")
+                bar.progress(
+                    0.05,
+                    text="Reading the completions, predictions and sample "
+                    "(once per import, language-ID run or sample)…",
+                )
             population = cached_population(db)
             if bar is not None:
-                bar.progress(0.5, text=f"Reading the labels, then cross-fitting and estimating every estimand on "
-                                       f"{len(population.frame):,} completions…")
+                bar.progress(
+                    0.5,
+                    text=f"Reading the labels, then cross-fitting and estimating every estimand on "
+                    f"{len(population.frame):,} completions…",
+                )
             kept = _Computed(estimates.study_estimates(db))
             store.keep(url, version, kept)
     if bar is not None:
@@ -278,7 +284,9 @@ def _bound_rows(data: pd.DataFrame) -> pd.DataFrame:
     return bounded.assign(
         Estimator=BOUNDS,
         estimate=(bounded["bound_low"] + bounded["bound_high"]) / 2,
-        ci_low=bounded["bound_low"], ci_high=bounded["bound_high"], se=float("nan"),
+        ci_low=bounded["bound_low"],
+        ci_high=bounded["bound_high"],
+        se=float("nan"),
     )
 
 
@@ -307,27 +315,61 @@ def forest(frame: pd.DataFrame, y: str, x_title: str, facet: str | None = None) 
     share = (1 - gap * (len(panels) - 1)) / len(panels)
     traces: list[dict] = []
     layout: dict = {
-        "height": height, "scattermode": "group", "scattergap": 0.45,
+        "height": height,
+        "scattermode": "group",
+        "scattergap": 0.45,
         "margin": {"l": 10, "r": 10, "t": 70, "b": 60},
         "legend": {"orientation": "h", "yref": "container", "y": 1, "yanchor": "top", "x": 0, "title": {"text": ""}},
-        "annotations": [], "shapes": [],
+        "annotations": [],
+        "shapes": [],
     }
     for index, panel in enumerate(panels):  # top to bottom
         suffix = str(index + 1) if index else ""
         top = 1 - index * (share + gap)
         rows = data[data[facet] == panel] if facet else data
-        layout[f"yaxis{suffix}"] = {"domain": [max(top - share, 0.0), top], "anchor": f"x{suffix}", "type": "category",
-                                    "categoryorder": "array", "categoryarray": list(rows[y].unique()),
-                                    "automargin": True}
+        layout[f"yaxis{suffix}"] = {
+            "domain": [max(top - share, 0.0), top],
+            "anchor": f"x{suffix}",
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": list(rows[y].unique()),
+            "automargin": True,
+        }
         last = index == len(panels) - 1
-        layout[f"xaxis{suffix}"] = {"anchor": f"y{suffix}", "domain": [0.0, 1.0], "zeroline": False, "automargin": True,
-                                    "title": {"text": x_title if last else ""}, **({"matches": "x"} if suffix else {})}
-        layout["shapes"].append({"type": "line", "x0": 0, "x1": 0, "xref": f"x{suffix}", "y0": 0, "y1": 1,
-                                 "yref": f"y{suffix} domain", "line": {"dash": "dot", "color": "#999"}})
+        layout[f"xaxis{suffix}"] = {
+            "anchor": f"y{suffix}",
+            "domain": [0.0, 1.0],
+            "zeroline": False,
+            "automargin": True,
+            "title": {"text": x_title if last else ""},
+            **({"matches": "x"} if suffix else {}),
+        }
+        layout["shapes"].append(
+            {
+                "type": "line",
+                "x0": 0,
+                "x1": 0,
+                "xref": f"x{suffix}",
+                "y0": 0,
+                "y1": 1,
+                "yref": f"y{suffix} domain",
+                "line": {"dash": "dot", "color": "#999"},
+            }
+        )
         if facet:  # the panel's title above it, left-aligned
-            layout["annotations"].append({"text": panel, "x": 0, "xref": "paper", "xanchor": "left", "y": top,
-                                          "yref": "paper", "yanchor": "bottom", "showarrow": False,
-                                          "font": {"size": 14}})
+            layout["annotations"].append(
+                {
+                    "text": panel,
+                    "x": 0,
+                    "xref": "paper",
+                    "xanchor": "left",
+                    "y": top,
+                    "yref": "paper",
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                    "font": {"size": 14},
+                }
+            )
         for name in estimators:
             shown = rows[rows["Estimator"] == name]
             if shown.empty:
@@ -342,20 +384,37 @@ def _forest_trace(rows: pd.DataFrame, y: str, name: str, suffix: str, first: boo
     bounds = name == BOUNDS
     color = {**COLORS, BOUNDS: "#8db4e2"}.get(name, "#444")
     return {
-        "type": "scatter", "mode": "markers", "orientation": "h", "name": name, "legendgroup": name,
-        "showlegend": first, "x": rows["estimate"].tolist(), "y": rows[y].tolist(),
-        "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
-        "error_x": {"type": "data", "symmetric": False, "array": rows["plus"].tolist(),
-                    "arrayminus": rows["minus"].tolist(), "color": color,
-                    **({"thickness": 3, "width": 0} if bounds else {})},
-        "marker": ({"symbol": "line-ew-open", "size": 14, "line": {"width": 3, "color": color}, "color": color}
-                   if bounds else {"size": 8, "color": color}),
+        "type": "scatter",
+        "mode": "markers",
+        "orientation": "h",
+        "name": name,
+        "legendgroup": name,
+        "showlegend": first,
+        "x": rows["estimate"].tolist(),
+        "y": rows[y].tolist(),
+        "xaxis": f"x{suffix}",
+        "yaxis": f"y{suffix}",
+        "error_x": {
+            "type": "data",
+            "symmetric": False,
+            "array": rows["plus"].tolist(),
+            "arrayminus": rows["minus"].tolist(),
+            "color": color,
+            **({"thickness": 3, "width": 0} if bounds else {}),
+        },
+        "marker": (
+            {"symbol": "line-ew-open", "size": 14, "line": {"width": 3, "color": color}, "color": color}
+            if bounds
+            else {"size": 8, "color": color}
+        ),
         "customdata": rows[["se", "ci_low", "ci_high"]].to_numpy().tolist(),
         "hovertemplate": (
             "%{y}<br>DSL if every can't tell were wrong … right: %{customdata[1]:+.3f} … %{customdata[2]:+.3f}"
-            "<extra></extra>" if bounds else
-            "%{y}<br>%{fullData.name}: %{x:+.3f}<br>95% CI %{customdata[1]:+.3f} to %{customdata[2]:+.3f}, "
-            "SE %{customdata[0]:.3f}<extra></extra>"),
+            "<extra></extra>"
+            if bounds
+            else "%{y}<br>%{fullData.name}: %{x:+.3f}<br>95% CI %{customdata[1]:+.3f} to %{customdata[2]:+.3f}, "
+            "SE %{customdata[0]:.3f}<extra></extra>"
+        ),
     }
 
 
@@ -370,8 +429,13 @@ def not_estimable(frame: pd.DataFrame, what: Callable[[pd.DataFrame], pd.Series]
     """The rows a figure leaves out, in words: what (``what(frame)``), estimator, and what it needs."""
     rows = frame.drop(index=estimable(frame).index)
     needs = rows["needs"] if "needs" in rows else pd.Series("more labels", index=rows.index)
-    return pd.DataFrame({"what": what(rows), "estimator": rows["estimator"].map(ESTIMATORS).fillna(rows["estimator"]),
-                         "needs": needs.fillna("more labels")}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "what": what(rows),
+            "estimator": rows["estimator"].map(ESTIMATORS).fillna(rows["estimator"]),
+            "needs": needs.fillna("more labels"),
+        }
+    ).reset_index(drop=True)
 
 
 def cell_label(frame: pd.DataFrame) -> pd.Series:
@@ -392,8 +456,7 @@ def _cells(frame: pd.DataFrame) -> pd.DataFrame:
 def ifl_forest(ifl: pd.DataFrame, ablation: bool = False) -> go.Figure:
     """IFL per model x benchmark (the paper's Figure 1): the studied models, or the ablation variants."""
     cells = ifl[ifl["ablation"] == ablation]
-    return forest(_cells(cells), "cell", "Image-induced change in fidelity (95% CI; negative = loss)",
-                  facet="estimand")
+    return forest(_cells(cells), "cell", "Image-induced change in fidelity (95% CI; negative = loss)", facet="estimand")
 
 
 def accuracy_forest(accuracy: pd.DataFrame) -> go.Figure:
@@ -408,8 +471,12 @@ def interaction_forest(frame: pd.DataFrame) -> go.Figure:
     Table 4), stacked so that each panel's term labels have the full width."""
     rows = frame[frame["estimand"] == "interaction"]
     rows = rows.assign(language=rows["language"].map(language_in_words), term=rows["term"].map(term_in_words))
-    return forest(rows.sort_values(["language", "term"], ascending=[True, False]), "term", "Coefficient (95% CI)",
-                  facet="language")
+    return forest(
+        rows.sort_values(["language", "term"], ascending=[True, False]),
+        "term",
+        "Coefficient (95% CI)",
+        facet="language",
+    )
 
 
 def power_curve(power: pd.DataFrame) -> go.Figure:
@@ -427,13 +494,21 @@ def power_curve(power: pd.DataFrame) -> go.Figure:
             y += [cell.halfwidth, cell.halfwidth_more, None]
             symbol += ["circle", "circle-open", "circle"]
             model += [inert(cell.model)] * 3
-        figure.add_trace(go.Scatter(
-            x=x, y=y, name=inert(benchmark), mode="lines+markers", text=model,
-            marker={"symbol": symbol, "size": 9}, line={"width": 1, "dash": "dot"},
-            marker_color=palette[index % len(palette)], line_color=palette[index % len(palette)],
-            # The benchmark comes from the trace, never pasted into the template (it may hold %{...}).
-            hovertemplate="%{text}<br>%{x} labels: ±%{y:.3f}<extra>%{fullData.name}</extra>",
-        ))
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                name=inert(benchmark),
+                mode="lines+markers",
+                text=model,
+                marker={"symbol": symbol, "size": 9},
+                line={"width": 1, "dash": "dot"},
+                marker_color=palette[index % len(palette)],
+                line_color=palette[index % len(palette)],
+                # The benchmark comes from the trace, never pasted into the template (it may hold %{...}).
+                hovertemplate="%{text}<br>%{x} labels: ±%{y:.3f}<extra>%{fullData.name}</extra>",
+            )
+        )
     figure.update_layout(height=420, margin={"l": 60, "r": 10, "t": 30, "b": 60}, legend_title=None)
     figure.update_xaxes(title="Gold labels in the cell (log scale)", type="log")
     figure.update_yaxes(title="95% CI half-width of the IFL", rangemode="tozero")
@@ -442,15 +517,29 @@ def power_curve(power: pd.DataFrame) -> go.Figure:
 
 def labels_per_language(strata: pd.DataFrame) -> go.Figure:
     """Sampled and labeled items per query language, by name (summed over benchmarks)."""
-    per_language = (strata.assign(language=strata["query_language"].map(language_in_words).map(inert))
-                    .groupby("language", sort=True)[["n_sampled", "n_labeled"]].sum())
+    per_language = (
+        strata.assign(language=strata["query_language"].map(language_in_words).map(inert))
+        .groupby("language", sort=True)[["n_sampled", "n_labeled"]]
+        .sum()
+    )
     figure = go.Figure(
-        data=[go.Bar(x=per_language.index.tolist(), y=per_language[column].tolist(), name=name, marker_color=color,
-                     hovertemplate="%{x}: %{y} " + name + "<extra></extra>")
-              for column, name, color in (("n_sampled", "sampled", "#c7d7ea"), ("n_labeled", "labeled", "#1f5fa8"))],
-        layout={"barmode": "group", "height": 340, "margin": {"l": 60, "r": 10, "t": 30, "b": 60},
-                "xaxis": {"title": {"text": "Query language"}, "type": "category", "automargin": True},
-                "yaxis": {"title": {"text": "Items"}, "automargin": True}},
+        data=[
+            go.Bar(
+                x=per_language.index.tolist(),
+                y=per_language[column].tolist(),
+                name=name,
+                marker_color=color,
+                hovertemplate="%{x}: %{y} " + name + "<extra></extra>",
+            )
+            for column, name, color in (("n_sampled", "sampled", "#c7d7ea"), ("n_labeled", "labeled", "#1f5fa8"))
+        ],
+        layout={
+            "barmode": "group",
+            "height": 340,
+            "margin": {"l": 60, "r": 10, "t": 30, "b": 60},
+            "xaxis": {"title": {"text": "Query language"}, "type": "category", "automargin": True},
+            "yaxis": {"title": {"text": "Items"}, "automargin": True},
+        },
     )
     return figure
 

@@ -95,8 +95,12 @@ def residual_variance(mean_error: ArrayLike) -> NDArray[np.float64]:
 
 
 def _contrast_variance(
-    population: NDArray[np.float64], variance: NDArray[np.float64], pi: NDArray[np.float64],
-    arm_size: NDArray[np.float64], contrast: NDArray[np.int64], n_contrasts: int,
+    population: NDArray[np.float64],
+    variance: NDArray[np.float64],
+    pi: NDArray[np.float64],
+    arm_size: NDArray[np.float64],
+    contrast: NDArray[np.int64],
+    n_contrasts: int,
 ) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         term = np.where(pi > 0, population * (1 - pi) * variance / (pi * arm_size**2), np.inf)
@@ -115,8 +119,12 @@ def expected_widths(cells: pd.DataFrame, pi: ArrayLike, z: float = Z_95) -> pd.S
     codes, names = pd.factorize(rows["contrast"], sort=True)
     arm_size = rows.groupby("arm")["population"].transform("sum").to_numpy(dtype=np.float64)
     variance = _contrast_variance(
-        rows["population"].to_numpy(np.float64), rows["variance"].to_numpy(np.float64),
-        np.asarray(pi, dtype=np.float64)[target], arm_size, codes, len(names),
+        rows["population"].to_numpy(np.float64),
+        rows["variance"].to_numpy(np.float64),
+        np.asarray(pi, dtype=np.float64)[target],
+        arm_size,
+        codes,
+        len(names),
     )
     return pd.Series(2 * z * np.sqrt(variance), index=names, name="width")
 
@@ -165,6 +173,6 @@ def collapse_cells(share: ArrayLike, minimum: float) -> NDArray[np.int64]:
     for i, value in enumerate(share):
         groups[i] = group
         filled += value
-        if filled >= minimum and share[i + 1:].sum() >= minimum:
+        if filled >= minimum and share[i + 1 :].sum() >= minimum:
             group, filled = group + 1, 0.0
     return groups

@@ -138,8 +138,9 @@ class SurveyResults:
         return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
 
 
-def labeled_survey(formula: str, data: pd.DataFrame, sample_prob: ArrayLike, strata: ArrayLike,
-                   stratum_size: ArrayLike) -> SurveyResults:
+def labeled_survey(
+    formula: str, data: pd.DataFrame, sample_prob: ArrayLike, strata: ArrayLike, stratum_size: ArrayLike
+) -> SurveyResults:
     """Stratified Hajek regression on the labeled rows, as a survey statistician computes it.
 
     Weighted least squares with weights ``N_h / n_h`` (for a saturated design of indicators, such
@@ -164,13 +165,17 @@ def labeled_survey(formula: str, data: pd.DataFrame, sample_prob: ArrayLike, str
     labeled = data[outcome].notna().to_numpy()
     y, x = patsy.dmatrices(formula, data.loc[labeled], NA_action="raise", return_type="dataframe")
     return labeled_survey_design(
-        x, y.iloc[:, 0], np.asarray(sample_prob, dtype=np.float64)[labeled], np.asarray(strata)[labeled],
+        x,
+        y.iloc[:, 0],
+        np.asarray(sample_prob, dtype=np.float64)[labeled],
+        np.asarray(strata)[labeled],
         np.asarray(stratum_size, dtype=np.float64)[labeled],
     )
 
 
-def labeled_survey_design(x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike,
-                          stratum_size: ArrayLike) -> SurveyResults:
+def labeled_survey_design(
+    x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike, stratum_size: ArrayLike
+) -> SurveyResults:
     """:func:`labeled_survey` on a design matrix the caller built once (rows with a NaN outcome are
     the unlabeled ones): :func:`stats.analyse_study` shares one design per cell among its estimators."""
     design, values, sample = _labeled_rows(x, outcome, sample_prob, strata, stratum_size)
@@ -179,20 +184,24 @@ def labeled_survey_design(x: pd.DataFrame, outcome: ArrayLike, sample_prob: Arra
     return SurveyResults(list(x.columns), fit.params, fit.cov, fit.df, len(values))
 
 
-def labeled_survey_estimate(x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike,
-                            stratum_size: ArrayLike) -> pd.Series:
+def labeled_survey_estimate(
+    x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike, stratum_size: ArrayLike
+) -> pd.Series:
     """The coefficients of :func:`labeled_survey_design` alone, for the "can't tell" bounds."""
-    return pd.Series(survey_coefficients(*_labeled_rows(x, outcome, sample_prob, strata, stratum_size)),
-                     index=list(x.columns))
+    return pd.Series(
+        survey_coefficients(*_labeled_rows(x, outcome, sample_prob, strata, stratum_size)), index=list(x.columns)
+    )
 
 
-def _labeled_rows(x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike,
-                  stratum_size: ArrayLike) -> tuple[np.ndarray, np.ndarray, StratifiedSample]:
+def _labeled_rows(
+    x: pd.DataFrame, outcome: ArrayLike, sample_prob: ArrayLike, strata: ArrayLike, stratum_size: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, StratifiedSample]:
     """Design and outcome of the labeled rows (outcome not NaN) and their stratified sample."""
     values = np.asarray(outcome, dtype=np.float64)
     labeled = ~np.isnan(values)
     sample = StratifiedSample.from_rows(
-        np.asarray(strata)[labeled], np.asarray(sample_prob, dtype=np.float64)[labeled],
+        np.asarray(strata)[labeled],
+        np.asarray(sample_prob, dtype=np.float64)[labeled],
         np.asarray(stratum_size, dtype=np.float64)[labeled],
     )
     return x.to_numpy(dtype=np.float64)[labeled], values[labeled], sample

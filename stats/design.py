@@ -147,14 +147,17 @@ def interim_design(stratum: ArrayLike, labeled: ArrayLike, sample_prob: ArrayLik
     size = np.bincount(codes, minlength=len(names))
     with np.errstate(invalid="ignore"):
         design_prob = np.bincount(codes[known], weights=probs[known], minlength=len(names)) / np.bincount(
-            codes[known], minlength=len(names))
-    strata = pd.DataFrame({
-        "stratum": pd.Series(np.asarray(names)),
-        "N_h": size,
-        "n_sampled": np.rint(design_prob * size).astype(np.int64),
-        "n_labeled": np.bincount(codes, weights=labeled, minlength=len(names)).astype(np.int64),
-        "design_prob": design_prob,
-    })
+            codes[known], minlength=len(names)
+        )
+    strata = pd.DataFrame(
+        {
+            "stratum": pd.Series(np.asarray(names)),
+            "N_h": size,
+            "n_sampled": np.rint(design_prob * size).astype(np.int64),
+            "n_labeled": np.bincount(codes, weights=labeled, minlength=len(names)).astype(np.int64),
+            "design_prob": design_prob,
+        }
+    )
     strata["effective_prob"] = strata["n_labeled"] / strata["N_h"]
     empty = strata.loc[(strata["n_sampled"] > 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
     unsampled = strata.loc[(strata["n_sampled"] == 0) & (strata["n_labeled"] == 0), "stratum"].tolist()
@@ -196,9 +199,11 @@ class StratifiedSample:
         return (self.population / self.labeled)[self.stratum]
 
 
-def stratified_linearisation(scores: NDArray[np.float64], sample: StratifiedSample,
-                             groups: NDArray[np.intp] | None = None,
-                             ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def stratified_linearisation(
+    scores: NDArray[np.float64],
+    sample: StratifiedSample,
+    groups: NDArray[np.intp] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Design covariance and Satterthwaite degrees of freedom of an estimated total.
 
     ``scores`` (shape ``(n, k)``, one row per labeled row of the cell) are the weighted
@@ -241,8 +246,9 @@ def stratified_linearisation(scores: NDArray[np.float64], sample: StratifiedSamp
     lonely_rows = lonely[sample.stratum]
     if lonely_rows.any():  # centre a lone label at zero instead of at itself
         per_stratum[lonely] = 0.0
-        np.add.at(per_stratum, sample.stratum[lonely_rows],
-                  scores[lonely_rows][:, :, None] * scores[lonely_rows][:, None, :])
+        np.add.at(
+            per_stratum, sample.stratum[lonely_rows], scores[lonely_rows][:, :, None] * scores[lonely_rows][:, None, :]
+        )
     per_stratum *= factor[:, None, None]
     cov = per_stratum.sum(axis=0)
     # Each labeled row's share of the diagonal, summed by group, for the degrees of freedom.
@@ -266,8 +272,13 @@ class SurveyFit:
     df: NDArray[np.float64]
 
 
-def survey_regression(x: NDArray[np.float64], y: NDArray[np.float64], sample: StratifiedSample, *,
-                      floor_variance: NDArray[np.float64] | None = None) -> SurveyFit:
+def survey_regression(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    sample: StratifiedSample,
+    *,
+    floor_variance: NDArray[np.float64] | None = None,
+) -> SurveyFit:
     """Weighted least squares of ``y`` on ``x`` over labeled rows, weights ``N_h / n_h``.
 
     This is the stratified Hajek / pseudo-likelihood estimator of the population regression

@@ -133,9 +133,7 @@ class DSLResults:
     @cached_property
     def _cov(self) -> NDArray[np.float64]:
         center = self.params.to_numpy()
-        stacked = np.stack(
-            [f.cov + np.outer(f.params - center, f.params - center) for f in self._split_fits]
-        )
+        stacked = np.stack([f.cov + np.outer(f.params - center, f.params - center) for f in self._split_fits])
         combined = np.median(stacked, axis=0)
         combined = (combined + combined.T) / 2.0
         if np.linalg.eigvalsh(combined).min() <= 0:

@@ -109,9 +109,24 @@ ABLATION_COLUMNS: Mapping[str, str] = {"llm": "llm", "vision": "vision_encoder",
 ABLATION_REFERENCE: Mapping[str, str] = {"llm": "vicuna", "vision": "clip", "data": "en"}
 INTERACTION_FORMULA = "fidelity ~ image + image:llm + image:vision + image:data"
 TIDY_COLUMNS: tuple[str, ...] = (
-    "estimand", "outcome", "model", "benchmark", "language", "term", "estimator",
-    "estimate", "se", "ci_low", "ci_high", "n", "n_labeled", "df", "status", "needs",
-    "bound_low", "bound_high",
+    "estimand",
+    "outcome",
+    "model",
+    "benchmark",
+    "language",
+    "term",
+    "estimator",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_labeled",
+    "df",
+    "status",
+    "needs",
+    "bound_low",
+    "bound_high",
 )
 #: Fewest gold labels each arm / level of a regressor needs before a cell is estimated from
 #: labels (measured: docs/stats.md, "Identification").
@@ -195,13 +210,26 @@ def study_predictions(
     inputs, names = _learner_inputs_frame(frame, [prediction, *features])
     inputs[outcome] = frame[outcome].to_numpy(dtype=np.float64)
     return cross_fit_predictions(
-        inputs, outcome, names[0], names[1:], cross_fit=cross_fit, sample_split=sample_split,
-        seed=seed, learner=learner, folds=folds,
+        inputs,
+        outcome,
+        names[0],
+        names[1:],
+        cross_fit=cross_fit,
+        sample_split=sample_split,
+        seed=seed,
+        learner=learner,
+        folds=folds,
     )
 
 
-def _study_predictions(frame: pd.DataFrame, outcomes: Sequence[str], cross_fit: int, sample_split: int,
-                       seed: int | np.random.Generator, learner: Learner | None) -> dict[str, NDArray[np.float64]]:
+def _study_predictions(
+    frame: pd.DataFrame,
+    outcomes: Sequence[str],
+    cross_fit: int,
+    sample_split: int,
+    seed: int | np.random.Generator,
+    learner: Learner | None,
+) -> dict[str, NDArray[np.float64]]:
     """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator.
 
     The folds are drawn up front in that order (and kept for the next recompute when the seed
@@ -216,14 +244,17 @@ def _study_predictions(frame: pd.DataFrame, outcomes: Sequence[str], cross_fit: 
     # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
     # from two threads would otherwise leave it at one for the rest of the process.
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
-        running = {outcome: pool.submit(study_predictions, frame, outcome, folds=folds, **common)
-                   for outcome, folds in zip(outcomes, draws, strict=True)}
+        running = {
+            outcome: pool.submit(study_predictions, frame, outcome, folds=folds, **common)
+            for outcome, folds in zip(outcomes, draws, strict=True)
+        }
         return {outcome: future.result() for outcome, future in running.items()}
 
 
 @lru_cache(maxsize=2)
-def _fold_draws(seed: int, n_rows: int, cross_fit: int, sample_split: int, n_outcomes: int
-                ) -> tuple[NDArray[np.int8], ...]:
+def _fold_draws(
+    seed: int, n_rows: int, cross_fit: int, sample_split: int, n_outcomes: int
+) -> tuple[NDArray[np.int8], ...]:
     """The fold tables of ``n_outcomes`` cross-fits drawn in turn from ``default_rng(seed)`` (read-only)."""
     rng = np.random.default_rng(seed)
     tables = tuple(fold_table(n_rows, cross_fit, sample_split, rng) for _ in range(n_outcomes))
@@ -288,9 +319,18 @@ def image_effect_fits(
     cells = list(by) + (["query_language"] if per_language else [])
     formula = f"{outcome} ~ image"
     return _fit_cells(
-        frame, outcome, formula, cells, "image_effect", estimators, g_hat,
+        frame,
+        outcome,
+        formula,
+        cells,
+        "image_effect",
+        estimators,
+        g_hat,
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
-        report_terms=("image",), variance=variance, min_labels=min_labels, point_only=point_only,
+        report_terms=("image",),
+        variance=variance,
+        min_labels=min_labels,
+        point_only=point_only,
     )
 
 
@@ -357,17 +397,36 @@ def interaction_fits(
     """
     outcome = formula_outcome(formula)
     fits = _fit_cells(
-        frame, outcome, formula, ["query_language"], "interaction", estimators, g_hat,
+        frame,
+        outcome,
+        formula,
+        ["query_language"],
+        "interaction",
+        estimators,
+        g_hat,
         dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
         prepare=lambda rows: ablation_frame(rows, reference),
         restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
-        variance=variance, min_labels=min_labels, point_only=point_only,
+        variance=variance,
+        min_labels=min_labels,
+        point_only=point_only,
     )
     found = {fit.language for fit in fits}
     missing = [
-        EstimandFit("interaction", outcome, None, None, language, (), 0, 0,
-                    {e: None for e in estimators}, note="no covered rows in this language")
-        for language in languages if language not in found
+        EstimandFit(
+            "interaction",
+            outcome,
+            None,
+            None,
+            language,
+            (),
+            0,
+            0,
+            {e: None for e in estimators},
+            note="no covered rows in this language",
+        )
+        for language in languages
+        if language not in found
     ]
     return fits + missing
 
@@ -454,7 +513,8 @@ def _fit_cells(
                 elif variance == "sandwich":  # R's dsl and HC1: the general functions
                     results[estimator] = (
                         dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=dsl_g_hat[:, position])
-                        if estimator == "dsl" else labeled_ols(formula, data, pi[position])
+                        if estimator == "dsl"
+                        else labeled_ols(formula, data, pi[position])
                     )
                 else:
                     design_args = (pi[position], data["stratum"].to_numpy(), data["_stratum_size"].to_numpy())
@@ -462,12 +522,14 @@ def _fit_cells(
                     if point_only:
                         results[estimator] = _Coefficients(
                             dsl_design_estimate(x, gold, dsl_g_hat[:, position], *design_args)
-                            if estimator == "dsl" else labeled_survey_estimate(x, gold, *design_args)
+                            if estimator == "dsl"
+                            else labeled_survey_estimate(x, gold, *design_args)
                         )
                     else:
                         results[estimator] = (
                             dsl_design_matrix(formula, x, gold, dsl_g_hat[:, position], *design_args)
-                            if estimator == "dsl" else labeled_survey_design(x, gold, *design_args)
+                            if estimator == "dsl"
+                            else labeled_survey_design(x, gold, *design_args)
                         )
             except (np.linalg.LinAlgError, ValueError) as error:
                 results[estimator] = None
@@ -500,12 +562,18 @@ class _Coefficients:
 
 def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     """The cell's design matrix (right-hand side of ``formula``) on all its rows, NA kept as NaN."""
-    return patsy.dmatrix(formula.split("~", 1)[1], data, NA_action=patsy.NAAction(NA_types=[]),
-                         eval_env=_EVAL_ENV, return_type="dataframe")
+    return patsy.dmatrix(
+        formula.split("~", 1)[1],
+        data,
+        NA_action=patsy.NAAction(NA_types=[]),
+        eval_env=_EVAL_ENV,
+        return_type="dataframe",
+    )
 
 
-def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None,
-                    ablation_only: bool) -> dict[tuple[Any, ...], list[str]]:
+def _waiting_strata(
+    frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None, ablation_only: bool
+) -> dict[tuple[Any, ...], list[str]]:
     """Cell key -> the sampled strata of its rows that have no label yet (sorted).
 
     The label-based estimators would have to leave those rows out, which silently changes the
@@ -521,8 +589,9 @@ def _waiting_strata(frame: pd.DataFrame, design: InterimDesign, cells: list[str]
     }
 
 
-def identification_shortfall(formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS, *,
-                             design: pd.DataFrame | None = None) -> str:
+def identification_shortfall(
+    formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS, *, design: pd.DataFrame | None = None
+) -> str:
     """Why the gold labels of a cell cannot yet identify the regression; "" if they can.
 
     Every 0/1 column of the design matrix (an image arm, a level of an ablation component) needs
@@ -637,17 +706,24 @@ def power_table(
         predicted = power_dsl(result, [more])
         needed = (
             labels_for_halfwidth(result, target_halfwidth, alpha)
-            if target_halfwidth is not None else pd.Series(np.nan, index=result.terms)
+            if target_halfwidth is not None
+            else pd.Series(np.nan, index=result.terms)
         )
         for term in fit.terms:
             records.append(
                 {
-                    "estimand": fit.estimand, "outcome": fit.outcome, "model": fit.model,
-                    "benchmark": fit.benchmark, "language": fit.language, "term": term,
+                    "estimand": fit.estimand,
+                    "outcome": fit.outcome,
+                    "model": fit.model,
+                    "benchmark": fit.benchmark,
+                    "language": fit.language,
+                    "term": term,
                     "n_labeled": result.n_labeled,
-                    "se": result.bse[term], "halfwidth": z * result.bse[term],
+                    "se": result.bse[term],
+                    "halfwidth": z * result.bse[term],
                     "labels_more": more,
-                    "se_more": predicted.iloc[1][term], "halfwidth_more": z * predicted.iloc[1][term],
+                    "se_more": predicted.iloc[1][term],
+                    "halfwidth_more": z * predicted.iloc[1][term],
                     "labels_needed": needed[term],
                 }
             )
@@ -688,8 +764,11 @@ def analyse_study(
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
-    g_hats = (_study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner)
-              if "dsl" in estimators else dict.fromkeys(outcomes))
+    g_hats = (
+        _study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner)
+        if "dsl" in estimators
+        else dict.fromkeys(outcomes)
+    )
     for outcome in outcomes:
         designs[outcome] = outcome_design(frame, outcome)
         notes.append(f"{outcome}: {designs[outcome].describe()}")
@@ -700,8 +779,9 @@ def analyse_study(
         fits += interaction_fits(frame, formula, languages=languages, **common)
         if outcome == "correct":
             # Only the label-based estimates; under the design variance without their variances.
-            bounds: dict[str, Any] = dict(common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
-                          point_only=variance == "design")
+            bounds: dict[str, Any] = dict(
+                common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS], point_only=variance == "design"
+            )
             scenarios[outcome] = [
                 _estimate_table(
                     image_effect_fits(filled, outcome, per_language=per_language, **bounds)
@@ -711,7 +791,8 @@ def analyse_study(
             ]
     notes += [
         f"{f.estimand}/{f.outcome} {f.model or ''} {f.benchmark or ''} {f.language or ''}: {f.note}".replace("  ", " ")
-        for f in fits if f.note
+        for f in fits
+        if f.note
     ]
     return StudyAnalysis(
         estimates=_with_bounds(tidy_estimates(fits, alpha), scenarios),
@@ -734,10 +815,19 @@ def _estimate_table(fits: Sequence[EstimandFit]) -> pd.DataFrame:
     """The ``estimate`` column of :func:`tidy_estimates` with its keys, from ``params`` alone."""
     return pd.DataFrame.from_records(
         [
-            {"estimand": fit.estimand, "outcome": fit.outcome, "model": fit.model, "benchmark": fit.benchmark,
-             "language": fit.language, "term": term, "estimator": estimator,
-             "estimate": result.params[term] if result is not None and term in result.params.index else np.nan}
-            for fit in fits for estimator, result in fit.results.items() for term in fit.terms or (None,)
+            {
+                "estimand": fit.estimand,
+                "outcome": fit.outcome,
+                "model": fit.model,
+                "benchmark": fit.benchmark,
+                "language": fit.language,
+                "term": term,
+                "estimator": estimator,
+                "estimate": result.params[term] if result is not None and term in result.params.index else np.nan,
+            }
+            for fit in fits
+            for estimator, result in fit.results.items()
+            for term in fit.terms or (None,)
         ],
         columns=["estimand", "outcome", "model", "benchmark", "language", "term", "estimator", "estimate"],
     )

@@ -59,7 +59,8 @@ class BinnedInteractionLearner(BaseEstimator):  # type: ignore[misc]  # scikit-l
         self.scale_ = np.where(scale > 0, scale, 1.0)
         self.edges_ = [
             np.unique(np.quantile(X[:, j], np.linspace(0, 1, self.n_bins + 1)[1:-1]))
-            if np.unique(X[:, j]).size > 2 else None
+            if np.unique(X[:, j]).size > 2
+            else None
             for j in range(X.shape[1])
         ]
         design = self._design(X)

@@ -321,14 +321,10 @@ def list_annotators(engine: Engine) -> pd.DataFrame:
     n_annotations. Never the password hash."""
     with session_scope(engine) as session:
         languages = session.execute(
-            select(AnnotatorLanguage.annotator_id, AnnotatorLanguage.language).order_by(
-                AnnotatorLanguage.language
-            )
+            select(AnnotatorLanguage.annotator_id, AnnotatorLanguage.language).order_by(AnnotatorLanguage.language)
         ).all()
         counts = dict(
-            session.execute(
-                select(Annotation.annotator_id, func.count()).group_by(Annotation.annotator_id)
-            ).all()
+            session.execute(select(Annotation.annotator_id, func.count()).group_by(Annotation.annotator_id)).all()
         )
         rows = session.execute(
             select(Annotator.id, Annotator.name, Annotator.role, Annotator.active, Annotator.created_at).order_by(

@@ -83,8 +83,11 @@ def create_session(
     lifetime = timedelta(hours=hours if hours is not None else session_hours())
     with session_scope(engine, write=True) as session:
         session.execute(delete(SignInSession).where(SignInSession.expires_at < now))  # no longer good for anything
-        session.add(SignInSession(token_hash=_token_hash(token), annotator_id=int(annotator_id),
-                                  created_at=now, expires_at=now + lifetime))
+        session.add(
+            SignInSession(
+                token_hash=_token_hash(token), annotator_id=int(annotator_id), created_at=now, expires_at=now + lifetime
+            )
+        )
     return token
 
 

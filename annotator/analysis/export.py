@@ -109,16 +109,43 @@ __all__ = [
 EXPORT_KINDS = ("gold", "dsl", "estimates")
 #: Per-annotator columns of the gold export: ``annotator_<k>_<field>``.
 ANNOTATOR_FIELDS = ("id", "name", "answer_language", "matches_gold", "correct", "comment", "labeled_at")
-DSL_COLUMNS = (*ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("sample_prob") + 1], "label_prob",
-               *ANALYSIS_COLUMNS[ANALYSIS_COLUMNS.index("sample_prob") + 1 :])
-_ITEM_COLUMNS = ("completion_id", "model", "benchmark", "query_language", "image", "stratum",
-                 "inclusion_probability", "round", "queue_position", "double_annotate",
-                 "prompt", "gold_answer", "completion")
+DSL_COLUMNS = (
+    *ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("sample_prob") + 1],
+    "label_prob",
+    *ANALYSIS_COLUMNS[ANALYSIS_COLUMNS.index("sample_prob") + 1 :],
+)
+_ITEM_COLUMNS = (
+    "completion_id",
+    "model",
+    "benchmark",
+    "query_language",
+    "image",
+    "stratum",
+    "inclusion_probability",
+    "round",
+    "queue_position",
+    "double_annotate",
+    "prompt",
+    "gold_answer",
+    "completion",
+)
 #: Written first by ``excel=True``: the UTF-8 byte-order mark Excel needs to read UTF-8.
 BOM = "\ufeff".encode()
-_RESOLVED_COLUMNS = ("answer_language", "matches_gold", "correct", "fidelity", "n_annotations", "disagreement",
-                     "adjudicated", "adjudicator_id", "adjudicator_name", "adjudication_comment", "adjudicated_at",
-                     "first_labeled_at", "last_labeled_at")
+_RESOLVED_COLUMNS = (
+    "answer_language",
+    "matches_gold",
+    "correct",
+    "fidelity",
+    "n_annotations",
+    "disagreement",
+    "adjudicated",
+    "adjudicator_id",
+    "adjudicator_name",
+    "adjudication_comment",
+    "adjudicated_at",
+    "first_labeled_at",
+    "last_labeled_at",
+)
 # The planned design has two annotation slots: keep both sets of columns even while empty.
 _MIN_ANNOTATORS = 2
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -139,29 +166,53 @@ def _gold_frame(engine: Engine, sample_id: int | None) -> pd.DataFrame:
         connection = session.connection()
         in_sample = select(SampleItem.completion_id).where(SampleItem.sample_id == sample_id)
         items = pd.read_sql(
-            select(SampleItem.completion_id, Completion.model, Completion.benchmark, Completion.query_language,
-                   Completion.image, SampleItem.stratum, SampleItem.inclusion_probability, SampleItem.round,
-                   SampleItem.queue_position, SampleItem.double_annotate, Completion.prompt,
-                   Completion.gold_answer, Completion.completion)
+            select(
+                SampleItem.completion_id,
+                Completion.model,
+                Completion.benchmark,
+                Completion.query_language,
+                Completion.image,
+                SampleItem.stratum,
+                SampleItem.inclusion_probability,
+                SampleItem.round,
+                SampleItem.queue_position,
+                SampleItem.double_annotate,
+                Completion.prompt,
+                Completion.gold_answer,
+                Completion.completion,
+            )
             .join(Completion, Completion.id == SampleItem.completion_id)
             .where(SampleItem.sample_id == sample_id)
             .order_by(SampleItem.stratum, SampleItem.queue_position),
             connection,
         )
         annotations = pd.read_sql(
-            select(Annotation.completion_id, Annotation.id.label("annotation_id"), Assignment.slot,
-                   Annotation.created_at, Annotation.annotator_id.label("id"), Annotator.name,
-                   Annotation.answer_language, Annotation.matches_gold, Annotation.correct, Annotation.comment,
-                   Annotation.updated_at.label("labeled_at"))
+            select(
+                Annotation.completion_id,
+                Annotation.id.label("annotation_id"),
+                Assignment.slot,
+                Annotation.created_at,
+                Annotation.annotator_id.label("id"),
+                Annotator.name,
+                Annotation.answer_language,
+                Annotation.matches_gold,
+                Annotation.correct,
+                Annotation.comment,
+                Annotation.updated_at.label("labeled_at"),
+            )
             .join(Annotator, Annotator.id == Annotation.annotator_id)
             .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
             .where(Annotation.completion_id.in_(in_sample)),
             connection,
         )
         adjudications = pd.read_sql(
-            select(Adjudication.completion_id, Adjudication.researcher_id.label("adjudicator_id"),
-                   Annotator.name.label("adjudicator_name"), Adjudication.comment.label("adjudication_comment"),
-                   Adjudication.resolved_at.label("adjudicated_at"))
+            select(
+                Adjudication.completion_id,
+                Adjudication.researcher_id.label("adjudicator_id"),
+                Annotator.name.label("adjudicator_name"),
+                Adjudication.comment.label("adjudication_comment"),
+                Adjudication.resolved_at.label("adjudicated_at"),
+            )
             .join(Annotator, Annotator.id == Adjudication.researcher_id)
             .where(Adjudication.completion_id.in_(in_sample)),
             connection,
@@ -177,8 +228,9 @@ def _gold_frame(engine: Engine, sample_id: int | None) -> pd.DataFrame:
     annotations["k"] = annotations.groupby("completion_id").cumcount() + 1
     for k in range(1, max(_MIN_ANNOTATORS, int(annotations["k"].max()) if len(annotations) else 0) + 1):
         wide = annotations.loc[annotations["k"] == k, ["completion_id", *ANNOTATOR_FIELDS]]
-        gold = gold.merge(wide.rename(columns={f: f"annotator_{k}_{f}" for f in ANNOTATOR_FIELDS}),
-                          on="completion_id", how="left")
+        gold = gold.merge(
+            wide.rename(columns={f: f"annotator_{k}_{f}" for f in ANNOTATOR_FIELDS}), on="completion_id", how="left"
+        )
         gold[f"annotator_{k}_id"] = gold[f"annotator_{k}_id"].astype("Int64")
         gold[f"annotator_{k}_labeled_at"] = pd.to_datetime(gold[f"annotator_{k}_labeled_at"], utc=True)
         for field in ("matches_gold", "correct"):
@@ -187,8 +239,15 @@ def _gold_frame(engine: Engine, sample_id: int | None) -> pd.DataFrame:
     gold = gold.merge(resolved, on="completion_id", how="left").merge(adjudications, on="completion_id", how="left")
     labeled = gold["answer_language"].notna()
     gold["fidelity"] = (gold["answer_language"] == faithful_class(gold["query_language"])).where(labeled)
-    gold = gold.astype({"matches_gold": "boolean", "correct": "boolean", "fidelity": "boolean",
-                        "n_annotations": "Int64", "adjudicator_id": "Int64"})
+    gold = gold.astype(
+        {
+            "matches_gold": "boolean",
+            "correct": "boolean",
+            "fidelity": "boolean",
+            "n_annotations": "Int64",
+            "adjudicator_id": "Int64",
+        }
+    )
     gold["n_annotations"] = gold["n_annotations"].fillna(0)
     gold["adjudicated"] = gold["adjudicated"].astype("boolean").fillna(False)
     gold["disagreement"] = gold["disagreement"].astype("boolean").where(labeled)
@@ -219,8 +278,12 @@ def export_frame(engine: Engine, kind: str, sample_id: int | None = None) -> pd.
 
 
 def export(
-    engine: Engine, kind: str, out: str | PathLike[str] | BinaryIO | TextIO, sample_id: int | None = None,
-    *, excel: bool = False,
+    engine: Engine,
+    kind: str,
+    out: str | PathLike[str] | BinaryIO | TextIO,
+    sample_id: int | None = None,
+    *,
+    excel: bool = False,
 ) -> int:
     """Write the ``kind`` table as CSV to ``out`` (a path or an open stream); returns the rows written.
 

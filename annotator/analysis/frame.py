@@ -84,9 +84,25 @@ __all__ = [
 ]
 
 ANALYSIS_COLUMNS = (
-    "completion_id", "model", "benchmark", "query_language", "image", "llm", "vision_encoder",
-    "train_language", "stratum", "sample_prob", "sampled", "labeled", "fidelity", "correct",
-    "answer_language", "pred_fidelity", "pred_language", "pred_probability", "pred_correct",
+    "completion_id",
+    "model",
+    "benchmark",
+    "query_language",
+    "image",
+    "llm",
+    "vision_encoder",
+    "train_language",
+    "stratum",
+    "sample_prob",
+    "sampled",
+    "labeled",
+    "fidelity",
+    "correct",
+    "answer_language",
+    "pred_fidelity",
+    "pred_language",
+    "pred_probability",
+    "pred_correct",
     "completion_chars",
 )
 JUDGE_SOURCE = "judge"
@@ -192,31 +208,52 @@ class Population:
         return frame[list(ANALYSIS_COLUMNS)]
 
 
-def population_frame(
-    engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None
-) -> Population:
+def population_frame(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> Population:
     """Read the population part of the analysis frame (one query per table, vectorised merges)."""
     version = population_version(engine)
     if sample_id is None:
         sample_id = current_sample_id(engine)
     with session_scope(engine) as session:
         connection = session.connection()
-        frame = fetch_frame(connection, select(
-            Completion.id.label("completion_id"), Completion.model, Completion.benchmark,
-            Completion.query_language, Completion.image, Completion.llm, Completion.vision_encoder,
-            Completion.train_language, func.length(Completion.completion).label("completion_chars"),
-        ))
+        frame = fetch_frame(
+            connection,
+            select(
+                Completion.id.label("completion_id"),
+                Completion.model,
+                Completion.benchmark,
+                Completion.query_language,
+                Completion.image,
+                Completion.llm,
+                Completion.vision_encoder,
+                Completion.train_language,
+                func.length(Completion.completion).label("completion_chars"),
+            ),
+        )
         source = _surrogate(session, surrogate_source)
-        predictions = fetch_frame(connection, select(
-            Prediction.completion_id, Prediction.predicted_fidelity.label("stored_fidelity"),
-            Prediction.language_class.label("pred_language"), Prediction.probability.label("pred_probability"),
-        ).where(Prediction.source == source))
-        judge = fetch_frame(connection, select(
-            Prediction.completion_id, Prediction.predicted_correct.label("pred_correct"),
-        ).where(Prediction.source == JUDGE_SOURCE))
-        strata = fetch_frame(connection, select(
-            SampleStratum.stratum, SampleStratum.population, SampleStratum.drawn,
-        ).where(SampleStratum.sample_id == sample_id))
+        predictions = fetch_frame(
+            connection,
+            select(
+                Prediction.completion_id,
+                Prediction.predicted_fidelity.label("stored_fidelity"),
+                Prediction.language_class.label("pred_language"),
+                Prediction.probability.label("pred_probability"),
+            ).where(Prediction.source == source),
+        )
+        judge = fetch_frame(
+            connection,
+            select(
+                Prediction.completion_id,
+                Prediction.predicted_correct.label("pred_correct"),
+            ).where(Prediction.source == JUDGE_SOURCE),
+        )
+        strata = fetch_frame(
+            connection,
+            select(
+                SampleStratum.stratum,
+                SampleStratum.population,
+                SampleStratum.drawn,
+            ).where(SampleStratum.sample_id == sample_id),
+        )
         items = fetch_frame(connection, select(SampleItem.completion_id).where(SampleItem.sample_id == sample_id))
 
     frame["image"] = frame["image"].astype(np.int64)
@@ -239,8 +276,11 @@ def population_frame(
         frame[column] = frame[column].where(frame[column].notna(), np.nan)  # NaN, not None, where missing
     population = [column for column in ANALYSIS_COLUMNS if column not in _LABEL_COLUMNS]
     return Population(
-        frame=frame[population], sample_id=sample_id, version=version,
-        faithful=faithful.to_numpy(dtype=object), rows=pd.Index(frame["completion_id"]),
+        frame=frame[population],
+        sample_id=sample_id,
+        version=version,
+        faithful=faithful.to_numpy(dtype=object),
+        rows=pd.Index(frame["completion_id"]),
     )
 
 

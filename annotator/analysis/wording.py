@@ -30,14 +30,18 @@ ESTIMATOR_WORDS = {"dsl": "DSL (debiased)", "surrogate": "Surrogate only", "labe
 QUESTION_WORDS = {"answer_language": "Answer language", "matches_gold": "Matches gold", "correct": "Correct"}
 #: Formula variable (or analysis-frame column) -> its name in words.
 _VARIABLE_WORDS = {
-    "image": "image", "llm": "LLM", "vision": "vision encoder", "vision_encoder": "vision encoder",
-    "data": "training data", "train_language": "training data", "query_language": "query language",
+    "image": "image",
+    "llm": "LLM",
+    "vision": "vision encoder",
+    "vision_encoder": "vision encoder",
+    "data": "training data",
+    "train_language": "training data",
+    "query_language": "query language",
 }
 #: Variables whose levels are language codes (shown by the language's name).
 _LANGUAGE_VARIABLES = {"data", "train_language", "query_language", "language"}
 #: Known design levels as their makers spell them.
-_LEVEL_WORDS = {"vicuna": "Vicuna", "yi": "Yi", "leo": "Leo", "clip": "CLIP", "dinov2": "DINOv2",
-                "siglip": "SigLIP"}
+_LEVEL_WORDS = {"vicuna": "Vicuna", "yi": "Yi", "leo": "Leo", "clip": "CLIP", "dinov2": "DINOv2", "siglip": "SigLIP"}
 # One factor of a patsy term: ``name``, ``name[level]``, ``name[T.level]``, ``C(name)[T.level]``.
 _FACTOR = re.compile(r"^(?:C\((?P<wrapped>[^,()]+)\)|(?P<name>[^\[\]()]+))(?:\[(?:T\.)?(?P<level>.*)\])?$")
 _QUALIFIER = re.compile(r"\s*\((?:macrolanguage|\d{4}-\d*)\)$")
@@ -97,8 +101,9 @@ def readable_estimates(frame: pd.DataFrame) -> pd.DataFrame:
     if "language" in readable:
         readable["language"] = readable["language"].map(language_in_words, na_action="ignore")
     if "estimator" in readable:
-        readable["estimator"] = readable["estimator"].map(lambda code: ESTIMATOR_WORDS.get(code, code),
-                                                          na_action="ignore")
+        readable["estimator"] = readable["estimator"].map(
+            lambda code: ESTIMATOR_WORDS.get(code, code), na_action="ignore"
+        )
     return readable
 
 

@@ -57,9 +57,16 @@ class AdjudicationError(ValueError):
 def _annotations(session: Session, sample_id: int | None) -> pd.DataFrame:
     query = (
         select(
-            Annotation.id, Annotation.completion_id, Annotation.annotator_id, Annotation.answer_language,
-            Annotation.matches_gold, Annotation.correct, Annotation.comment, Annotation.created_at,
-            Assignment.slot, Completion.query_language,
+            Annotation.id,
+            Annotation.completion_id,
+            Annotation.annotator_id,
+            Annotation.answer_language,
+            Annotation.matches_gold,
+            Annotation.correct,
+            Annotation.comment,
+            Annotation.created_at,
+            Assignment.slot,
+            Completion.query_language,
         )
         .join(Completion, Completion.id == Annotation.completion_id)
         .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
@@ -132,8 +139,17 @@ def adjudication_queue(engine: Engine, sample_id: int | None = None) -> pd.DataF
     completion, labels (a list of {annotator, answer_language, matches_gold, correct,
     comment}), last_labeled_at.
     """
-    columns = ["completion_id", "query_language", "prompt", "image_path", "image_url", "gold_answer",
-               "completion", "labels", "last_labeled_at"]
+    columns = [
+        "completion_id",
+        "query_language",
+        "prompt",
+        "image_path",
+        "image_url",
+        "gold_answer",
+        "completion",
+        "labels",
+        "last_labeled_at",
+    ]
     with session_scope(engine) as session:
         resolved = resolved_labels(session, sample_id)
         waiting = resolved[resolved["disagreement"] & ~resolved["adjudicated"]]
@@ -143,15 +159,26 @@ def adjudication_queue(engine: Engine, sample_id: int | None = None) -> pd.DataF
         content = pd.DataFrame(
             session.execute(
                 select(
-                    Completion.id.label("completion_id"), Completion.query_language, Completion.prompt,
-                    Completion.image_path, Completion.image_url, Completion.gold_answer, Completion.completion,
+                    Completion.id.label("completion_id"),
+                    Completion.query_language,
+                    Completion.prompt,
+                    Completion.image_path,
+                    Completion.image_url,
+                    Completion.gold_answer,
+                    Completion.completion,
                 ).where(Completion.id.in_(ids))
-            ).mappings().all()
+            )
+            .mappings()
+            .all()
         )
         labels = session.execute(
             select(
-                Annotation.completion_id, Annotator.name, Annotation.answer_language, Annotation.matches_gold,
-                Annotation.correct, Annotation.comment,
+                Annotation.completion_id,
+                Annotator.name,
+                Annotation.answer_language,
+                Annotation.matches_gold,
+                Annotation.correct,
+                Annotation.comment,
             )
             .join(Annotator, Annotator.id == Annotation.annotator_id)
             .where(Annotation.completion_id.in_(ids))
@@ -160,8 +187,13 @@ def adjudication_queue(engine: Engine, sample_id: int | None = None) -> pd.DataF
     by_completion: dict[str, list[dict[str, object]]] = {}
     for row in labels:
         by_completion.setdefault(row.completion_id, []).append(
-            {"annotator": row.name, "answer_language": row.answer_language, "matches_gold": row.matches_gold,
-             "correct": row.correct, "comment": row.comment}
+            {
+                "annotator": row.name,
+                "answer_language": row.answer_language,
+                "matches_gold": row.matches_gold,
+                "correct": row.correct,
+                "comment": row.comment,
+            }
         )
     queue = content.merge(waiting[["completion_id", "last_labeled_at"]], on="completion_id")
     queue["labels"] = queue["completion_id"].map(by_completion)
@@ -207,5 +239,14 @@ def adjudicate(
             setattr(existing, field, value)
         existing.researcher_id = researcher.id
         existing.resolved_at = now
-        session.add(AnnotationEvent(completion_id=completion_id, annotation_id=None, actor_id=researcher.id,
-                                    action="adjudicate", before=before, after=label, at=now))
+        session.add(
+            AnnotationEvent(
+                completion_id=completion_id,
+                annotation_id=None,
+                actor_id=researcher.id,
+                action="adjudicate",
+                before=before,
+                after=label,
+                at=now,
+            )
+        )

@@ -13,8 +13,14 @@ from sqlalchemy import Engine, select
 from annotator.storage import session_scope
 from db.models import StudySetting, utcnow
 
-__all__ = ["DEFAULT_GUIDELINES", "GUIDELINES_KEY", "MAX_GUIDELINES_CHARS", "GuidelinesError", "get_guidelines",
-           "set_guidelines"]
+__all__ = [
+    "DEFAULT_GUIDELINES",
+    "GUIDELINES_KEY",
+    "MAX_GUIDELINES_CHARS",
+    "GuidelinesError",
+    "get_guidelines",
+    "set_guidelines",
+]
 
 GUIDELINES_KEY = "guidelines"
 #: Generous for a page of instructions, small enough that every Annotate run can show them.

@@ -58,16 +58,22 @@ def resolved_labels(session: Session, sample_id: int | None = None) -> pd.DataFr
     annotation), last_labeled_at (latest annotation, revision or adjudication), both UTC.
     Two queries, then pandas.
     """
-    annotations = (
-        select(
-            Annotation.id, Annotation.completion_id, Annotation.answer_language, Annotation.matches_gold,
-            Annotation.correct, Annotation.created_at, Annotation.updated_at, Assignment.slot,
-        )
-        .outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
-    )
+    annotations = select(
+        Annotation.id,
+        Annotation.completion_id,
+        Annotation.answer_language,
+        Annotation.matches_gold,
+        Annotation.correct,
+        Annotation.created_at,
+        Annotation.updated_at,
+        Assignment.slot,
+    ).outerjoin(Assignment, Assignment.id == Annotation.assignment_id)
     adjudications = select(
-        Adjudication.completion_id, Adjudication.answer_language, Adjudication.matches_gold,
-        Adjudication.correct, Adjudication.resolved_at,
+        Adjudication.completion_id,
+        Adjudication.answer_language,
+        Adjudication.matches_gold,
+        Adjudication.correct,
+        Adjudication.resolved_at,
     )
     if sample_id is not None:
         in_sample = select(SampleItem.completion_id).where(SampleItem.sample_id == sample_id)

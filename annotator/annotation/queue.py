@@ -134,5 +134,3 @@ def routing_order(views: list[ItemView]) -> Iterator[tuple[ItemView, int]]:
             del queues[stratum]
         taken[stratum] += 1  # whether this caller wins it or a concurrent one does
         yield view, 1
-
-

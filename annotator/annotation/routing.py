@@ -347,8 +347,14 @@ def _held_assignment(session: Session, me: int, item_id: int, completion_id: str
 _SLOT1, _SLOT2 = aliased(Assignment, name="slot1"), aliased(Assignment, name="slot2")
 _MINE = aliased(Annotation, name="mine")
 _SLOTS = (
-    _SLOT1.id, _SLOT1.annotator_id, _SLOT1.status, _SLOT1.lease_expires_at,
-    _SLOT2.id, _SLOT2.annotator_id, _SLOT2.status, _SLOT2.lease_expires_at,
+    _SLOT1.id,
+    _SLOT1.annotator_id,
+    _SLOT1.status,
+    _SLOT1.lease_expires_at,
+    _SLOT2.id,
+    _SLOT2.annotator_id,
+    _SLOT2.status,
+    _SLOT2.lease_expires_at,
 )
 
 
@@ -359,33 +365,61 @@ def _with_slots(query):
 
 
 _ACTIVE_SAMPLE = select(func.max(Sample.id)).scalar_subquery()
-_QUEUE_ROWS = _with_slots(
-    select(
-        SampleItem.id, SampleItem.completion_id, SampleItem.stratum, SampleItem.query_language,
-        SampleItem.queue_position, SampleItem.double_annotate, *_SLOTS, _MINE.id,
+_QUEUE_ROWS = (
+    _with_slots(
+        select(
+            SampleItem.id,
+            SampleItem.completion_id,
+            SampleItem.stratum,
+            SampleItem.query_language,
+            SampleItem.queue_position,
+            SampleItem.double_annotate,
+            *_SLOTS,
+            _MINE.id,
+        )
     )
-).outerjoin(
-    _MINE, and_(_MINE.completion_id == SampleItem.completion_id, _MINE.annotator_id == bindparam("me"))
-).where(
-    SampleItem.sample_id == _ACTIVE_SAMPLE,
-    SampleItem.query_language.in_(bindparam("languages", expanding=True)),
+    .outerjoin(_MINE, and_(_MINE.completion_id == SampleItem.completion_id, _MINE.annotator_id == bindparam("me")))
+    .where(
+        SampleItem.sample_id == _ACTIVE_SAMPLE,
+        SampleItem.query_language.in_(bindparam("languages", expanding=True)),
+    )
 )
 _MY_CLAIM = aliased(Assignment, name="my_claim")
 _SUBMITTABLE = (
     select(
-        SampleItem.id.label("item_id"), SampleItem.completion_id, SampleItem.query_language,
-        _MY_CLAIM.id.label("claim_id"), _MINE.id.label("annotation_id"),
+        SampleItem.id.label("item_id"),
+        SampleItem.completion_id,
+        SampleItem.query_language,
+        _MY_CLAIM.id.label("claim_id"),
+        _MINE.id.label("annotation_id"),
     )
-    .outerjoin(_MY_CLAIM, and_(_MY_CLAIM.sample_item_id == SampleItem.id, _MY_CLAIM.annotator_id == bindparam("me"),
-                               _MY_CLAIM.status == "claimed"))
+    .outerjoin(
+        _MY_CLAIM,
+        and_(
+            _MY_CLAIM.sample_item_id == SampleItem.id,
+            _MY_CLAIM.annotator_id == bindparam("me"),
+            _MY_CLAIM.status == "claimed",
+        ),
+    )
     .outerjoin(_MINE, and_(_MINE.completion_id == SampleItem.completion_id, _MINE.annotator_id == bindparam("me")))
     .where(SampleItem.sample_id == _ACTIVE_SAMPLE, SampleItem.completion_id.in_(bindparam("ids", expanding=True)))
 )
 _SAMPLE_FRAME = _with_slots(
     select(SampleItem.stratum, SampleItem.query_language, SampleItem.double_annotate, *_SLOTS)
 ).where(SampleItem.sample_id == bindparam("sample_id"))
-_SAMPLE_FRAME_COLUMNS = ["stratum", "query_language", "double_annotate", "a1_id", "a1_who", "a1_status",
-                         "a1_expires", "a2_id", "a2_who", "a2_status", "a2_expires"]
+_SAMPLE_FRAME_COLUMNS = [
+    "stratum",
+    "query_language",
+    "double_annotate",
+    "a1_id",
+    "a1_who",
+    "a1_status",
+    "a1_expires",
+    "a2_id",
+    "a2_who",
+    "a2_status",
+    "a2_expires",
+]
 
 
 def _queue_rows(session: Session, me: int, languages: tuple[str, ...]) -> list[QueueRow]:
@@ -422,8 +456,11 @@ _CLAIM_TAKEOVER = (
         ),
     )
     .values(
-        annotator_id=_ME, status="claimed", claimed_at=_NOW,
-        lease_expires_at=bindparam("expiry", type_=_ASSIGNMENTS.c.lease_expires_at.type), finished_at=None,
+        annotator_id=_ME,
+        status="claimed",
+        claimed_at=_NOW,
+        lease_expires_at=bindparam("expiry", type_=_ASSIGNMENTS.c.lease_expires_at.type),
+        finished_at=None,
     )
 )
 
@@ -447,8 +484,14 @@ def _acquire(session: Session, view: ItemView, slot: int, me: int, now: datetime
     connection = session.connection()
     if assignment_id is None:
         statement = _CLAIM_FRESH[connection.dialect.name]
-        parameters = {"sample_item_id": view.row.item_id, "slot": slot, "annotator_id": me, "status": "claimed",
-                      "claimed_at": now, "lease_expires_at": now + lease}
+        parameters = {
+            "sample_item_id": view.row.item_id,
+            "slot": slot,
+            "annotator_id": me,
+            "status": "claimed",
+            "claimed_at": now,
+            "lease_expires_at": now + lease,
+        }
         return connection.execute(statement, parameters).first() is not None
     parameters = {"assignment_id": assignment_id, "me": me, "now": now, "expiry": now + lease}
     return connection.execute(_CLAIM_TAKEOVER, parameters).rowcount == 1
@@ -458,8 +501,14 @@ def _claimed_items(session: Session, leases: dict[int, datetime]) -> list[Claime
     """What the annotator may see of the items (sample item id -> lease expiry), in that order."""
     rows = session.execute(
         select(
-            SampleItem.id, Completion.id, Completion.prompt, Completion.image_path, Completion.image_url,
-            Completion.gold_answer, Completion.completion, Completion.query_language,
+            SampleItem.id,
+            Completion.id,
+            Completion.prompt,
+            Completion.image_path,
+            Completion.image_url,
+            Completion.gold_answer,
+            Completion.completion,
+            Completion.query_language,
         )
         .join(SampleItem, SampleItem.completion_id == Completion.id)
         .where(SampleItem.id.in_(list(leases)))
@@ -530,8 +579,9 @@ def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now:
                 break
         else:
             if not leases:
-                raise RoutingError("many annotators are claiming at this moment and every item tried was "
-                                   "taken first; try again")
+                raise RoutingError(
+                    "many annotators are claiming at this moment and every item tried was taken first; try again"
+                )
         return _claimed_items(session, leases) if leases else []
 
 
@@ -592,16 +642,21 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
     assignment_ids = [items[completion_id].claim_id for completion_id in ids]
     finished = session.execute(
         update(Assignment)
-        .where(Assignment.id.in_(assignment_ids), Assignment.annotator_id == me,
-               Assignment.status == "claimed")
+        .where(Assignment.id.in_(assignment_ids), Assignment.annotator_id == me, Assignment.status == "claimed")
         .values(status="submitted", finished_at=now)
         .execution_options(synchronize_session=False)
     )
     if _rowcount(finished) != len(ids):
         raise NotHeldError("a claim was taken over while submitting; nothing was stored, claim again")
     rows = [
-        {"completion_id": completion_id, "annotator_id": me, "assignment_id": assignment_id,
-         "created_at": now, "updated_at": now, **label}
+        {
+            "completion_id": completion_id,
+            "annotator_id": me,
+            "assignment_id": assignment_id,
+            "created_at": now,
+            "updated_at": now,
+            **label,
+        }
         for completion_id, assignment_id, label in zip(ids, assignment_ids, checked, strict=True)
     ]
     try:
@@ -610,11 +665,21 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
         ).all()
     except IntegrityError:
         raise AlreadySubmittedError("one of these items was labeled by you meanwhile; nothing was stored") from None
-    session.execute(insert(AnnotationEvent), [
-        {"completion_id": completion_id, "annotation_id": annotation_id, "actor_id": me,
-         "action": "create", "before": None, "after": label, "at": now}
-        for completion_id, annotation_id, label in zip(ids, annotation_ids, checked, strict=True)
-    ])
+    session.execute(
+        insert(AnnotationEvent),
+        [
+            {
+                "completion_id": completion_id,
+                "annotation_id": annotation_id,
+                "actor_id": me,
+                "action": "create",
+                "before": None,
+                "after": label,
+                "at": now,
+            }
+            for completion_id, annotation_id, label in zip(ids, annotation_ids, checked, strict=True)
+        ],
+    )
     return list(annotation_ids)
 
 
@@ -686,8 +751,7 @@ def _finish_claim(engine: Engine, annotator_id: int, completion_id: str, status:
         assignment = _held_assignment(session, me, item.id, completion_id)
         result = session.execute(
             update(Assignment)
-            .where(Assignment.id == assignment.id, Assignment.annotator_id == me,
-                   Assignment.status == "claimed")
+            .where(Assignment.id == assignment.id, Assignment.annotator_id == me, Assignment.status == "claimed")
             .values(status=status, finished_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -767,8 +831,17 @@ def revise(
         for field, value in label.items():
             setattr(annotation, field, value)
         annotation.updated_at = now
-        session.add(AnnotationEvent(completion_id=completion_id, annotation_id=annotation.id, actor_id=me,
-                                    action="update", before=before, after=label, at=now))
+        session.add(
+            AnnotationEvent(
+                completion_id=completion_id,
+                annotation_id=annotation.id,
+                actor_id=me,
+                action="update",
+                before=before,
+                after=label,
+                at=now,
+            )
+        )
         return True
 
 
@@ -796,9 +869,7 @@ def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> 
             for view in views
             if view.held_by_others
         ]
-    holding = next(
-        (view.row.completion_id for view in views if "mine" in (view.slot1, view.slot2)), None
-    )
+    holding = next((view.row.completion_id for view in views if "mine" in (view.slot1, view.slot2)), None)
     left = sum(view.needs_work for view in views)
     available = sum(view.offer is not None for view in views)
     skipped = sum("skipped_by_me" in (view.slot1, view.slot2) for view in views)
@@ -824,9 +895,18 @@ def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> 
         if left:
             message += f" {left} items still need someone else (a second annotator, or items you skipped)."
     return Progress(
-        annotator_id=me, sample_id=sample_id, languages=languages, labeled_today=int(counts[1]),
-        labeled_total=int(counts[0]), left_in_my_languages=left, available_to_me=available,
-        held_by_others=held, skipped_by_me=skipped, holding=holding, state=state, message=message,
+        annotator_id=me,
+        sample_id=sample_id,
+        languages=languages,
+        labeled_today=int(counts[1]),
+        labeled_total=int(counts[0]),
+        left_in_my_languages=left,
+        available_to_me=available,
+        held_by_others=held,
+        skipped_by_me=skipped,
+        holding=holding,
+        state=state,
+        message=message,
         left_for_me=available + (holding is not None),
     )
 
@@ -861,8 +941,20 @@ def queue_status(engine: Engine, now: datetime | None = None) -> pd.DataFrame:
     import pandas as pd
 
     now = _utc(now)
-    columns = ["stratum", "query_language", "items", "labeled", "held", "expired", "skipped", "remaining",
-               "double_planned", "double_labeled", "labeled_share", "eligible_annotators"]
+    columns = [
+        "stratum",
+        "query_language",
+        "items",
+        "labeled",
+        "held",
+        "expired",
+        "skipped",
+        "remaining",
+        "double_planned",
+        "double_labeled",
+        "labeled_share",
+        "eligible_annotators",
+    ]
     with session_scope(engine) as session:
         sample_id = active_sample_id(session)
         if sample_id is None:
@@ -883,19 +975,21 @@ def queue_status(engine: Engine, now: datetime | None = None) -> pd.DataFrame:
         skipped=(frame["a1_status"] == "skipped") | (frame["a2_status"] == "skipped"),
         double_labeled=frame["double_annotate"] & (frame["a2_status"] == "submitted"),
     )
-    table = (
-        frame.groupby(["stratum", "query_language"], as_index=False)
-        .agg(
-            items=("labeled", "size"), labeled=("labeled", "sum"), held=("held", "sum"),
-            expired=("expired", "sum"), skipped=("skipped", "sum"),
-            double_planned=("double_annotate", "sum"), double_labeled=("double_labeled", "sum"),
-        )
+    table = frame.groupby(["stratum", "query_language"], as_index=False).agg(
+        items=("labeled", "size"),
+        labeled=("labeled", "sum"),
+        held=("held", "sum"),
+        expired=("expired", "sum"),
+        skipped=("skipped", "sum"),
+        double_planned=("double_annotate", "sum"),
+        double_labeled=("double_labeled", "sum"),
     )
     table["remaining"] = table["items"] - table["labeled"]
     table["labeled_share"] = table["labeled"] / table["items"]
     table["eligible_annotators"] = table["query_language"].map(lambda language: len(readers.get(language, ())))
-    return table[columns].astype({column: int for column in columns if column not in
-                                  ("stratum", "query_language", "labeled_share")})
+    return table[columns].astype(
+        {column: int for column in columns if column not in ("stratum", "query_language", "labeled_share")}
+    )
 
 
 def unroutable_languages(engine: Engine) -> pd.DataFrame:
@@ -927,6 +1021,14 @@ def unroutable_languages(engine: Engine) -> pd.DataFrame:
             reason = f"{stuck_second} double-annotated items need a second annotator who reads it"
         else:
             continue
-        rows.append({"query_language": language, "items": len(group), "open_items": open_items,
-                     "open_second_labels": len(second), "eligible_annotators": len(eligible), "reason": reason})
+        rows.append(
+            {
+                "query_language": language,
+                "items": len(group),
+                "open_items": open_items,
+                "open_second_labels": len(second),
+                "eligible_annotators": len(eligible),
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows, columns=columns)

@@ -105,8 +105,13 @@ def simulate_annotators(
                 "the demo_oracle table is empty: simulated annotators only label demo databases (`ifl demo`)"
             )
         items = session.execute(
-            select(SampleItem.completion_id, SampleItem.query_language, DemoOracle.answer_language,
-                   DemoOracle.matches_gold, DemoOracle.correct)
+            select(
+                SampleItem.completion_id,
+                SampleItem.query_language,
+                DemoOracle.answer_language,
+                DemoOracle.matches_gold,
+                DemoOracle.correct,
+            )
             .outerjoin(DemoOracle, DemoOracle.completion_id == SampleItem.completion_id)
             .where(SampleItem.sample_id == sample_id)
         ).all()
@@ -132,7 +137,7 @@ def simulate_annotators(
         accounts = readers[language]
         # Small batches, so a partial run (n given) still spreads over the languages.
         batch = int(np.clip(np.ceil((budget - new_items) / len(open_languages)), 1, _BATCH))
-        for annotator_id in accounts[turn % len(accounts):] + accounts[: turn % len(accounts)]:
+        for annotator_id in accounts[turn % len(accounts) :] + accounts[: turn % len(accounts)]:
             labels = []
             claimed = claim_batch(engine, annotator_id, batch)
             for item in claimed:

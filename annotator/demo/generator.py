@@ -85,8 +85,20 @@ BENCHMARKS: tuple[str, ...] = tuple(BENCHMARK_TASKS)
 #: Query language (ISO 639-3) -> tasks in the paper's Table 2, over all benchmarks (sum 7,740;
 #: the benchmark sizes above sum to 8,482, so only their proportions are kept).
 LANGUAGE_TASKS: Mapping[str, int] = {
-    "zho": 862, "hin": 845, "eng": 842, "heb": 805, "tha": 793, "ara": 585, "ben": 585,
-    "jpn": 585, "spa": 585, "deu": 525, "fra": 324, "ron": 284, "rus": 60, "urd": 60,
+    "zho": 862,
+    "hin": 845,
+    "eng": 842,
+    "heb": 805,
+    "tha": 793,
+    "ara": 585,
+    "ben": 585,
+    "jpn": 585,
+    "spa": 585,
+    "deu": 525,
+    "fra": 324,
+    "ron": 284,
+    "rus": 60,
+    "urd": 60,
 }
 LANGUAGES: tuple[str, ...] = tuple(LANGUAGE_TASKS)
 
@@ -146,17 +158,44 @@ SIZES: Mapping[str, DemoSize] = {
 
 # Fidelity without the image, by query language (lower for low-resource languages) and model.
 _BASE_FIDELITY = {
-    "eng": 0.99, "zho": 0.95, "spa": 0.96, "deu": 0.96, "fra": 0.96, "rus": 0.95, "jpn": 0.93,
-    "ara": 0.91, "hin": 0.90, "heb": 0.90, "ron": 0.90, "tha": 0.89, "ben": 0.87, "urd": 0.85,
+    "eng": 0.99,
+    "zho": 0.95,
+    "spa": 0.96,
+    "deu": 0.96,
+    "fra": 0.96,
+    "rus": 0.95,
+    "jpn": 0.93,
+    "ara": 0.91,
+    "hin": 0.90,
+    "heb": 0.90,
+    "ron": 0.90,
+    "tha": 0.89,
+    "ben": 0.87,
+    "urd": 0.85,
 }
 _MODEL_FIDELITY_OFFSET = {
-    "llava-v1.5-7b": 0.0, "llava-v1.5-13b": 0.01, "bakllava": -0.02, "llava-gemma-2b": -0.04,
+    "llava-v1.5-7b": 0.0,
+    "llava-v1.5-13b": 0.01,
+    "bakllava": -0.02,
+    "llava-gemma-2b": -0.04,
 }
 # How strongly the image hurts each language, relative to the model x benchmark's mean. English
 # gets none: the loss shows as switching to English, which an English answer cannot.
 _IFL_LANGUAGE_WEIGHT = {
-    "eng": 0.0, "zho": 0.8, "spa": 0.8, "deu": 0.8, "fra": 0.85, "rus": 0.9, "jpn": 1.0,
-    "ron": 1.0, "ara": 1.1, "hin": 1.1, "heb": 1.1, "tha": 1.15, "ben": 1.2, "urd": 1.25,
+    "eng": 0.0,
+    "zho": 0.8,
+    "spa": 0.8,
+    "deu": 0.8,
+    "fra": 0.85,
+    "rus": 0.9,
+    "jpn": 1.0,
+    "ron": 1.0,
+    "ara": 1.1,
+    "hin": 1.1,
+    "heb": 1.1,
+    "tha": 1.15,
+    "ben": 1.2,
+    "urd": 1.25,
 }
 _MIN_FIDELITY = 0.02
 # Correlation of the unfaithfulness scores of one task's completions (all models, both arms).
@@ -165,10 +204,19 @@ _TASK_CORRELATION = 0.5
 # Unfaithful answers to a non-English query: mostly English, then the rest.
 _WRONG_MIX = {"english": 0.85, "neighbour": 0.06, "other_latin": 0.04, "none": 0.04, "other": 0.01}
 _NEIGHBOURS: Mapping[str, tuple[str, ...]] = {
-    "zho": ("japanese",), "jpn": ("chinese",), "hin": ("urdu", "bengali"), "urd": ("hindi", "arabic"),
-    "ara": ("urdu",), "heb": ("arabic",), "tha": ("chinese",), "ben": ("hindi",),
-    "spa": ("french", "romanian"), "fra": ("spanish",), "ron": ("french", "spanish"),
-    "deu": ("french",), "rus": ("german",),
+    "zho": ("japanese",),
+    "jpn": ("chinese",),
+    "hin": ("urdu", "bengali"),
+    "urd": ("hindi", "arabic"),
+    "ara": ("urdu",),
+    "heb": ("arabic",),
+    "tha": ("chinese",),
+    "ben": ("hindi",),
+    "spa": ("french", "romanian"),
+    "fra": ("spanish",),
+    "ron": ("french", "spanish"),
+    "deu": ("french",),
+    "rus": ("german",),
 }
 # Unfaithful answers to an English query: bare numbers and emoji first.
 _ENGLISH_WRONG_MIX = {"none": 0.5, "other_latin": 0.2, "spanish": 0.1, "german": 0.1, "other": 0.1}
@@ -195,7 +243,10 @@ _WORD, _SENTENCE, _LONG = 0, 1, 2
 _LOW_RESOURCE = frozenset({"urd", "ben", "tha", "heb", "hin"})
 # Chance that a closed answer with the image matches the gold answer, by model.
 _MODEL_QUALITY = {
-    "llava-v1.5-7b": 0.52, "llava-v1.5-13b": 0.58, "bakllava": 0.54, "llava-gemma-2b": 0.42,
+    "llava-v1.5-7b": 0.52,
+    "llava-v1.5-13b": 0.58,
+    "bakllava": 0.54,
+    "llava-gemma-2b": 0.42,
 }
 _ABLATION_QUALITY = 0.50
 _CORRECT_IF_MATCH = 0.97  # a gold-matching answer can still be wrong (hedged, contradictory)

@@ -46,8 +46,9 @@ def set_up_demo(engine: Engine, size: str = "small", seed: int = 0, labeled_shar
     existing = set(list_annotators(engine)["name"])
     for name, (role, languages) in DEMO_ACCOUNTS.items():
         if name not in existing:
-            add_annotator(engine, name, languages, role=role, password=DEMO_PASSWORD,
-                          min_password_length=len(DEMO_PASSWORD))
+            add_annotator(
+                engine, name, languages, role=role, password=DEMO_PASSWORD, min_password_length=len(DEMO_PASSWORD)
+            )
     yield f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (password {DEMO_PASSWORD!r})"
     to_label = round(SAMPLE_SIZE[size] * labeled_share)
     if to_label:

@@ -203,8 +203,7 @@ class SamplingWeights:
             raise fail("benchmark.balance", f"{balance!r} is not true or false")
         multipliers = _table(benchmark.get("multipliers", {}), "benchmark.multipliers", fail)
         benchmarks = {
-            str(name): _multiplier(value, f"benchmark.multipliers.{name}", fail)
-            for name, value in multipliers.items()
+            str(name): _multiplier(value, f"benchmark.multipliers.{name}", fail) for name, value in multipliers.items()
         }
         languages: dict[str, float] = {}
         for name, value in _table(mapping.get("language", {}), "language", fail).items():
@@ -283,9 +282,7 @@ def _weights(weights: SamplingWeights | Mapping[str, Any] | None) -> SamplingWei
     return SamplingWeights.from_mapping(weights)
 
 
-def allocate(
-    weight_sum: ArrayLike, population: ArrayLike, n: int, lower: ArrayLike | None = None
-) -> NDArray[np.int64]:
+def allocate(weight_sum: ArrayLike, population: ArrayLike, n: int, lower: ArrayLike | None = None) -> NDArray[np.int64]:
     """Allocate ``n`` draws to strata in proportion to ``weight_sum``, within ``[lower, population]``.
 
     The continuous allocation is ``clip(lambda * W_h, lower_h, N_h)`` with the ``lambda`` that
@@ -349,16 +346,30 @@ def _population(connection: Connection, confidence_source: str | None = None) ->
     In id order, sorted in pandas (code-point order), not in SQL (collation-dependent), so that
     draws are the same on every backend.
     """
-    frame = fetch_frame(connection, select(
-        Completion.id, Completion.benchmark, Completion.query_language, Completion.model, Completion.image,
-        (Completion.llm.is_not(None) & Completion.vision_encoder.is_not(None)
-         & Completion.train_language.is_not(None)).label("ablation"),
-    ))
+    frame = fetch_frame(
+        connection,
+        select(
+            Completion.id,
+            Completion.benchmark,
+            Completion.query_language,
+            Completion.model,
+            Completion.image,
+            (
+                Completion.llm.is_not(None)
+                & Completion.vision_encoder.is_not(None)
+                & Completion.train_language.is_not(None)
+            ).label("ablation"),
+        ),
+    )
     frame["image"] = frame["image"].astype(np.int64)
     frame["ablation"] = frame["ablation"].astype(bool)
     if confidence_source is not None:
-        confidence = fetch_frame(connection, select(Prediction.completion_id.label("id"), Prediction.probability)
-                                 .where(Prediction.source == confidence_source))
+        confidence = fetch_frame(
+            connection,
+            select(Prediction.completion_id.label("id"), Prediction.probability).where(
+                Prediction.source == confidence_source
+            ),
+        )
         frame = frame.merge(confidence, on="id", how="left")
         frame["probability"] = frame["probability"].astype(np.float64)
     return frame.sort_values("id", ignore_index=True)
@@ -396,8 +407,12 @@ def assign_strata(population: pd.DataFrame, design: Mapping[str, Any] | None) ->
         image=population["image"].astype(np.int64), band=_cell_bands(population, design)
     )
     stratum = keys.merge(cells, on=list(CELL_COLUMNS), how="left")["stratum"].to_numpy()
-    return pd.Series(np.where(pd.isna(stratum), coarse + STRATUM_SEPARATOR + "new", stratum),
-                     index=population.index, name="stratum", dtype=object)
+    return pd.Series(
+        np.where(pd.isna(stratum), coarse + STRATUM_SEPARATOR + "new", stratum),
+        index=population.index,
+        name="stratum",
+        dtype=object,
+    )
 
 
 def _coded(population: pd.DataFrame, design: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -411,23 +426,30 @@ def _strata_of(population: pd.DataFrame) -> pd.DataFrame:
     """One row per stratum (in code order) with its population."""
     return (
         population.groupby("code", sort=True)
-        .agg(stratum=("stratum", "first"), benchmark=("benchmark", "first"),
-             query_language=("query_language", "first"), population=("id", "size"))
+        .agg(
+            stratum=("stratum", "first"),
+            benchmark=("benchmark", "first"),
+            query_language=("query_language", "first"),
+            population=("id", "size"),
+        )
         .reset_index(drop=True)
     )
 
 
-def _cells(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str,
-           design: Mapping[str, Any] | None) -> pd.DataFrame:
+def _cells(
+    population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str, design: Mapping[str, Any] | None
+) -> pd.DataFrame:
     """One row per design cell (benchmark x language x model x image x confidence band) with its
     size, paper weight and the continuous number of labels the allocation gives it at ``n``."""
     frame = population.assign(
         band=_cell_bands(population, design),
         error=1.0 - population["probability"].fillna(0.5) if "probability" in population else 0.0,
     )
-    cells = (frame.groupby(list(CELL_COLUMNS), sort=True)
-             .agg(population=("id", "size"), error=("error", "mean"), ablation=("ablation", "all"))
-             .reset_index())
+    cells = (
+        frame.groupby(list(CELL_COLUMNS), sort=True)
+        .agg(population=("id", "size"), error=("error", "mean"), ablation=("ablation", "all"))
+        .reset_index()
+    )
     coarse = cells.groupby(["benchmark", "query_language"], sort=True)["population"].sum().reset_index()
     if coarse.empty:
         raise SamplingError("there are no completions to sample from: import some first")
@@ -439,11 +461,14 @@ def _cells(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation
     if allocation == "surrogate":
         target = ~cells["ablation"]
         if not target.any():
-            raise SamplingError("the surrogate allocation targets the main models' IFL, and every model here "
-                                "is an ablation variant: use the paper allocation")
+            raise SamplingError(
+                "the surrogate allocation targets the main models' IFL, and every model here "
+                "is an ablation variant: use the paper allocation"
+            )
         cells["variance"] = residual_variance(cells["error"])
-        cells["arm"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR
-                        + cells["image"].astype(str))
+        cells["arm"] = (
+            cells["model"] + STRATUM_SEPARATOR + cells["benchmark"] + STRATUM_SEPARATOR + cells["image"].astype(str)
+        )
         cells["contrast"] = (cells["model"] + STRATUM_SEPARATOR + cells["benchmark"]).where(target)
         main = neyman_allocation(cells, n - cells.loc[~target, "share"].sum())
         cells["share"] = np.where(target, main, cells["share"])
@@ -471,17 +496,24 @@ def _group(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.assign(stratum=keys)
 
 
-def _plan(population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str,
-          design: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _plan(
+    population: pd.DataFrame, scheme: SamplingWeights, n: int, allocation: str, design: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The strata (:data:`STRATUM_COLUMNS`) of a new design and the design record with its cell map."""
     if allocation not in ALLOCATIONS:
         raise SamplingError(f"allocation {allocation!r} is not one of {', '.join(ALLOCATIONS)}")
     cells = _group(_cells(population, scheme, n, allocation, design))
     design = {**design, "cells": cells[[*CELL_COLUMNS, "stratum"]].astype(object).values.tolist()}
-    strata = (cells.groupby("stratum", sort=True)
-              .agg(benchmark=("benchmark", "first"), query_language=("query_language", "first"),
-                   population=("population", "sum"), weight_sum=("weight", "sum"))
-              .reset_index())
+    strata = (
+        cells.groupby("stratum", sort=True)
+        .agg(
+            benchmark=("benchmark", "first"),
+            query_language=("query_language", "first"),
+            population=("population", "sum"),
+            weight_sum=("weight", "sum"),
+        )
+        .reset_index()
+    )
     strata["expected"] = n * strata["weight_sum"] / strata["weight_sum"].sum()
     strata["drawn"] = _allocate_nested(strata, n)
     return strata[list(STRATUM_COLUMNS)], design
@@ -496,8 +528,12 @@ def _allocate_nested(strata: pd.DataFrame, n: int, lower: ArrayLike | None = Non
     codes, _ = pd.factorize(stratum_key(strata["benchmark"], strata["query_language"]), sort=True)
     weight = strata["weight_sum"].to_numpy(np.float64)
     population = strata["population"].to_numpy(np.int64)
-    coarse = allocate(np.bincount(codes, weight), np.bincount(codes, population).astype(np.int64), n,
-                      lower=np.bincount(codes, low).astype(np.int64))
+    coarse = allocate(
+        np.bincount(codes, weight),
+        np.bincount(codes, population).astype(np.int64),
+        n,
+        lower=np.bincount(codes, low).astype(np.int64),
+    )
     drawn = np.zeros(len(strata), dtype=np.int64)
     for code, total in enumerate(coarse):
         members = np.flatnonzero(codes == code)

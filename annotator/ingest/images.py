@@ -160,7 +160,8 @@ def record_image_root(connection: Connection, root: Path) -> None:
         return
     value = json.dumps([*recorded, root_text])
     if recorded:
-        connection.execute(update(StudySetting).where(StudySetting.key == IMAGE_ROOTS_SETTING)
-                           .values(value=value, updated_at=utcnow()))
+        connection.execute(
+            update(StudySetting).where(StudySetting.key == IMAGE_ROOTS_SETTING).values(value=value, updated_at=utcnow())
+        )
     else:
         connection.execute(insert(StudySetting).values(key=IMAGE_ROOTS_SETTING, value=value))

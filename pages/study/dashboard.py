@@ -38,15 +38,37 @@ REFRESH_SECONDS = 10
 MISSING = "—"
 #: Column -> its header on the dashboard (the CSV keeps the column names).
 HEADERS = {
-    "what": "estimate of", "estimand": "estimand", "outcome": "outcome", "term": "term", "estimator": "estimator",
-    "estimate": "estimate", "se": "SE", "ci_low": "95% CI from", "ci_high": "to", "n": "completions",
-    "n_labeled": "labels", "bound_low": "if every can't tell is wrong", "bound_high": "… is right",
-    "status": "status", "needs": "needs", "query_language": "query language", "N_h": "completions (N_h)",
-    "n_sampled": "sampled", "design_prob": "design probability", "effective_prob": "effective probability",
-    "empty": "no labels yet", "halfwidth": "95% half-width", "labels_more": "labels (x2)",
-    "se_more": "SE (x2)", "halfwidth_more": "95% half-width (x2)", "labels_needed": "labels needed",
-    "question": "question", "n_items": "items with two labels", "percent_agreement": "agreement (%)",
-    "cohen_kappa": "Cohen's kappa", "krippendorff_alpha": "Krippendorff's alpha",
+    "what": "estimate of",
+    "estimand": "estimand",
+    "outcome": "outcome",
+    "term": "term",
+    "estimator": "estimator",
+    "estimate": "estimate",
+    "se": "SE",
+    "ci_low": "95% CI from",
+    "ci_high": "to",
+    "n": "completions",
+    "n_labeled": "labels",
+    "bound_low": "if every can't tell is wrong",
+    "bound_high": "… is right",
+    "status": "status",
+    "needs": "needs",
+    "query_language": "query language",
+    "N_h": "completions (N_h)",
+    "n_sampled": "sampled",
+    "design_prob": "design probability",
+    "effective_prob": "effective probability",
+    "empty": "no labels yet",
+    "halfwidth": "95% half-width",
+    "labels_more": "labels (x2)",
+    "se_more": "SE (x2)",
+    "halfwidth_more": "95% half-width (x2)",
+    "labels_needed": "labels needed",
+    "question": "question",
+    "n_items": "items with two labels",
+    "percent_agreement": "agreement (%)",
+    "cohen_kappa": "Cohen's kappa",
+    "krippendorff_alpha": "Krippendorff's alpha",
 }
 _INTEGERS = {"n", "n_labeled", "N_h", "n_sampled", "labels_more", "labels_needed", "n_items"}
 
@@ -57,7 +79,8 @@ def readable_table(frame: pd.DataFrame, key: str) -> None:
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
             config[column] = st.column_config.NumberColumn(
-                HEADERS.get(column, column), format="%d" if column in _INTEGERS else "%.4f")
+                HEADERS.get(column, column), format="%d" if column in _INTEGERS else "%.4f"
+            )
     with st.container(key=key):
         st.dataframe(frame, hide_index=True, column_config=config, placeholder=MISSING)
 
@@ -75,8 +98,10 @@ def waiting_for_labels(frame: pd.DataFrame, what: Callable[[pd.DataFrame], pd.Se
     missing = not_estimable(frame, what)
     if missing.empty:
         return
-    st.warning(f"{len(missing)} estimate(s) not estimable yet, so not drawn; what each needs:",
-               icon=":material/hourglass_empty:")
+    st.warning(
+        f"{len(missing)} estimate(s) not estimable yet, so not drawn; what each needs:",
+        icon=":material/hourglass_empty:",
+    )
     readable_table(missing, key=f"{key}_not_estimable")
 
 
@@ -91,17 +116,26 @@ def cell_numbers(frame: pd.DataFrame) -> None:
         label = ESTIMATORS.get(row.estimator, row.estimator)
         if row.Index not in drawable:
             needs = getattr(row, "needs", None)
-            column.metric(label, MISSING, border=True,
-                          # needs names strata (benchmark names): untrusted, and help renders Markdown
-                          help=escape_markdown(needs) if isinstance(needs, str)
-                          else "Not estimable yet: too few labels in this cell.")
+            column.metric(
+                label,
+                MISSING,
+                border=True,
+                # needs names strata (benchmark names): untrusted, and help renders Markdown
+                help=escape_markdown(needs)
+                if isinstance(needs, str)
+                else "Not estimable yet: too few labels in this cell.",
+            )
             continue
         bounds = ""
         if pd.notna(getattr(row, "bound_low", None)) and pd.notna(getattr(row, "bound_high", None)):
             bounds = f"; between {row.bound_low:+.3f} and {row.bound_high:+.3f} if every can't tell is wrong / right"
-        column.metric(label, f"{row.estimate:+.3f}", border=True,
-                      help=f"95% CI [{row.ci_low:+.3f}, {row.ci_high:+.3f}], SE {row.se:.3f}; "
-                           f"{row.n_labeled:,} of {row.n:,} completions labeled{bounds}")
+        column.metric(
+            label,
+            f"{row.estimate:+.3f}",
+            border=True,
+            help=f"95% CI [{row.ci_low:+.3f}, {row.ci_high:+.3f}], SE {row.se:.3f}; "
+            f"{row.n_labeled:,} of {row.n:,} completions labeled{bounds}",
+        )
 
 
 st.title("Dashboard")
@@ -119,22 +153,29 @@ def results() -> None:
     figures = view.figures()
     newer = view.labels_waiting
     if newer > 0:
-        st.caption(f"{newer} newer label(s) will be included at the next update "
-                   f"(the estimates are recomputed at most every {recompute_seconds():.0f} s).")
+        st.caption(
+            f"{newer} newer label(s) will be included at the next update "
+            f"(the estimates are recomputed at most every {recompute_seconds():.0f} s)."
+        )
     unlabeled = study.strata[study.strata["empty"]]
     st.caption(f"Refreshed at {datetime.now():%H:%M:%S}" + (f", again every {REFRESH_SECONDS} s." if live else "."))
     labels, adjudicated, strata, waiting = st.columns(4)
     labels.metric("Labels so far", study.labels.annotations)
     adjudicated.metric("Adjudications", study.labels.adjudications)
     strata.metric("Strata", len(study.strata))
-    waiting.metric("Sampled strata without labels", len(unlabeled),
-                   help="Their completions are left out of the estimates until one of their items is labeled.")
+    waiting.metric(
+        "Sampled strata without labels",
+        len(unlabeled),
+        help="Their completions are left out of the estimates until one of their items is labeled.",
+    )
     ifl, interaction, accuracy, precision, languages, agreed = st.tabs(
         ["IFL", "Per target language", "Accuracy", "Precision vs labels", "Languages and strata", "Agreement"]
     )
     with ifl:
-        st.caption("Image-induced fidelity loss per model and benchmark: DSL combines the surrogate with the gold "
-                   "labels; surrogate only and labeled only are shown for comparison.")
+        st.caption(
+            "Image-induced fidelity loss per model and benchmark: DSL combines the surrogate with the gold "
+            "labels; surrogate only and labeled only are shown for comparison."
+        )
         cell_numbers(study.ifl)
         st.plotly_chart(figures["ifl"], key="chart_ifl")
         waiting_for_labels(study.ifl[~study.ifl["ablation"]], cell_label, key="ifl")
@@ -144,30 +185,38 @@ def results() -> None:
                 waiting_for_labels(study.ifl[study.ifl["ablation"]], cell_label, key="ifl_ablation")
         table(study.ifl, "ifl")
     with interaction:
-        st.caption("Interaction regression of fidelity on the ablation models, per target language: how the "
-                   "image effect changes when the LLM, the vision encoder or the training data is swapped "
-                   "(each against the original LLaVA: Vicuna, CLIP, English data).")
+        st.caption(
+            "Interaction regression of fidelity on the ablation models, per target language: how the "
+            "image effect changes when the LLM, the vision encoder or the training data is swapped "
+            "(each against the original LLaVA: Vicuna, CLIP, English data)."
+        )
         st.plotly_chart(figures["interaction"], key="chart_interaction")
-        waiting_for_labels(study.interaction[study.interaction["estimand"] == "interaction"], term_label,
-                           key="interaction")
+        waiting_for_labels(
+            study.interaction[study.interaction["estimand"] == "interaction"], term_label, key="interaction"
+        )
         table(study.interaction, "interaction")
     with accuracy:
         st.caption("The image-induced change in accuracy per model and benchmark, then its interaction regression.")
         if "bound_low" in study.accuracy:
-            st.caption("Accuracy counts a \"can't tell\" answer as missing at random. The light bars without a "
-                       "point (Bounds) show the DSL estimate at the two extremes, every \"can't tell\" wrong and "
-                       "every one right: the wider they are, the more the estimate rests on that assumption. "
-                       "The table has the bounds of the labeled-only estimates too.")
+            st.caption(
+                'Accuracy counts a "can\'t tell" answer as missing at random. The light bars without a '
+                'point (Bounds) show the DSL estimate at the two extremes, every "can\'t tell" wrong and '
+                "every one right: the wider they are, the more the estimate rests on that assumption. "
+                "The table has the bounds of the labeled-only estimates too."
+            )
         st.plotly_chart(figures["accuracy"], key="chart_accuracy")
         image_effect = study.accuracy[(study.accuracy["estimand"] == "image_effect") & ~study.accuracy["ablation"]]
         waiting_for_labels(image_effect, cell_label, key="accuracy")
         st.plotly_chart(figures["accuracy-interaction"], key="chart_accuracy_interaction")
-        waiting_for_labels(study.accuracy[study.accuracy["estimand"] == "interaction"], term_label,
-                           key="accuracy_interaction")
+        waiting_for_labels(
+            study.accuracy[study.accuracy["estimand"] == "interaction"], term_label, key="accuracy_interaction"
+        )
         table(study.accuracy, "accuracy")
     with precision:
-        st.caption("How the 95% interval of each IFL estimate narrows: its half-width with the labels so far "
-                   "(filled) and projected with twice as many, same allocation (open).")
+        st.caption(
+            "How the 95% interval of each IFL estimate narrows: its half-width with the labels so far "
+            "(filled) and projected with twice as many, same allocation (open)."
+        )
         st.plotly_chart(figures["power"], key="chart_power")
         table(study.power, "power")
     with languages:
@@ -186,8 +235,10 @@ def results() -> None:
         if pairs.empty:
             st.info("No item has two labels yet.")
         else:
-            st.caption(f"{MISSING} where a statistic is undefined: kappa and alpha are not defined when every "
-                       "label of a question falls in one class (chance agreement is then 1).")
+            st.caption(
+                f"{MISSING} where a statistic is undefined: kappa and alpha are not defined when every "
+                "label of a question falls in one class (chance agreement is then 1)."
+            )
             readable_table(readable_agreement(pairs), key="table_agreement")
             download_csv("Download (CSV)", pairs, "agreement.csv", key="download_agreement")
 

@@ -24,9 +24,11 @@ db = engine()
 st.title("Data")
 
 st.subheader("Import completions")
-st.caption("CSV, JSON Lines or Parquet with the columns id, model, benchmark, query_language, image, completion "
-           "(optional: prompt, gold_answer, image_path, image_url, llm, vision_encoder, train_language, and "
-           "surrogate columns). A file is imported whole or not at all; rows with a known id are updated.")
+st.caption(
+    "CSV, JSON Lines or Parquet with the columns id, model, benchmark, query_language, image, completion "
+    "(optional: prompt, gold_answer, image_path, image_url, llm, vision_encoder, train_language, and "
+    "surrogate columns). A file is imported whole or not at all; rows with a known id are updated."
+)
 upload = st.file_uploader("Completions file", type=["csv", "jsonl", "ndjson", "json", "parquet"], key="import_file")
 fmt = st.selectbox("Format", ["from the file name", *FORMATS], key="import_format")
 if st.button("Import", key="import_run", type="primary", disabled=upload is None) and upload is not None:
@@ -43,10 +45,15 @@ if st.button("Import", key="import_run", type="primary", disabled=upload is None
             warm_population()  # the dashboard's next visit then finds the new population read
 
 st.subheader("Language ID (the surrogate)")
-st.caption("Predicts the answer language of every completion with fastText and stores it as the surrogate. "
-           "Run it after each import. It writes all predictions at the end in one short transaction.")
-model = st.text_input("Model file on the server (optional)", key="lid_model",
-                      placeholder="default: lid.176, shipped with the app; or a GlotLID .bin")
+st.caption(
+    "Predicts the answer language of every completion with fastText and stores it as the surrogate. "
+    "Run it after each import. It writes all predictions at the end in one short transaction."
+)
+model = st.text_input(
+    "Model file on the server (optional)",
+    key="lid_model",
+    placeholder="default: lid.176, shipped with the app; or a GlotLID .bin",
+)
 if st.button("Run language ID", key="lid_run", type="primary"):
     bar = st.progress(0.0, text="Starting…")
 

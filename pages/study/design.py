@@ -76,13 +76,20 @@ if sample_id is None:
 else:
     report = design_report(db, sample_id)
     total = int(report["drawn"].sum())
-    st.caption(f"Sample {sample_id}: {total:,} items in {len(report)} strata, {int(report['labeled'].sum()):,} "
-               "labeled. Each stratum is a benchmark × language, or one model × image arm of it (merged with its "
-               "neighbours where its share is under two items); probability is n_h / N_h.")
-    show_table(report, key="design_report",
-               column_config={"probability": st.column_config.NumberColumn(format="%.5f"),
-                              "expected": st.column_config.NumberColumn(format="%.1f"),
-                              "weight_sum": st.column_config.NumberColumn(format="%.1f")})
+    st.caption(
+        f"Sample {sample_id}: {total:,} items in {len(report)} strata, {int(report['labeled'].sum()):,} "
+        "labeled. Each stratum is a benchmark × language, or one model × image arm of it (merged with its "
+        "neighbours where its share is under two items); probability is n_h / N_h."
+    )
+    show_table(
+        report,
+        key="design_report",
+        column_config={
+            "probability": st.column_config.NumberColumn(format="%.5f"),
+            "expected": st.column_config.NumberColumn(format="%.1f"),
+            "weight_sum": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
     download_csv("Download the design report (CSV)", report, f"design-sample-{sample_id}.csv", "design_download")
     with st.expander("Labeling progress per stratum"):
         show_table(queue_status(db), key="queue_status")
@@ -90,8 +97,10 @@ else:
         show_table(sample_rounds(db, sample_id), key="sample_rounds")
 
     st.subheader("Top up")
-    st.caption(f"Grows the current sample (now {total:,} items) to a new total; the strata stay, the design stays "
-               "exact, and new items queue after the existing ones in every stratum.")
+    st.caption(
+        f"Grows the current sample (now {total:,} items) to a new total; the strata stay, the design stays "
+        "exact, and new items queue after the existing ones in every stratum."
+    )
     if fresh or "topup_n" not in st.session_state:
         st.session_state["topup_n"], st.session_state["topup_seed"] = total + 100, len(sample_rounds(db, sample_id)) + 1
     with st.form("top_up"):
@@ -108,12 +117,14 @@ else:
     show_message("top_up")
 
 st.subheader("Draw a new sample")
-st.caption("The weights act on benchmark × query language: each completion weighs 1 / its benchmark's share (if "
-           "balanced) × its benchmark's multiplier × its language's multiplier, and the sample is allocated in "
-           "proportion, at least one item each, then split evenly over the model × image arms inside. "
-           "Surrogate-informed: the main models' items go where the language ID is least sure, so that the "
-           "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
-           "Defaults: the paper's weights (Appendix B).")
+st.caption(
+    "The weights act on benchmark × query language: each completion weighs 1 / its benchmark's share (if "
+    "balanced) × its benchmark's multiplier × its language's multiplier, and the sample is allocated in "
+    "proportion, at least one item each, then split evenly over the model × image arms inside. "
+    "Surrogate-informed: the main models' items go where the language ID is least sure, so that the "
+    "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
+    "Defaults: the paper's weights (Appendix B)."
+)
 st.radio("Allocation", ALLOCATIONS, format_func=ALLOCATION_NAMES.get, horizontal=True, key="sample_allocation")
 balance, size, seed, overlap = st.columns(4)
 balance.toggle("Balance benchmarks", value=PAPER_WEIGHTS.balance_benchmarks, key="weights_balance")
@@ -124,18 +135,24 @@ languages, benchmarks = st.columns(2)
 with languages:
     language_weights = st.data_editor(
         pd.DataFrame({"language": list(PAPER_WEIGHTS.languages), "multiplier": list(PAPER_WEIGHTS.languages.values())}),
-        num_rows="dynamic", hide_index=True, key="weights_languages",
+        num_rows="dynamic",
+        hide_index=True,
+        key="weights_languages",
         column_config={
             "language": st.column_config.TextColumn("Language (code or name)", required=True),
             "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
         },
     )
-    st.caption("Languages not listed weigh 1. " + ", ".join(f"{code} = {language_name(code)}"
-                                                           for code in PAPER_WEIGHTS.languages))
+    st.caption(
+        "Languages not listed weigh 1. "
+        + ", ".join(f"{code} = {language_name(code)}" for code in PAPER_WEIGHTS.languages)
+    )
 with benchmarks:
     benchmark_weights = st.data_editor(
         pd.DataFrame({"benchmark": pd.Series(dtype=str), "multiplier": pd.Series(dtype=float)}),
-        num_rows="dynamic", hide_index=True, key="weights_benchmarks",
+        num_rows="dynamic",
+        hide_index=True,
+        key="weights_benchmarks",
         column_config={
             "benchmark": st.column_config.TextColumn("Benchmark", required=True),
             "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
@@ -155,27 +172,40 @@ if st.button("Preview the allocation and the predicted interval widths", key="sa
         strata, width = st.columns([3, 2])
         with strata:
             st.caption(f"{ALLOCATION_NAMES[st.session_state['sample_allocation']]}: {len(plan)} strata")
-            show_table(plan, key="sample_plan",
-                       column_config={"probability": st.column_config.NumberColumn(format="%.5f")})
+            show_table(
+                plan, key="sample_plan", column_config={"probability": st.column_config.NumberColumn(format="%.5f")}
+            )
         with width:
-            st.caption(f"Predicted width of the 95% interval of each main IFL at n = {st.session_state['sample_n']:,}, "
-                       f"before any label (from the language ID's confidence). Mean: paper "
-                       f"{widths['paper'].mean():.3f}, surrogate-informed {widths['surrogate'].mean():.3f}.")
-            show_table(widths, key="sample_widths",
-                       column_config={name: st.column_config.NumberColumn(format="%.3f")
-                                      for name in ("paper", "surrogate", "ratio")})
+            st.caption(
+                f"Predicted width of the 95% interval of each main IFL at n = {st.session_state['sample_n']:,}, "
+                f"before any label (from the language ID's confidence). Mean: paper "
+                f"{widths['paper'].mean():.3f}, surrogate-informed {widths['surrogate'].mean():.3f}."
+            )
+            show_table(
+                widths,
+                key="sample_widths",
+                column_config={
+                    name: st.column_config.NumberColumn(format="%.3f") for name in ("paper", "surrogate", "ratio")
+                },
+            )
 confirmed = True
 if sample_id is not None:
     if fresh:
         st.session_state["sample_confirm"] = False
-    confirmed = st.checkbox("Replace the current sample: routing moves to the new one; labels given so far stay "
-                            "with the old one.", key="sample_confirm")
+    confirmed = st.checkbox(
+        "Replace the current sample: routing moves to the new one; labels given so far stay with the old one.",
+        key="sample_confirm",
+    )
 if st.button("Draw the sample", key="sample_draw", type="primary", disabled=not confirmed):
     try:
-        summary = draw_sample(db, n=st.session_state["sample_n"], seed=st.session_state["sample_seed"],
-                              weights=weights_mapping(language_weights, benchmark_weights),
-                              overlap_share=st.session_state["sample_overlap"],
-                              allocation=st.session_state["sample_allocation"])
+        summary = draw_sample(
+            db,
+            n=st.session_state["sample_n"],
+            seed=st.session_state["sample_seed"],
+            weights=weights_mapping(language_weights, benchmark_weights),
+            overlap_share=st.session_state["sample_overlap"],
+            allocation=st.session_state["sample_allocation"],
+        )
     except SAMPLING_ERRORS as error:
         show_error(error)
     else:

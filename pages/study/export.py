@@ -37,15 +37,23 @@ st.subheader("Gold standard and DSL input")
 if sample_id is None:
     st.info("Nothing to export yet: draw a sample first (Sample design).")
 else:
-    st.caption(f"Sample {sample_id}. The gold standard has one row per sampled item with the prompt, gold answer "
-               "and completion, every annotator's label and the resolved label; the DSL table has one row per "
-               "completion, ready for R's dsl() (use label_prob as sample_prob while labeling goes on). "
-               "Files are UTF-8; the \"for Excel\" one starts with the byte-order mark Excel needs to show "
-               "Chinese, Hindi or Arabic text.")
+    st.caption(
+        f"Sample {sample_id}. The gold standard has one row per sampled item with the prompt, gold answer "
+        "and completion, every annotator's label and the resolved label; the DSL table has one row per "
+        "completion, ready for R's dsl() (use label_prob as sample_prob while labeling goes on). "
+        'Files are UTF-8; the "for Excel" one starts with the byte-order mark Excel needs to show '
+        "Chinese, Hindi or Arabic text."
+    )
     with st.container(horizontal=True):
         download_csv("Gold standard (CSV)", lambda: export_frame(db, "gold"), "gold.csv", key="download_gold")
-        st.download_button("Gold standard for Excel (CSV)", lambda: csv_bytes(export_frame(db, "gold"), excel=True),
-                           file_name="gold-excel.csv", mime="text/csv", key="download_gold_excel", on_click="ignore")
+        st.download_button(
+            "Gold standard for Excel (CSV)",
+            lambda: csv_bytes(export_frame(db, "gold"), excel=True),
+            file_name="gold-excel.csv",
+            mime="text/csv",
+            key="download_gold_excel",
+            on_click="ignore",
+        )
         download_csv("DSL input (CSV)", lambda: export_frame(db, "dsl"), "dsl.csv", key="download_dsl")
 
 st.subheader("Estimates and figures")
@@ -57,11 +65,14 @@ if reason is not None:
 # Everything below is deferred: the estimates (seconds at the paper's scale when the dashboard
 # has not computed them yet), the tables and the figures are made when a button is clicked.
 study = view.estimates_when_asked()
-st.caption("Every estimate in one tidy table, or each table of the dashboard on its own."
-           + ("" if view.is_computed() else " The first download computes the estimates first: it takes a while."))
+st.caption(
+    "Every estimate in one tidy table, or each table of the dashboard on its own."
+    + ("" if view.is_computed() else " The first download computes the estimates first: it takes a while.")
+)
 with st.container(horizontal=True):
-    download_csv("All estimates (CSV)", lambda: with_term_words(study().all_estimates), "estimates.csv",
-                 key="download_estimates")
+    download_csv(
+        "All estimates (CSV)", lambda: with_term_words(study().all_estimates), "estimates.csv", key="download_estimates"
+    )
     for name in ESTIMATE_TABLES:
 
         def estimate_table(name: str = name) -> pd.DataFrame:

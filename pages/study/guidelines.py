@@ -28,8 +28,11 @@ def save() -> None:
     except GuidelinesError as error:
         flash("error", error)
     except STORAGE_ERRORS as error:
-        flash("error", f"Could not save, please retry: the database did not answer ({type(error).__name__}). "
-                       "Your text is still in the box.")
+        flash(
+            "error",
+            f"Could not save, please retry: the database did not answer ({type(error).__name__}). "
+            "Your text is still in the box.",
+        )
     else:
         flash("success", "Saved: annotators see the new guidelines from their next page on.")
 
@@ -40,8 +43,10 @@ def restore_default() -> None:
 
 
 st.title("Guidelines")
-st.caption("What annotators read on the Annotate page (opened on their first visit). Markdown: **bold**, "
-           "lists with -, headings with ###.")
+st.caption(
+    "What annotators read on the Annotate page (opened on their first visit). Markdown: **bold**, "
+    "lists with -, headings with ###."
+)
 show_flash()
 st.session_state.setdefault("guidelines_text", get_guidelines(db))
 edit, preview = st.columns(2, gap="large")

@@ -42,20 +42,40 @@ def create_sample(
         items.loc[index, "queue_position"] = rng.permutation(len(index))
     items["double_annotate"] = rng.random(len(items)) < double_share
     with Session(engine) as session, session.begin():
-        sample = Sample(name=name, seed=seed, n_target=len(items), weights={"scheme": "test"},
-                        overlap_share=double_share)
+        sample = Sample(
+            name=name, seed=seed, n_target=len(items), weights={"scheme": "test"}, overlap_share=double_share
+        )
         session.add(sample)
         session.flush()
         for (stratum, benchmark, language), group in items.groupby(["stratum", "benchmark", "query_language"]):
-            session.add(SampleStratum(sample_id=sample.id, stratum=stratum, benchmark=benchmark,
-                                      query_language=language, population=len(group), weight_sum=float(len(group)),
-                                      expected=float(len(group)), drawn=len(group)))
-        session.execute(insert(SampleItem), [
-            {"sample_id": sample.id, "completion_id": row.completion_id, "stratum": row.stratum,
-             "query_language": row.query_language, "inclusion_probability": 1.0,
-             "queue_position": int(row.queue_position), "round": 1, "double_annotate": bool(row.double_annotate)}
-            for row in items.itertuples()
-        ])
+            session.add(
+                SampleStratum(
+                    sample_id=sample.id,
+                    stratum=stratum,
+                    benchmark=benchmark,
+                    query_language=language,
+                    population=len(group),
+                    weight_sum=float(len(group)),
+                    expected=float(len(group)),
+                    drawn=len(group),
+                )
+            )
+        session.execute(
+            insert(SampleItem),
+            [
+                {
+                    "sample_id": sample.id,
+                    "completion_id": row.completion_id,
+                    "stratum": row.stratum,
+                    "query_language": row.query_language,
+                    "inclusion_probability": 1.0,
+                    "queue_position": int(row.queue_position),
+                    "round": 1,
+                    "double_annotate": bool(row.double_annotate),
+                }
+                for row in items.itertuples()
+            ],
+        )
     return items.drop(columns="benchmark").reset_index(drop=True)
 
 

@@ -46,8 +46,15 @@ def pairs(engine, make_study, add_account):
     label_all(engine, ana, first)
     label_all(engine, ben, second)
     disagreeing = {c for c in german if first[c] != second[c]}
-    return {"first": first, "second": second, "disagreeing": disagreeing, "german": german, "english": english,
-            "researcher": add_account(engine, "rita", "", role="researcher"), "ana": ana}
+    return {
+        "first": first,
+        "second": second,
+        "disagreeing": disagreeing,
+        "german": german,
+        "english": english,
+        "researcher": add_account(engine, "rita", "", role="researcher"),
+        "ana": ana,
+    }
 
 
 def test_resolved_labels_contract(engine, pairs):
@@ -84,8 +91,10 @@ def test_adjudication_wins_and_leaves_the_queue(engine, pairs, db_snapshot):
         events = session.scalars(
             select(AnnotationEvent).where(AnnotationEvent.action == "adjudicate").order_by(AnnotationEvent.id)
         ).all()
-    assert [e.before for e in events] == [None, {"answer_language": "english", "matches_gold": False,
-                                                 "correct": None, "comment": "read it twice"}]
+    assert [e.before for e in events] == [
+        None,
+        {"answer_language": "english", "matches_gold": False, "correct": None, "comment": "read it twice"},
+    ]
     assert events[1].after["answer_language"] == "german" and events[1].actor_id == pairs["researcher"]
 
 
@@ -93,14 +102,26 @@ def test_adjudication_wins_and_leaves_the_queue(engine, pairs, db_snapshot):
 def test_adjudication_refusals_change_nothing(engine, pairs, db_snapshot, case):
     completion_id = min(pairs["disagreeing"])
     calls = {
-        "annotator role": (lambda: adjudicate(engine, pairs["ana"], completion_id, "german", True, True),
-                           AdjudicationError, "only researchers and admins"),
-        "unknown researcher": (lambda: adjudicate(engine, 999, completion_id, "german", True, True),
-                               AdjudicationError, "no active account"),
-        "no labels": (lambda: adjudicate(engine, pairs["researcher"], "nope", "german", True, True),
-                      AdjudicationError, "no labels to adjudicate"),
-        "bad class": (lambda: adjudicate(engine, pairs["researcher"], completion_id, "Deutsch", True, True),
-                      InvalidLabelError, "not a class"),
+        "annotator role": (
+            lambda: adjudicate(engine, pairs["ana"], completion_id, "german", True, True),
+            AdjudicationError,
+            "only researchers and admins",
+        ),
+        "unknown researcher": (
+            lambda: adjudicate(engine, 999, completion_id, "german", True, True),
+            AdjudicationError,
+            "no active account",
+        ),
+        "no labels": (
+            lambda: adjudicate(engine, pairs["researcher"], "nope", "german", True, True),
+            AdjudicationError,
+            "no labels to adjudicate",
+        ),
+        "bad class": (
+            lambda: adjudicate(engine, pairs["researcher"], completion_id, "Deutsch", True, True),
+            InvalidLabelError,
+            "not a class",
+        ),
     }
     call, error, message = calls[case]
     before = db_snapshot(engine)
@@ -112,8 +133,9 @@ def test_adjudication_refusals_change_nothing(engine, pairs, db_snapshot, case):
 def test_agreement_table(engine, pairs):
     table = agreement_table(engine).set_index(["question", "query_language"])
     assert list(table.columns) == ["n_items", "percent_agreement", "cohen_kappa", "krippendorff_alpha"]
-    assert set(table.index) == {(q, lang) for q in ("answer_language", "matches_gold", "correct")
-                                for lang in ("all", "deu", "eng")}
+    assert set(table.index) == {
+        (q, lang) for q in ("answer_language", "matches_gold", "correct") for lang in ("all", "deu", "eng")
+    }
     german_matches = table.loc[("matches_gold", "deu")]
     assert german_matches["n_items"] == 10
     assert german_matches["percent_agreement"] == pytest.approx(80.0)
@@ -143,13 +165,29 @@ def test_the_slot_1_label_is_primary_even_if_made_later(engine, make_study, add_
     with Session(engine) as session, session.begin():
         item_id = session.scalar(select(SampleItem.id))
         for slot, who, answer, at in ((2, ben, "english", now - timedelta(hours=1)), (1, ana, "german", now)):
-            assignment = Assignment(sample_item_id=item_id, slot=slot, annotator_id=who, status="submitted",
-                                    claimed_at=at, lease_expires_at=at, finished_at=at)
+            assignment = Assignment(
+                sample_item_id=item_id,
+                slot=slot,
+                annotator_id=who,
+                status="submitted",
+                claimed_at=at,
+                lease_expires_at=at,
+                finished_at=at,
+            )
             session.add(assignment)
             session.flush()
-            session.add(Annotation(completion_id=completion_id, annotator_id=who, assignment_id=assignment.id,
-                                   answer_language=answer, matches_gold=True, correct=None, created_at=at,
-                                   updated_at=at))
+            session.add(
+                Annotation(
+                    completion_id=completion_id,
+                    annotator_id=who,
+                    assignment_id=assignment.id,
+                    answer_language=answer,
+                    matches_gold=True,
+                    correct=None,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
     with session_scope(engine) as session:
         row = resolved_labels(session).iloc[0]
     assert row["answer_language"] == "german" and row["disagreement"]
@@ -173,19 +211,40 @@ def test_resolved_labels_is_fast_for_2000_annotations(engine, make_study, add_ac
     now = utcnow()
     with Session(engine) as session, session.begin():
         item_ids = dict(session.execute(select(SampleItem.completion_id, SampleItem.id)).all())
-        rows = [{"sample_item_id": item_ids[c], "slot": 1, "annotator_id": ana, "status": "submitted",
-                 "claimed_at": now, "lease_expires_at": now} for c in items["completion_id"]]
+        rows = [
+            {
+                "sample_item_id": item_ids[c],
+                "slot": 1,
+                "annotator_id": ana,
+                "status": "submitted",
+                "claimed_at": now,
+                "lease_expires_at": now,
+            }
+            for c in items["completion_id"]
+        ]
         rows += [{**row, "slot": 2, "annotator_id": ben} for row in rows[:200]]
-        assignment_ids = session.scalars(insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True),
-                                         rows).all()
+        assignment_ids = session.scalars(
+            insert(Assignment).returning(Assignment.id, sort_by_parameter_order=True), rows
+        ).all()
         by_item = {v: k for k, v in item_ids.items()}
-        session.execute(insert(Annotation), [
-            {"completion_id": by_item[row["sample_item_id"]], "annotator_id": row["annotator_id"],
-             "assignment_id": assignment_id, "answer_language": "german" if k % 7 else "english",
-             "matches_gold": bool(k % 3), "correct": None, "created_at": now, "updated_at": now}
-            for k, (row, assignment_id) in enumerate(zip(rows, assignment_ids, strict=True))
-        ])
+        session.execute(
+            insert(Annotation),
+            [
+                {
+                    "completion_id": by_item[row["sample_item_id"]],
+                    "annotator_id": row["annotator_id"],
+                    "assignment_id": assignment_id,
+                    "answer_language": "german" if k % 7 else "english",
+                    "matches_gold": bool(k % 3),
+                    "correct": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for k, (row, assignment_id) in enumerate(zip(rows, assignment_ids, strict=True))
+            ],
+        )
     statements: list[str] = []
+
     def listener(connection, cursor, statement, *args) -> None:
         statements.append(statement)
 

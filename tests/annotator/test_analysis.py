@@ -26,8 +26,9 @@ def study(engine: Engine, completion_frame, insert_completions) -> Engine:
 def sampled_ids(engine: Engine) -> pd.DataFrame:
     with engine.connect() as connection:
         return pd.read_sql(
-            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.queue_position)
-            .order_by(SampleItem.stratum, SampleItem.queue_position),
+            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.queue_position).order_by(
+                SampleItem.stratum, SampleItem.queue_position
+            ),
             connection,
         )
 
@@ -43,8 +44,7 @@ def test_frame_has_the_contract_columns_and_design(study: Engine):
     assert tuple(frame.columns) == ANALYSIS_COLUMNS
     assert len(frame) == 20 and frame["completion_id"].is_unique
     assert frame["image"].dtype == np.int64 and set(frame["image"]) == {0, 1}
-    assert frame["completion_chars"].tolist() == [len(f"answer {i}") for i in
-                                                  [*range(6), *range(4), *range(10)]]
+    assert frame["completion_chars"].tolist() == [len(f"answer {i}") for i in [*range(6), *range(4), *range(10)]]
     assert frame.loc[frame["benchmark"] == "MaXM", "llm"].eq("vicuna").all()
     missing = [*frame.loc[frame["benchmark"] == "XM3600", "llm"], *frame["train_language"]]
     assert all(isinstance(value, float) and np.isnan(value) for value in missing)  # NaN, not None
@@ -72,12 +72,19 @@ def test_labels_and_predictions_are_joined(study: Engine, annotate, adjudicate, 
     unsampled = min(set(completion_frame(COUNTS)["id"]) - set(items["completion_id"]))
     annotate(study, unsampled, "ann", "german")  # outside the sample: not a gold label
     predict(study, "lid176", [{"completion_id": deu[0], "language_class": "english", "predicted_fidelity": False}])
-    predict(study, "glotlid", [
-        {"completion_id": deu[0], "language_class": "german", "probability": 0.9, "predicted_fidelity": True},
-        {"completion_id": eng[0], "language_class": "german", "probability": 0.6},  # fidelity derived
-    ])
-    predict(study, "judge", [{"completion_id": deu[0], "predicted_correct": True},
-                             {"completion_id": eng[0], "predicted_correct": False}])
+    predict(
+        study,
+        "glotlid",
+        [
+            {"completion_id": deu[0], "language_class": "german", "probability": 0.9, "predicted_fidelity": True},
+            {"completion_id": eng[0], "language_class": "german", "probability": 0.6},  # fidelity derived
+        ],
+    )
+    predict(
+        study,
+        "judge",
+        [{"completion_id": deu[0], "predicted_correct": True}, {"completion_id": eng[0], "predicted_correct": False}],
+    )
 
     frame = analysis_frame(study).set_index("completion_id")
     assert frame["labeled"].sum() == 4 and not frame.loc[unsampled, "labeled"]
@@ -122,8 +129,11 @@ def test_label_count_changes_with_every_label(study: Engine, annotate, adjudicat
     added = label_count(study)
     assert added.annotations == 1 and added != empty
     with study.begin() as connection:
-        connection.execute(update(Annotation).where(Annotation.id == annotation_id)
-                           .values(answer_language="english", updated_at=added.last_annotation + pd.Timedelta(1, "s")))
+        connection.execute(
+            update(Annotation)
+            .where(Annotation.id == annotation_id)
+            .values(answer_language="english", updated_at=added.last_annotation + pd.Timedelta(1, "s"))
+        )
     revised = label_count(study)
     assert revised.annotations == 1 and revised != added
     adjudicate(study, item, "res", "german")

@@ -97,8 +97,10 @@ def test_many_workers_never_share_an_item_lose_no_label_and_never_see_a_false_em
     """Issue 11.8: 0 lost, 0 duplicate, 0 false "queue empty", 0 unhandled errors."""
     workers = WORKERS[engine.dialect.name]
     items = make_study(
-        engine, {("mmmu", "deu"): 70, ("mmmu", "eng"): 60, ("xm", "tha"): 40, ("xm", "deu"): 30},
-        double_share=0.2, seed=11,
+        engine,
+        {("mmmu", "deu"): 70, ("mmmu", "eng"): 60, ("xm", "tha"): 40, ("xm", "deu"): 30},
+        double_share=0.2,
+        seed=11,
     )
     languages = ["de", "en", "th"]
     annotators = [
@@ -137,8 +139,10 @@ def test_many_workers_never_share_an_item_lose_no_label_and_never_see_a_false_em
     assert statuses == {"submitted": sum(work.values())}
     busy = sum(1 for _, labeled, *_ in reports if labeled)
     opened = sum(count for *_, count, _ in reports)
-    print(f"{engine.dialect.name}: {len(stored)} labels by {busy} of {workers} workers in {elapsed:.1f} s; "
-          f"{opened} empty claims explained by a second slot opening meanwhile")
+    print(
+        f"{engine.dialect.name}: {len(stored)} labels by {busy} of {workers} workers in {elapsed:.1f} s; "
+        f"{opened} empty claims explained by a second slot opening meanwhile"
+    )
     assert busy > 1, "the work was actually shared, so the claims raced"
 
 
@@ -161,4 +165,3 @@ def test_a_killed_workers_item_returns_after_the_lease(engine, make_study, add_a
     submit(engine, ben, completion_id, "german", True, None)
     with Session(engine) as session:
         assert session.execute(select(Annotation.annotator_id)).scalars().all() == [ben]
-

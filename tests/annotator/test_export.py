@@ -29,19 +29,31 @@ def cells(text: str) -> list[dict[str, str]]:
 
 
 def test_text_that_a_spreadsheet_would_run_is_quoted_but_numbers_stay(tmp_path):
-    frame = pd.DataFrame({
-        "text": ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain", "-0.5", "a=b", None],
-        "number": [-1.5, -2.0, 3.0, -4e-3, 0.0, 1.0, 2.0, -7.0, 8.0, np.nan],
-        "count": [-1, -2, 3, 4, 5, 6, 7, 8, 9, 10],
-        "mixed": [-3, "=x", 2.5, "-y", None, "ok", True, "-1", "@", "+1e5"],
-    })
+    frame = pd.DataFrame(
+        {
+            "text": ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx", "plain", "-0.5", "a=b", None],
+            "number": [-1.5, -2.0, 3.0, -4e-3, 0.0, 1.0, 2.0, -7.0, 8.0, np.nan],
+            "count": [-1, -2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "mixed": [-3, "=x", 2.5, "-y", None, "ok", True, "-1", "@", "+1e5"],
+        }
+    )
     out = tmp_path / "out.csv"
     assert write_csv(frame, out) == 10
     raw = out.read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf") and raw.startswith(b'"text","number","count","mixed"\r\n')
     rows = cells(raw.decode("utf-8"))
     assert [row["text"] for row in rows] == [
-        "'=1+2", "'+cmd", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "plain", "-0.5", "a=b", ""]
+        "'=1+2",
+        "'+cmd",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        "plain",
+        "-0.5",
+        "a=b",
+        "",
+    ]
     assert [row["number"] for row in rows][:4] == ["-1.5", "-2", "3", "-0.004"]
     assert raw.split(b"\r\n")[1] == b'"\'=1+2",-1.5,-1,"-3"'  # text quoted, numbers not
     assert [row["count"] for row in rows][:2] == ["-1", "-2"]
@@ -53,9 +65,16 @@ def test_text_that_a_spreadsheet_would_run_is_quoted_but_numbers_stay(tmp_path):
 
 def test_booleans_na_timestamps_and_index():
     stamps = pd.to_datetime(["2026-05-01 12:00:00+02:00", None], utc=True)
-    frame = pd.DataFrame({"flag": [True, False], "maybe": pd.array([True, None], dtype="boolean"),
-                          "object_flag": [False, None], "at": stamps, "=name": ["a", "b"]},
-                         index=pd.Index(["x", "y"], name="term"))
+    frame = pd.DataFrame(
+        {
+            "flag": [True, False],
+            "maybe": pd.array([True, None], dtype="boolean"),
+            "object_flag": [False, None],
+            "at": stamps,
+            "=name": ["a", "b"],
+        },
+        index=pd.Index(["x", "y"], name="term"),
+    )
     rows = cells(csv_bytes(frame).decode("utf-8"))
     assert list(rows[0]) == ["term", "flag", "maybe", "object_flag", "at", "'=name"]
     assert [(r["flag"], r["maybe"], r["object_flag"]) for r in rows] == [("1", "1", "0"), ("0", "", "")]
@@ -72,11 +91,15 @@ def labeled_study(
     insert_completions(engine, completion_frame({("MaXM", "deu"): 6, ("XM3600", "eng"): 6}))
     draw_sample(engine, 6, seed=4, weights={"language": {}})
     with engine.connect() as connection:
-        items = pd.read_sql(select(SampleItem.completion_id, SampleItem.stratum, SampleItem.queue_position)
-                            .order_by(SampleItem.stratum, SampleItem.queue_position), connection)
+        items = pd.read_sql(
+            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.queue_position).order_by(
+                SampleItem.stratum, SampleItem.queue_position
+            ),
+            connection,
+        )
     first = items.groupby("stratum")["completion_id"].first()
     deu, eng = first["MaXM|deu"], first["XM3600|eng"]
-    annotate(engine, deu, "ann", "german", matches_gold=True, correct=True, comment="=HYPERLINK(\"x\")", slot=1)
+    annotate(engine, deu, "ann", "german", matches_gold=True, correct=True, comment='=HYPERLINK("x")', slot=1)
     annotate(engine, deu, "bob", "english", matches_gold=None, correct=False, slot=2)
     annotate(engine, eng, "bob", "english", correct=None, slot=1)
     adjudicate(engine, deu, "res", "german", matches_gold=True, correct=True, comment="agreed")
@@ -104,7 +127,7 @@ def test_gold_export_is_wide_per_annotator(labeled_study, tmp_path):
     out = tmp_path / "gold.csv"
     assert export(labeled_study, "gold", out) == 6
     rows = {row["completion_id"]: row for row in cells(out.read_bytes().decode("utf-8"))}
-    assert rows[deu]["annotator_1_comment"] == "'=HYPERLINK(\"x\")"
+    assert rows[deu]["annotator_1_comment"] == '\'=HYPERLINK("x")'
     assert (rows[deu]["adjudicated"], rows[deu]["fidelity"], rows[deu]["annotator_2_matches_gold"]) == ("1", "1", "")
     assert rows[deu]["annotator_1_labeled_at"].endswith("Z")
     assert rows[eng]["correct"] == "" and rows[eng]["annotator_2_id"] == ""
@@ -151,8 +174,13 @@ def test_gold_export_carries_the_texts_and_has_an_excel_variant(
 
     gold = export_frame(engine, "gold").set_index("completion_id").loc[frame["id"]]
     columns = list(gold.reset_index().columns)
-    assert columns.index("double_annotate") < columns.index("prompt") < columns.index("gold_answer") \
-        < columns.index("completion") < columns.index("annotator_1_id")
+    assert (
+        columns.index("double_annotate")
+        < columns.index("prompt")
+        < columns.index("gold_answer")
+        < columns.index("completion")
+        < columns.index("annotator_1_id")
+    )
     for column, expected in texts.items():
         assert [None if pd.isna(value) else value for value in gold[column]] == expected
     assert gold["annotator_1_answer_language"].iloc[0] == "chinese"

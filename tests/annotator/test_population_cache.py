@@ -50,8 +50,11 @@ def test_new_predictions_or_a_top_up_read_the_population_again(study: Engine, an
     first = cached_population(study)
     item = sampled(study)[0]
     with study.begin() as connection:
-        connection.execute(insert(Prediction).values(
-            source="lid176", completion_id=item, language_class="german", predicted_fidelity=True))
+        connection.execute(
+            insert(Prediction).values(
+                source="lid176", completion_id=item, language_class="german", predicted_fidelity=True
+            )
+        )
     second = cached_population(study)
     assert second is not first and second.version != first.version
     assert analysis_frame(study)["pred_fidelity"].notna().sum() == 1
@@ -77,8 +80,9 @@ def test_without_the_cache_every_call_reads_everything(study: Engine):
     assert cached_population(study) is not cached_population(study)
 
 
-def test_the_change_stamp_moves_with_every_commit_on_sqlite(sqlite_engine: Engine, completion_frame,
-                                                           insert_completions, annotate, monkeypatch):
+def test_the_change_stamp_moves_with_every_commit_on_sqlite(
+    sqlite_engine: Engine, completion_frame, insert_completions, annotate, monkeypatch
+):
     insert_completions(sqlite_engine, completion_frame(COUNTS))
     draw_sample(sqlite_engine, 8, seed=1, weights={"benchmark": {"balance": False}})
     keep_population_cached(sqlite_engine)

@@ -13,31 +13,54 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ME, OTHER = 1, 2
 
 
-def row(item_id: int, stratum: str = "mmmu|deu", position: int = 0, *, double: bool = False,
-        slot1: tuple[str, int, datetime] | None = None, slot2: tuple[str, int, datetime] | None = None,
-        mine: bool = False) -> QueueRow:
+def row(
+    item_id: int,
+    stratum: str = "mmmu|deu",
+    position: int = 0,
+    *,
+    double: bool = False,
+    slot1: tuple[str, int, datetime] | None = None,
+    slot2: tuple[str, int, datetime] | None = None,
+    mine: bool = False,
+) -> QueueRow:
     """One sampled item as the queue read returns it; a slot is (status, who, lease expiry)."""
     status1, who1, expires1 = slot1 or (None, None, None)
     status2, who2, expires2 = slot2 or (None, None, None)
-    return QueueRow(item_id, f"c{item_id}", stratum, "deu", position, double,
-                    item_id * 10 if slot1 else None, who1, status1, expires1,
-                    item_id * 10 + 1 if slot2 else None, who2, status2, expires2,
-                    item_id * 100 if mine else None)
+    return QueueRow(
+        item_id,
+        f"c{item_id}",
+        stratum,
+        "deu",
+        position,
+        double,
+        item_id * 10 if slot1 else None,
+        who1,
+        status1,
+        expires1,
+        item_id * 10 + 1 if slot2 else None,
+        who2,
+        status2,
+        expires2,
+        item_id * 100 if mine else None,
+    )
 
 
-@pytest.mark.parametrize(("status", "who", "expires", "state"), [
-    (None, None, None, "open"),
-    ("released", OTHER, NOW + timedelta(minutes=5), "open"),
-    ("submitted", OTHER, NOW - timedelta(days=1), "done"),
-    ("skipped", ME, NOW + timedelta(minutes=5), "skipped_by_me"),
-    ("skipped", OTHER, NOW + timedelta(minutes=5), "open"),
-    ("claimed", ME, NOW - timedelta(minutes=5), "mine"),
-    ("claimed", OTHER, NOW + timedelta(minutes=5), "held"),
-    ("claimed", OTHER, NOW - timedelta(seconds=1), "open"),
-    # SQLite hands back naive datetimes, stored as UTC.
-    ("claimed", OTHER, (NOW + timedelta(minutes=5)).replace(tzinfo=None), "held"),
-    ("claimed", OTHER, (NOW - timedelta(minutes=5)).replace(tzinfo=None), "open"),
-])
+@pytest.mark.parametrize(
+    ("status", "who", "expires", "state"),
+    [
+        (None, None, None, "open"),
+        ("released", OTHER, NOW + timedelta(minutes=5), "open"),
+        ("submitted", OTHER, NOW - timedelta(days=1), "done"),
+        ("skipped", ME, NOW + timedelta(minutes=5), "skipped_by_me"),
+        ("skipped", OTHER, NOW + timedelta(minutes=5), "open"),
+        ("claimed", ME, NOW - timedelta(minutes=5), "mine"),
+        ("claimed", OTHER, NOW + timedelta(minutes=5), "held"),
+        ("claimed", OTHER, NOW - timedelta(seconds=1), "open"),
+        # SQLite hands back naive datetimes, stored as UTC.
+        ("claimed", OTHER, (NOW + timedelta(minutes=5)).replace(tzinfo=None), "held"),
+        ("claimed", OTHER, (NOW - timedelta(minutes=5)).replace(tzinfo=None), "open"),
+    ],
+)
 def test_a_slot_as_one_annotator_sees_it(status, who, expires, state) -> None:
     assert slot_state(status, who, expires, ME, NOW) == state
 

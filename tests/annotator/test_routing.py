@@ -74,8 +74,10 @@ def test_queue_order_is_by_position_within_and_lowest_taken_share_across_strata(
         stratum = position.loc[completion_id, "stratum"]
         open_strata = [name for name in sizes.index if taken[name] < sizes[name]]
         # First items first (largest strata first), then Sainte-Lague; ties by CRC-32, not by name.
-        lowest = min(open_strata, key=lambda name: (taken[name] > 0, (taken[name] + 0.5) / sizes[name],
-                                                     zlib.crc32(name.encode())))
+        lowest = min(
+            open_strata,
+            key=lambda name: (taken[name] > 0, (taken[name] + 0.5) / sizes[name], zlib.crc32(name.encode())),
+        )
         assert stratum == lowest
         expected = position[position["stratum"] == stratum].sort_values("queue_position").index[taken[stratum]]
         assert completion_id == expected, "within a stratum, ascending queue_position"
@@ -171,16 +173,26 @@ def test_skip_and_release(engine, make_study, add_account):
 def test_claimed_item_is_blind_to_surrogates_and_other_labels(engine, make_study, add_account):
     items = make_study(engine, {("mmmu", "deu"): 2})
     with engine.begin() as connection:
-        connection.execute(insert(Prediction), [
-            {"completion_id": completion_id, "source": "lid176", "language_class": "german", "created_at": utcnow()}
-            for completion_id in items["completion_id"]
-        ])
+        connection.execute(
+            insert(Prediction),
+            [
+                {"completion_id": completion_id, "source": "lid176", "language_class": "german", "created_at": utcnow()}
+                for completion_id in items["completion_id"]
+            ],
+        )
     ana = add_account(engine, "ana", "de")
     assert {field.name for field in dataclasses.fields(ClaimedItem)} == {
-        "completion_id", "prompt", "image_path", "image_url", "gold_answer", "completion", "query_language",
+        "completion_id",
+        "prompt",
+        "image_path",
+        "image_url",
+        "gold_answer",
+        "completion",
+        "query_language",
         "lease_expires_at",
     }
     statements: list[str] = []
+
     def listener(connection, cursor, statement, *args) -> None:
         statements.append(statement.lower())
 
@@ -209,35 +221,62 @@ def refusal_study(engine, make_study, add_account, insert_completions, completio
     held = claim_next(engine, ana)
     german = items.loc[items["query_language"] == "deu", "completion_id"]
     not_held = next(c for c in german if c not in (held.completion_id, done.completion_id))
-    return {"ana": ana, "ben": ben, "held": held.completion_id, "done": done.completion_id, "not_held": not_held,
-            "english": items.loc[items["query_language"] == "eng", "completion_id"].iloc[0],
-            "unsampled": "other-deu-0000000"}
+    return {
+        "ana": ana,
+        "ben": ben,
+        "held": held.completion_id,
+        "done": done.completion_id,
+        "not_held": not_held,
+        "english": items.loc[items["query_language"] == "eng", "completion_id"].iloc[0],
+        "unsampled": "other-deu-0000000",
+    }
 
 
 REFUSALS = {
     "unknown annotator": (lambda e, s: label(e, 999, s["held"]), UnknownAnnotatorError, "no annotator with id 999"),
-    "annotator id not a number": (lambda e, s: label(e, "ana", s["held"]), UnknownAnnotatorError,
-                                  "not an annotator id"),
+    "annotator id not a number": (
+        lambda e, s: label(e, "ana", s["held"]),
+        UnknownAnnotatorError,
+        "not an annotator id",
+    ),
     "language not read": (lambda e, s: label(e, s["ben"], s["held"]), LanguageNotReadError, "not among your languages"),
-    "not in the sample": (lambda e, s: label(e, s["ana"], s["unsampled"]), NotInSampleError,
-                          "not in the active sample"),
+    "not in the sample": (
+        lambda e, s: label(e, s["ana"], s["unsampled"]),
+        NotInSampleError,
+        "not in the active sample",
+    ),
     "no such completion": (lambda e, s: label(e, s["ana"], "nope"), NotInSampleError, "'nope' is not in the active"),
     "not held": (lambda e, s: label(e, s["ana"], s["not_held"]), NotHeldError, "you have not claimed it"),
-    "class outside the classes": (lambda e, s: label(e, s["ana"], s["held"], answer="klingon"), InvalidLabelError,
-                                  "choose one of chinese"),
-    "boolean as text": (lambda e, s: label(e, s["ana"], s["held"], matches_gold="yes"), InvalidLabelError,
-                        "matches_gold must be true, false or NA"),
-    "negative time": (lambda e, s: label(e, s["ana"], s["held"], seconds_spent=-1), InvalidLabelError,
-                      "seconds_spent must be a finite number >= 0"),
+    "class outside the classes": (
+        lambda e, s: label(e, s["ana"], s["held"], answer="klingon"),
+        InvalidLabelError,
+        "choose one of chinese",
+    ),
+    "boolean as text": (
+        lambda e, s: label(e, s["ana"], s["held"], matches_gold="yes"),
+        InvalidLabelError,
+        "matches_gold must be true, false or NA",
+    ),
+    "negative time": (
+        lambda e, s: label(e, s["ana"], s["held"], seconds_spent=-1),
+        InvalidLabelError,
+        "seconds_spent must be a finite number >= 0",
+    ),
     "double submit": (lambda e, s: label(e, s["ana"], s["done"]), AlreadySubmittedError, "already labeled"),
     "batch with one bad label": (
-        lambda e, s: submit_batch(e, s["ana"], [Label(s["held"], "german", True, None),
-                                                 Label(s["not_held"], "german", True, None)]),
-        NotHeldError, "you do not hold"),
+        lambda e, s: submit_batch(
+            e, s["ana"], [Label(s["held"], "german", True, None), Label(s["not_held"], "german", True, None)]
+        ),
+        NotHeldError,
+        "you do not hold",
+    ),
     "skip what is not held": (lambda e, s: skip(e, s["ana"], s["not_held"]), NotHeldError, "you do not hold"),
     "release in a language not read": (lambda e, s: release(e, s["ben"], s["held"]), LanguageNotReadError, "deu"),
     "revise what was never labeled": (
-        lambda e, s: revise(e, s["ana"], s["held"], "german", True, None), NotHeldError, "no label on"),
+        lambda e, s: revise(e, s["ana"], s["held"], "german", True, None),
+        NotHeldError,
+        "no label on",
+    ),
     "claim by an unknown annotator": (lambda e, s: claim_next(e, 999), UnknownAnnotatorError, "999"),
     "non-positive lease": (lambda e, s: claim_next(e, s["ana"], lease=timedelta(0)), RoutingError, "positive"),
 }
@@ -274,7 +313,11 @@ def test_undo_last_reopens_and_revise_keeps_the_audit_trail(engine, make_study, 
     label(engine, ana, second.completion_id, answer="english", matches_gold=None, comment="typo?", seconds_spent=5)
     reopened = undo_last(engine, ana)
     assert (reopened.completion_id, reopened.answer_language, reopened.matches_gold, reopened.comment) == (
-        second.completion_id, "english", None, "typo?")
+        second.completion_id,
+        "english",
+        None,
+        "typo?",
+    )
     assert revise(engine, ana, second.completion_id, "german", False, True, seconds_spent=2) is True
     assert revise(engine, ana, second.completion_id, "german", False, True) is False, "no change, no event"
     with Session(engine) as session:
@@ -414,8 +457,13 @@ def test_a_claim_that_keeps_losing_gives_up_with_try_again(engine, make_study, a
     claim_next(engine, ana, now=T0)
     before = db_snapshot(engine)
     real_state = queue.slot_state
-    monkeypatch.setattr(queue, "slot_state", lambda status, who, expires, me, now: (
-        "open" if status == "claimed" and who != me else real_state(status, who, expires, me, now)))
+    monkeypatch.setattr(
+        queue,
+        "slot_state",
+        lambda status, who, expires, me, now: (
+            "open" if status == "claimed" and who != me else real_state(status, who, expires, me, now)
+        ),
+    )
     with pytest.raises(RoutingError, match="try again"):
         claim_next(engine, ben, now=T0 + timedelta(minutes=1))
     assert db_snapshot(engine) == before
@@ -436,8 +484,9 @@ def test_a_stale_read_cannot_take_a_fresh_slot_twice(engine, make_study, add_acc
 
 
 @pytest.mark.postgres
-def test_a_claim_that_loses_a_race_reads_again_and_finds_what_opened_meanwhile(postgres_engine, make_study, add_account,
-                                                                               monkeypatch):
+def test_a_claim_that_loses_a_race_reads_again_and_finds_what_opened_meanwhile(
+    postgres_engine, make_study, add_account, monkeypatch
+):
     """Issue 11.8. Between ben's read and his write, another connection takes the item ben read
     as open and ana gives hers back: ben must get ana's, not be told the queue is empty."""
     engine = postgres_engine
@@ -450,9 +499,16 @@ def test_a_claim_that_loses_a_race_reads_again_and_finds_what_opened_meanwhile(p
         if not interfered:
             interfered.append(view.row.completion_id)
             with engine.begin() as other:  # a second annotator's transaction, committed first
-                other.execute(insert(Assignment).values(
-                    sample_item_id=view.row.item_id, slot=slot, annotator_id=cai, status="claimed",
-                    claimed_at=now, lease_expires_at=now + lease))
+                other.execute(
+                    insert(Assignment).values(
+                        sample_item_id=view.row.item_id,
+                        slot=slot,
+                        annotator_id=cai,
+                        status="claimed",
+                        claimed_at=now,
+                        lease_expires_at=now + lease,
+                    )
+                )
             release(engine, ana, first.completion_id)
         return real_acquire(session, view, slot, me, now, lease)
 
@@ -461,8 +517,11 @@ def test_a_claim_that_loses_a_race_reads_again_and_finds_what_opened_meanwhile(p
     assert interfered and interfered[0] != first.completion_id
     assert taken is not None and taken.completion_id == first.completion_id
     with Session(engine) as session:
-        holders = dict(session.execute(select(Assignment.annotator_id, Assignment.status)
-                                       .where(Assignment.status == "claimed")).all())
+        holders = dict(
+            session.execute(
+                select(Assignment.annotator_id, Assignment.status).where(Assignment.status == "claimed")
+            ).all()
+        )
     assert set(holders) == {ben, cai}
 
 

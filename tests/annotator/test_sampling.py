@@ -29,8 +29,13 @@ from db.models import Sample, SampleItem, SampleStratum
 
 # Unequal benchmarks and languages, one stratum too small for its share, one tiny.
 COUNTS = {
-    ("MaXM", "deu"): 30, ("MaXM", "eng"): 120, ("MaXM", "ron"): 60,
-    ("XM3600", "deu"): 200, ("XM3600", "eng"): 400, ("XM3600", "zho"): 3, ("XM3600", "urd"): 1,
+    ("MaXM", "deu"): 30,
+    ("MaXM", "eng"): 120,
+    ("MaXM", "ron"): 60,
+    ("XM3600", "deu"): 200,
+    ("XM3600", "eng"): 400,
+    ("XM3600", "zho"): 3,
+    ("XM3600", "urd"): 1,
 }
 
 
@@ -157,8 +162,13 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_paper_weights_balance_benchmarks_then_multiply_languages():
-    strata = pd.DataFrame({"benchmark": ["A", "A", "B", "B"], "query_language": ["deu", "ron", "eng", "zho"],
-                           "population": [10, 30, 40, 20]})
+    strata = pd.DataFrame(
+        {
+            "benchmark": ["A", "A", "B", "B"],
+            "query_language": ["deu", "ron", "eng", "zho"],
+            "population": [10, 30, 40, 20],
+        }
+    )
     # N = 100; A holds 40 (unit weight 2.5), B 60 (unit weight 5/3).
     expected = [10 * 2.5 * 4, 30 * 2.5 * 0.5, 40 * 100 / 60, 20 * 100 / 60 * 2]
     assert PAPER_WEIGHTS.stratum_weights(strata) == pytest.approx(expected)
@@ -235,8 +245,11 @@ def test_same_seed_same_sample_on_both_backends(sqlite_engine, postgres_engine, 
     drawn = []
     for engine in (sqlite_engine, postgres_engine):
         insert_completions(engine, frame)
-        drawn.append(items_of(engine, draw_sample(engine, 50, seed=9).sample_id)
-                     [["completion_id", "queue_position", "double_annotate"]])
+        drawn.append(
+            items_of(engine, draw_sample(engine, 50, seed=9).sample_id)[
+                ["completion_id", "queue_position", "double_annotate"]
+            ]
+        )
     pd.testing.assert_frame_equal(*drawn)
 
 
@@ -266,17 +279,23 @@ def test_draws_are_simple_random_samples_within_strata():
     codes = np.repeat(np.arange(2 * copies), sizes)
     unit = np.concatenate([np.arange(size) for size in sizes])
     population = pd.DataFrame({"id": [f"c{i}" for i in range(len(codes))], "code": codes, "unit": unit})
-    picks = pd.concat([
-        sampling._draw(population, need, np.zeros_like(need), np.random.default_rng(seed)).assign(seed=seed)
-        for seed in range(reps // copies)
-    ])
+    picks = pd.concat(
+        [
+            sampling._draw(population, need, np.zeros_like(need), np.random.default_rng(seed)).assign(seed=seed)
+            for seed in range(reps // copies)
+        ]
+    )
     six, four = picks[picks["code"] % 2 == 0], picks[picks["code"] % 2 == 1]
     pairs = six.sort_values("unit").groupby(["seed", "code"])["unit"].agg(tuple).value_counts()
     first = six[six["queue_position"] == 0]["unit"].value_counts()
     assert len(pairs) == len(list(combinations(range(6), 2)))
     # Binomial 4-sigma bands around n_h / N_h = 1/3 and 1/4, 1/15 per pair and 1/6 first in line.
-    for share, counts in ((2 / 6, six["unit"].value_counts()), (1 / 4, four["unit"].value_counts()),
-                          (1 / 15, pairs), (1 / 6, first)):
+    for share, counts in (
+        (2 / 6, six["unit"].value_counts()),
+        (1 / 4, four["unit"].value_counts()),
+        (1 / 15, pairs),
+        (1 / 6, first),
+    ):
         assert np.all(np.abs(counts / reps - share) < 4 * np.sqrt(share * (1 - share) / reps))
 
 

@@ -35,13 +35,17 @@ def study(engine: Engine, completion_frame, insert_completions) -> Engine:
     insert_completions(engine, frame)
     # A language-ID surrogate whose confidence is low for one completion in four, seeded.
     rng = np.random.default_rng(1)
-    probability = np.where(rng.random(len(frame)) < 0.25, rng.uniform(0.1, 0.5, len(frame)),
-                           rng.uniform(0.95, 1.0, len(frame)))
+    probability = np.where(
+        rng.random(len(frame)) < 0.25, rng.uniform(0.1, 0.5, len(frame)), rng.uniform(0.95, 1.0, len(frame))
+    )
     with engine.begin() as connection:
-        connection.execute(insert(Prediction), [
-            {"completion_id": cid, "source": "lid176", "probability": float(p), "language_class": "german"}
-            for cid, p in zip(frame["id"], probability, strict=True)
-        ])
+        connection.execute(
+            insert(Prediction),
+            [
+                {"completion_id": cid, "source": "lid176", "probability": float(p), "language_class": "german"}
+                for cid, p in zip(frame["id"], probability, strict=True)
+            ],
+        )
     return engine
 
 
@@ -49,8 +53,11 @@ def items_with_cells(engine: Engine, sample_id: int) -> pd.DataFrame:
     frame = analysis_frame(engine, sample_id)
     with engine.connect() as connection:
         items = pd.read_sql(select(SampleItem).where(SampleItem.sample_id == sample_id), connection)
-    return items.merge(frame[["completion_id", "model", "image", "benchmark", "query_language", "stratum",
-                              "sample_prob"]], on="completion_id", suffixes=("", "_frame"))
+    return items.merge(
+        frame[["completion_id", "model", "image", "benchmark", "query_language", "stratum", "sample_prob"]],
+        on="completion_id",
+        suffixes=("", "_frame"),
+    )
 
 
 def test_arms_are_strata_inside_each_benchmark_language_with_its_paper_share(study: Engine):
@@ -175,8 +182,9 @@ def test_strata_for_a_sample_without_a_recorded_design_are_benchmark_language(st
     sample_id = draw_sample(study, 40, seed=1).sample_id
     with session_scope(study, write=True) as session:
         session.get(Sample, sample_id).design = None
-    frame = pd.DataFrame({"completion_id": ["x"], "benchmark": ["MaXM"], "query_language": ["deu"],
-                          "model": ["m1"], "image": [1]})
+    frame = pd.DataFrame(
+        {"completion_id": ["x"], "benchmark": ["MaXM"], "query_language": ["deu"], "model": ["m1"], "image": [1]}
+    )
     assert strata_for_sample(study, frame, sample_id).tolist() == ["MaXM|deu"]
 
 

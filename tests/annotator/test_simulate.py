@@ -25,23 +25,34 @@ def add_oracle(engine, items: pd.DataFrame, seed: int = 0) -> dict[str, tuple]:
         answer = STUDY_LANGUAGES[row.query_language] if rng.random() < 0.8 else "english"
         truth[row.completion_id] = (answer, [True, False, None][rng.integers(3)], bool(rng.integers(2)))
     with engine.begin() as connection:
-        connection.execute(insert(DemoOracle), [
-            {"completion_id": c, "answer_language": a, "matches_gold": m, "correct": k}
-            for c, (a, m, k) in truth.items()
-        ])
+        connection.execute(
+            insert(DemoOracle),
+            [
+                {"completion_id": c, "answer_language": a, "matches_gold": m, "correct": k}
+                for c, (a, m, k) in truth.items()
+            ],
+        )
     return truth
 
 
 def stored_labels(engine) -> pd.DataFrame:
     with Session(engine) as session:
         rows = session.execute(
-            select(Annotation.completion_id, Annotator.name, Annotation.answer_language, Annotation.matches_gold,
-                   Annotation.correct, Annotation.seconds_spent, Assignment.slot)
+            select(
+                Annotation.completion_id,
+                Annotator.name,
+                Annotation.answer_language,
+                Annotation.matches_gold,
+                Annotation.correct,
+                Annotation.seconds_spent,
+                Assignment.slot,
+            )
             .join(Annotator, Annotator.id == Annotation.annotator_id)
             .join(Assignment, Assignment.id == Annotation.assignment_id)
         ).all()
-    return pd.DataFrame(rows, columns=["completion_id", "name", "answer_language", "matches_gold", "correct",
-                                       "seconds_spent", "slot"])
+    return pd.DataFrame(
+        rows, columns=["completion_id", "name", "answer_language", "matches_gold", "correct", "seconds_spent", "slot"]
+    )
 
 
 def test_refuses_without_sample_or_oracle(engine, make_study, db_snapshot, row_count):
@@ -62,7 +73,8 @@ def test_labels_everything_like_careful_annotators(engine, make_study):
     assert len(stored_labels(engine)) == len(items) + n_double
     labels = stored_labels(engine)
     assert sorted(Counter(labels["completion_id"]).items()) == sorted(
-        (row.completion_id, 1 + row.double_annotate) for row in items.itertuples())
+        (row.completion_id, 1 + row.double_annotate) for row in items.itertuples()
+    )
     for row in labels.itertuples():
         assert (row.answer_language, row.matches_gold, row.correct) == truth[row.completion_id]
         assert row.name.startswith(f"sim-{items.set_index('completion_id').loc[row.completion_id, 'query_language']}-")

@@ -61,9 +61,15 @@ def selected(at: AppTest) -> set[str]:
 def labels_of(engine: Engine, name: str) -> dict[str, tuple]:
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Annotation.completion_id, Annotation.answer_language, Annotation.matches_gold, Annotation.correct,
-                   Annotation.comment)
-            .join(Annotator, Annotator.id == Annotation.annotator_id).where(Annotator.name == name)
+            select(
+                Annotation.completion_id,
+                Annotation.answer_language,
+                Annotation.matches_gold,
+                Annotation.correct,
+                Annotation.comment,
+            )
+            .join(Annotator, Annotator.id == Annotation.annotator_id)
+            .where(Annotator.name == name)
         ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -102,10 +108,13 @@ def test_each_item_starts_empty_and_a_submit_sends_only_its_own_answers(sign_in,
 
     at.button(key=query_button(at)).click().run()
     at.button(key="submit").click().run()
-    language = query_language_class(study.connect().execute(
-        select(Completion.query_language).where(Completion.id == second)).scalar_one())
-    assert labels_of(study, "anna") == {first: ("german", False, None, "only on the first"),
-                                        second: (language, True, False, None)}
+    language = query_language_class(
+        study.connect().execute(select(Completion.query_language).where(Completion.id == second)).scalar_one()
+    )
+    assert labels_of(study, "anna") == {
+        first: ("german", False, None, "only on the first"),
+        second: (language, True, False, None),
+    }
 
 
 def test_after_a_correction_the_item_on_screen_starts_empty_and_saves(sign_in, study: Engine) -> None:
@@ -218,8 +227,11 @@ def test_untrusted_text_is_shown_verbatim_in_its_own_direction(sign_in, study: E
     assert "bold" not in shown_elsewhere and "שלום" not in shown_elsewhere
 
 
-@pytest.mark.parametrize("content", [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, None],
-                         ids=["not-an-image", "truncated-png", "outside-the-root"])
+@pytest.mark.parametrize(
+    "content",
+    [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, None],
+    ids=["not-an-image", "truncated-png", "outside-the-root"],
+)
 def test_a_broken_image_shows_a_caption_and_skip_still_works(
     sign_in, study: Engine, tmp_path: Path, content: bytes | None
 ) -> None:
@@ -267,8 +279,15 @@ def test_a_researcher_edits_the_guidelines_annotators_read(sign_in, study: Engin
 
 def adjudications(engine: Engine) -> dict[str, tuple]:
     with engine.connect() as connection:
-        rows = connection.execute(select(Adjudication.completion_id, Adjudication.answer_language,
-                                         Adjudication.matches_gold, Adjudication.correct, Adjudication.comment)).all()
+        rows = connection.execute(
+            select(
+                Adjudication.completion_id,
+                Adjudication.answer_language,
+                Adjudication.matches_gold,
+                Adjudication.correct,
+                Adjudication.comment,
+            )
+        ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -312,8 +331,11 @@ def test_adding_two_accounts_in_a_row_empties_the_form_between(sign_in, study: E
         at.text_input(key="new_password").input(f"{name}-password-1")
         at.button(key="new_submit").click().run()
         assert not at.exception and not at.error
-        assert (at.text_input(key="new_name").value, at.multiselect(key="new_languages").value,
-                at.text_input(key="new_password").value) == ("", [], "")
+        assert (
+            at.text_input(key="new_name").value,
+            at.multiselect(key="new_languages").value,
+            at.text_input(key="new_password").value,
+        ) == ("", [], "")
     at.button(key="new_submit").click().run()  # a second click on the emptied form
     assert not at.exception and not at.error
     assert "name first" in messages(at, "warning")

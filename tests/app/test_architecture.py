@@ -98,13 +98,16 @@ DEMO_USERS = {ROOT / "annotator" / "cli.py"}
 def outside_the_demo() -> list[Path]:
     """The production files that must not depend on the demo (tests and benchmarks may)."""
     candidates = [ROOT / "app.py", *python_files("annotator", "pages", "stats", "db")]
-    return [path for path in candidates
-            if not path.is_relative_to(ROOT / "annotator" / "demo") and path not in DEMO_USERS]
+    return [
+        path for path in candidates if not path.is_relative_to(ROOT / "annotator" / "demo") and path not in DEMO_USERS
+    ]
 
 
 def imports_demo(module: str, names: list[str]) -> bool:
-    return module == "annotator.demo" or module.startswith("annotator.demo.") or (
-        module == "annotator" and "demo" in names
+    return (
+        module == "annotator.demo"
+        or module.startswith("annotator.demo.")
+        or (module == "annotator" and "demo" in names)
     )
 
 
@@ -146,27 +149,39 @@ def imported_parts(module: str, names: list[str]) -> set[str]:
 
 def test_every_annotator_part_has_a_layer() -> None:
     layered = set().union(*ANNOTATOR_LAYERS)
-    parts = {annotator_part(path.relative_to(ROOT)) for path in python_files("annotator")
-             if path.relative_to(ROOT).parts[1] != "__init__.py"}
+    parts = {
+        annotator_part(path.relative_to(ROOT))
+        for path in python_files("annotator")
+        if path.relative_to(ROOT).parts[1] != "__init__.py"
+    }
     assert parts == layered, f"not in ANNOTATOR_LAYERS: {sorted(parts - layered)}; gone: {sorted(layered - parts)}"
 
 
-@pytest.mark.parametrize("path", [path for path in python_files("annotator") if path.name != "__init__.py"
-                                  or path.parent != ROOT / "annotator"],
-                         ids=lambda path: str(path.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    [path for path in python_files("annotator") if path.name != "__init__.py" or path.parent != ROOT / "annotator"],
+    ids=lambda path: str(path.relative_to(ROOT)),
+)
 def test_annotator_imports_only_downwards(path: Path) -> None:
     layer = {part: depth for depth, parts in enumerate(ANNOTATOR_LAYERS) for part in parts}
     mine = annotator_part(path.relative_to(ROOT))
-    upwards = [f"line {line}: {module} ({part})" for line, module, names in imports(path)
-               for part in imported_parts(module, names) if part != mine and layer[part] <= layer[mine]]
+    upwards = [
+        f"line {line}: {module} ({part})"
+        for line, module, names in imports(path)
+        for part in imported_parts(module, names)
+        if part != mine and layer[part] <= layer[mine]
+    ]
     assert not upwards, f"{path.relative_to(ROOT)} ({mine}) imports a sibling or a layer above: {', '.join(upwards)}"
 
 
 def test_the_queue_policy_needs_no_database() -> None:
     """Routing's rules stay readable and testable on their own (tests/annotator/test_queue.py)."""
     path = ROOT / "annotator" / "annotation" / "queue.py"
-    found = [f"line {line}: {module}" for line, module, _ in imports(path)
-             if top(module) in ("sqlalchemy", "db", "annotator", "pandas", "streamlit")]
+    found = [
+        f"line {line}: {module}"
+        for line, module, _ in imports(path)
+        if top(module) in ("sqlalchemy", "db", "annotator", "pandas", "streamlit")
+    ]
     assert not found, f"the queue policy imports {', '.join(found)}"
 
 
@@ -189,15 +204,25 @@ RAW_HTML_HELPERS = {
 def test_pages_render_no_raw_html(path: Path) -> None:
     source = ast.parse(path.read_text(encoding="utf-8"))
     helpers = RAW_HTML_HELPERS.get(path.relative_to(ROOT).as_posix(), set())
-    allowed = {id(node) for function in ast.walk(source)
-               if isinstance(function, ast.FunctionDef) and function.name in helpers for node in ast.walk(function)}
+    allowed = {
+        id(node)
+        for function in ast.walk(source)
+        if isinstance(function, ast.FunctionDef) and function.name in helpers
+        for node in ast.walk(function)
+    }
     problems = [
         f"line {node.lineno}"
         for node in ast.walk(source)
         if id(node) not in allowed
-        and ((isinstance(node, ast.keyword) and node.arg == "unsafe_allow_html")
-             or (isinstance(node, ast.Attribute) and node.attr == "html"
-                 and isinstance(node.value, ast.Name) and node.value.id == "st"))
+        and (
+            (isinstance(node, ast.keyword) and node.arg == "unsafe_allow_html")
+            or (
+                isinstance(node, ast.Attribute)
+                and node.attr == "html"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "st"
+            )
+        )
     ]
     assert not problems, f"{path.relative_to(ROOT)} renders raw HTML at {', '.join(problems)}"
 

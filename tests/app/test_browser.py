@@ -116,8 +116,12 @@ def test_label_with_the_keyboard_then_see_the_dashboard(
         language_key = {language: "q", "english": "e"}.get(label["answer_language"])
         if language_key is None:
             skips = routing.progress(engine, anna.id).skipped_by_me
-            press_until(page, "s", lambda skips=skips: routing.progress(engine, anna.id).skipped_by_me > skips,
-                        "the skip is stored")
+            press_until(
+                page,
+                "s",
+                lambda skips=skips: routing.progress(engine, anna.id).skipped_by_me > skips,
+                "the skip is stored",
+            )
             skipped += 1
             continue
         for key, button in keys_for(label, language_key):
@@ -126,8 +130,11 @@ def test_label_with_the_keyboard_then_see_the_dashboard(
             expect(page.get_by_test_id("stToast")).to_have_count(0)  # the last save's toast has gone
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "annotate.png"))
-        submit(page, lambda labeled=labeled: routing.progress(engine, anna.id).labeled_total == labeled + 1,
-               "the label is stored")
+        submit(
+            page,
+            lambda labeled=labeled: routing.progress(engine, anna.id).labeled_total == labeled + 1,
+            "the label is stored",
+        )
         labeled += 1
         expect(total).to_have_text(str(labeled))
         stored = routing.undo_last(engine, anna.id)
@@ -167,8 +174,14 @@ def test_label_with_the_keyboard_then_see_the_dashboard(
 BOX_CHOICES = ["romanian", "other_latin", "none", "french", "chinese"]
 QUESTION_KEYS = {"matches_gold": {"1": True, "2": False, "3": None}, "correct": {"4": True, "5": False, "6": None}}
 #: Shortcut -> the key of the button it presses.
-BUTTONS = {"1": "matches_gold_yes", "2": "matches_gold_no", "3": "matches_gold_na",
-           "4": "correct_yes", "5": "correct_no", "6": "correct_na"}
+BUTTONS = {
+    "1": "matches_gold_yes",
+    "2": "matches_gold_no",
+    "3": "matches_gold_na",
+    "4": "correct_yes",
+    "5": "correct_no",
+    "6": "correct_na",
+}
 PASSWORD = "browser-test-password"
 
 
@@ -231,8 +244,13 @@ def blur(page) -> None:
 def stored_labels(engine, annotator_id: int) -> dict[str, tuple]:
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Annotation.completion_id, Annotation.answer_language, Annotation.matches_gold, Annotation.correct,
-                   Annotation.comment).where(Annotation.annotator_id == annotator_id)
+            select(
+                Annotation.completion_id,
+                Annotation.answer_language,
+                Annotation.matches_gold,
+                Annotation.correct,
+                Annotation.comment,
+            ).where(Annotation.annotator_id == annotator_id)
         ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -346,9 +364,13 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
         wait_idle(page)
         blur(page)
         # A fresh item shows nothing chosen: no answer button highlighted, the box empty.
-        expect(page.locator("[class*='st-key-lang_'] [data-testid='stBaseButton-primary'], "
-                            "[class*='st-key-matches_gold_'] [data-testid='stBaseButton-primary'], "
-                            "[class*='st-key-correct_'] [data-testid='stBaseButton-primary']")).to_have_count(0)
+        expect(
+            page.locator(
+                "[class*='st-key-lang_'] [data-testid='stBaseButton-primary'], "
+                "[class*='st-key-matches_gold_'] [data-testid='stBaseButton-primary'], "
+                "[class*='st-key-correct_'] [data-testid='stBaseButton-primary']"
+            )
+        ).to_have_count(0)
         expect(language_box(page, form)).to_have_value("")
 
         if number == skip_at:
@@ -363,8 +385,11 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
             new_key = next(key for key, value in QUESTION_KEYS["matches_gold"].items() if value != old[1])
             press_answer(page, new_key)
             revised = (old[0], QUESTION_KEYS["matches_gold"][new_key], *old[2:])
-            submit(page, lambda last=last, revised=revised: stored_labels(engine, kai).get(last) == revised,
-                   "the correction is stored")
+            submit(
+                page,
+                lambda last=last, revised=revised: stored_labels(engine, kai).get(last) == revised,
+                "the correction is stored",
+            )
             expected[last] = revised
             revised_id = last
             expect(page.get_by_text("Correcting your label")).to_have_count(0)
@@ -405,8 +430,12 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
             wait_idle(page)
             blur(page)
         submit(page, lambda held=held: held in stored_labels(engine, kai), f"label {number} is stored")
-        expected[held] = (answer_class, QUESTION_KEYS["matches_gold"][step["matches"]],
-                          QUESTION_KEYS["correct"][step["correct"]], comment)
+        expected[held] = (
+            answer_class,
+            QUESTION_KEYS["matches_gold"][step["matches"]],
+            QUESTION_KEYS["correct"][step["correct"]],
+            comment,
+        )
         order.append(held)
 
     eventually(lambda: len(stored_labels(engine, kai)) == len(expected), "every label is stored")
@@ -419,10 +448,14 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
     with engine.connect() as connection:
         events = connection.execute(
             select(AnnotationEvent.completion_id, AnnotationEvent.action, AnnotationEvent.after)
-            .where(AnnotationEvent.actor_id == kai).order_by(AnnotationEvent.id)).all()
+            .where(AnnotationEvent.actor_id == kai)
+            .order_by(AnnotationEvent.id)
+        ).all()
         skip_status = connection.execute(
-            select(Assignment.status).join(SampleItem, SampleItem.id == Assignment.sample_item_id)
-            .where(SampleItem.completion_id == skipped, Assignment.annotator_id == kai)).scalar_one()
+            select(Assignment.status)
+            .join(SampleItem, SampleItem.id == Assignment.sample_item_id)
+            .where(SampleItem.completion_id == skipped, Assignment.annotator_id == kai)
+        ).scalar_one()
     assert skip_status == "skipped"
     assert sorted(cid for cid, action, _ in events if action == "create") == sorted(expected)
     updates = [(cid, after) for cid, action, after in events if action == "update"]
@@ -434,8 +467,15 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
 
 def adjudications(engine) -> dict[str, tuple]:
     with engine.connect() as connection:
-        rows = connection.execute(select(Adjudication.completion_id, Adjudication.answer_language,
-                                         Adjudication.matches_gold, Adjudication.correct, Adjudication.comment)).all()
+        rows = connection.execute(
+            select(
+                Adjudication.completion_id,
+                Adjudication.answer_language,
+                Adjudication.matches_gold,
+                Adjudication.correct,
+                Adjudication.comment,
+            )
+        ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -531,9 +571,16 @@ def test_right_to_left_text_and_an_image_fit_above_the_fold(
     hebrew = "הכלב יושב ליד הבעלים שלו.\nהתמונה צולמה אחר הצהריים."
     with engine.begin() as connection:
         record_image_root(connection, root)
-        connection.execute(update(Completion).where(Completion.id == held.completion_id).values(
-            completion=hebrew, prompt="מה קורה בתמונה?", gold_answer="A dog sits next to its owner.",
-            image_path=str(root / "tall.png")))
+        connection.execute(
+            update(Completion)
+            .where(Completion.id == held.completion_id)
+            .values(
+                completion=hebrew,
+                prompt="מה קורה בתמונה?",
+                gold_answer="A dog sits next to its owner.",
+                image_path=str(root / "tall.png"),
+            )
+        )
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(WAIT_MS)
     sign_in_as(page, server, "dana")

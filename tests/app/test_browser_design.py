@@ -36,8 +36,9 @@ def settled(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=WAIT_MS)
 
 
-def test_preview_top_up_and_draw_show_and_store_what_was_asked(server: str, browser, module_demo: Path,
-                                                                tmp_path: Path) -> None:
+def test_preview_top_up_and_draw_show_and_store_what_was_asked(
+    server: str, browser, module_demo: Path, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     engine = make_engine(f"sqlite:///{module_demo}")
@@ -97,8 +98,9 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(server: str, brow
     print(f"screenshot: {tmp_path / 'design-draw.png'}")
 
     with Session(engine) as session:
-        samples = session.execute(select(Sample.id, Sample.n_target, Sample.seed, Sample.rounds)
-                                  .order_by(Sample.id)).all()
+        samples = session.execute(
+            select(Sample.id, Sample.n_target, Sample.seed, Sample.rounds).order_by(Sample.id)
+        ).all()
         design = session.get(Sample, first + 1).design
     assert [tuple(row) for row in samples] == [(first, before + 100, 0, 2), (first + 1, 650, 3, 1)]
     assert design["allocation"] == "surrogate" and design["confidence_source"] == "lid176"

@@ -42,7 +42,9 @@ SESSION_COOKIE = "ifl_session"
 def claims(engine, name: str) -> int:
     with Session(engine) as session:
         return session.scalar(
-            select(func.count()).select_from(Assignment).join(Annotator, Annotator.id == Assignment.annotator_id)
+            select(func.count())
+            .select_from(Assignment)
+            .join(Annotator, Annotator.id == Assignment.annotator_id)
             .where(Annotator.name == name, Assignment.status == "claimed")
         )
 
@@ -139,12 +141,31 @@ def empty_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, IFL_DATABASE_URL=f"sqlite:///{database}"),
-                                   stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=dict(os.environ, IFL_DATABASE_URL=f"sqlite:///{database}"),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until_healthy(url, process, log)
         yield url, database

@@ -59,35 +59,52 @@ NEEDS = "not yet estimable: needs about 4 more labels in MaXM|deu (image arm)"
 # --------------------------------------------------------------------------- words
 
 
-@pytest.mark.parametrize(("term", "words"), [
-    ("image", "image"),
-    ("image:llm[T.leo]", "image x LLM: Leo"),
-    ("image:llm[T.yi]", "image x LLM: Yi"),
-    ("image:vision[T.dinov2]", "image x vision encoder: DINOv2"),
-    ("image:data[T.de]", "image x training data: German"),
-    ("image:data[T.zh]", "image x training data: Chinese"),
-    ("Intercept", "intercept"),
-    ("image:C(query_language)[T.deu]", "image x query language: German"),
-    ("image[T.True]:benchmark[T.MaXM]", "image x benchmark: MaXM"),
-    ("log_chars", "log chars"),
-])
+@pytest.mark.parametrize(
+    ("term", "words"),
+    [
+        ("image", "image"),
+        ("image:llm[T.leo]", "image x LLM: Leo"),
+        ("image:llm[T.yi]", "image x LLM: Yi"),
+        ("image:vision[T.dinov2]", "image x vision encoder: DINOv2"),
+        ("image:data[T.de]", "image x training data: German"),
+        ("image:data[T.zh]", "image x training data: Chinese"),
+        ("Intercept", "intercept"),
+        ("image:C(query_language)[T.deu]", "image x query language: German"),
+        ("image[T.True]:benchmark[T.MaXM]", "image x benchmark: MaXM"),
+        ("log_chars", "log chars"),
+    ],
+)
 def test_regression_terms_read_as_words(term: str, words: str) -> None:
     assert term_in_words(term) == words
 
 
 def test_languages_read_by_name() -> None:
     assert [language_in_words(code) for code in ("deu", "zho", "de", "msa", "all")] == [
-        "German", "Chinese", "German", "Malay", "All languages"]
+        "German",
+        "Chinese",
+        "German",
+        "Malay",
+        "All languages",
+    ]
     assert language_in_words("not-a-code") == "not-a-code" and language_in_words(None) == ""
 
 
 def test_agreement_table_in_words_keeps_undefined_kappa_missing() -> None:
-    pairs = pd.DataFrame({"question": ["answer_language", "correct"], "query_language": ["all", "heb"],
-                          "n_items": [3, 1], "percent_agreement": [100.0, 100.0],
-                          "cohen_kappa": [0.5, np.nan], "krippendorff_alpha": [0.5, np.nan]})
+    pairs = pd.DataFrame(
+        {
+            "question": ["answer_language", "correct"],
+            "query_language": ["all", "heb"],
+            "n_items": [3, 1],
+            "percent_agreement": [100.0, 100.0],
+            "cohen_kappa": [0.5, np.nan],
+            "krippendorff_alpha": [0.5, np.nan],
+        }
+    )
     readable = readable_agreement(pairs)
     assert readable[["question", "query_language"]].values.tolist() == [
-        ["Answer language", "All languages"], ["Correct", "Hebrew"]]
+        ["Answer language", "All languages"],
+        ["Correct", "Hebrew"],
+    ]
     assert readable["cohen_kappa"].isna().tolist() == [False, True]  # shown as "—", never as 0
 
 
@@ -107,6 +124,7 @@ def demo_estimates(demo_template: Path, tmp_path_factory: pytest.TempPathFactory
 
 def renamed(study: StudyEstimates, model: str, benchmark: str) -> StudyEstimates:
     """The estimates with one model and one benchmark given hostile names."""
+
     def rename(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         if "model" in frame:
@@ -115,8 +133,11 @@ def renamed(study: StudyEstimates, model: str, benchmark: str) -> StudyEstimates
             frame["benchmark"] = frame["benchmark"].replace(benchmark, HOSTILE_BENCHMARK)
         return frame
 
-    return dataclasses.replace(study, **{name: rename(frame) for name, frame in study.tables().items()},
-                               all_estimates=rename(study.all_estimates))
+    return dataclasses.replace(
+        study,
+        **{name: rename(frame) for name, frame in study.tables().items()},
+        all_estimates=rename(study.all_estimates),
+    )
 
 
 def strings(value: object) -> Iterator[str]:

@@ -50,8 +50,9 @@ def test_a_label_reaches_the_open_dashboard_by_itself(server: str, browser, modu
     page.screenshot(path=str(tmp_path / "after.png"))
     ifl = study_estimates(engine).ifl
     first = ifl.sort_values(["benchmark", "model"]).iloc[0]  # the cell the page shows first
-    dsl = ifl[(ifl["model"] == first["model"]) & (ifl["benchmark"] == first["benchmark"])
-              & (ifl["estimator"] == "dsl")]["estimate"].iloc[0]
+    dsl = ifl[
+        (ifl["model"] == first["model"]) & (ifl["benchmark"] == first["benchmark"]) & (ifl["estimator"] == "dsl")
+    ]["estimate"].iloc[0]
     expect(metric(page, "DSL (debiased)").first).to_have_text(f"{dsl:+.3f}")
 
     page.get_by_role("link", name="Export").click()

@@ -47,8 +47,9 @@ def test_a_routed_label_changes_the_estimates_on_the_next_refresh(
     after = dsl_ifl(at)
     assert not after.equals(before), "the new label must move at least one DSL estimate"
     expected = study_estimates(study).ifl
-    assert after.tolist() == pytest.approx(expected.loc[expected["estimator"] == "dsl", "estimate"].tolist(),
-                                           nan_ok=True)
+    assert after.tolist() == pytest.approx(
+        expected.loc[expected["estimator"] == "dsl", "estimate"].tolist(), nan_ok=True
+    )
     # The label was read on its own: the population part of the frame is the one read before.
     assert cached_population(get_engine(demo_url)) is population
     assert not any("newer label(s)" in caption.value for caption in at.caption)

@@ -22,8 +22,14 @@ from annotator.design.sampling import design_report
 from annotator.languages import query_language_class
 from annotator.storage import make_engine
 
-RESEARCH_PAGES = ["pages/study/dashboard.py", "pages/study/adjudicate.py", "pages/study/design.py",
-                  "pages/study/data.py", "pages/study/export.py", "pages/study/guidelines.py"]
+RESEARCH_PAGES = [
+    "pages/study/dashboard.py",
+    "pages/study/adjudicate.py",
+    "pages/study/design.py",
+    "pages/study/data.py",
+    "pages/study/export.py",
+    "pages/study/guidelines.py",
+]
 ADMIN_PAGES = ["pages/admin/annotators.py"]
 
 
@@ -221,8 +227,9 @@ def test_dashboard_shows_the_estimates(sign_in, study: Engine) -> None:
     expected = study_estimates(study)
     assert at.metric[0].value == str(expected.labels.annotations)
     shown = at.get_by_key("table_ifl").dataframe[0].value
-    pd.testing.assert_frame_equal(shown.reset_index(drop=True), readable_estimates(expected.ifl).reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        shown.reset_index(drop=True), readable_estimates(expected.ifl).reset_index(drop=True), check_dtype=False
+    )
     shown = at.get_by_key("table_interaction").dataframe[0].value
     assert shown["estimate"].tolist() == pytest.approx(expected.interaction["estimate"].tolist(), nan_ok=True)
     charts = {chart.key for chart in at.get("plotly_chart")}
@@ -295,7 +302,9 @@ def test_design_page_tops_up_the_sample(sign_in, study: Engine) -> None:
 def test_design_page_rejects_bad_weights(sign_in) -> None:
     at = open_page(sign_in("rosa"), "pages/study/design.py")
     at.session_state["weights_languages"] = {
-        "edited_rows": {0: {"language": "Atlantean"}}, "added_rows": [], "deleted_rows": [],
+        "edited_rows": {0: {"language": "Atlantean"}},
+        "added_rows": [],
+        "deleted_rows": [],
     }
     at.button(key="sample_preview").click().run()
     assert not at.exception
@@ -314,8 +323,10 @@ def test_import_errors_name_the_uploaded_file(sign_in) -> None:
 
 def test_import_and_language_id(sign_in, study: Engine) -> None:
     at = open_page(sign_in("rosa"), "pages/study/data.py")
-    rows = ("id,model,benchmark,query_language,image,completion\n"
-            "new-1,m,extra,de,true,Das ist ein Hund.\nnew-2,m,extra,de,false,=cmd()\n")
+    rows = (
+        "id,model,benchmark,query_language,image,completion\n"
+        "new-1,m,extra,de,true,Das ist ein Hund.\nnew-2,m,extra,de,false,=cmd()\n"
+    )
     at.file_uploader(key="import_file").upload("new.csv", rows.encode(), "text/csv").run()
     at.button(key="import_run").click().run()
     assert not at.exception and not at.error

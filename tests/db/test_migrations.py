@@ -32,14 +32,18 @@ def test_downgrade_to_base_and_back(engine: Engine) -> None:
 def test_constraints_live_in_the_database(engine: Engine) -> None:
     """A client that bypasses the services (a notebook, raw SQL) still cannot break the rules."""
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO completions (id, model, benchmark, query_language, image, completion, imported_at) "
-            "VALUES ('c1', 'm', 'MaXM', 'deu', true, 'x', CURRENT_TIMESTAMP)"
-        ))
-        connection.execute(text(
-            "INSERT INTO annotators (id, name, role, password_hash, active, created_at) "
-            "VALUES (1, 'a', 'annotator', 'h', true, CURRENT_TIMESTAMP)"
-        ))
+        connection.execute(
+            text(
+                "INSERT INTO completions (id, model, benchmark, query_language, image, completion, imported_at) "
+                "VALUES ('c1', 'm', 'MaXM', 'deu', true, 'x', CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO annotators (id, name, role, password_hash, active, created_at) "
+                "VALUES (1, 'a', 'annotator', 'h', true, CURRENT_TIMESTAMP)"
+            )
+        )
     bad_statements = [
         "INSERT INTO annotators (id, name, role, password_hash, active, created_at) "
         "VALUES (2, 'b', 'boss', 'h', true, CURRENT_TIMESTAMP)",  # unknown role
@@ -54,15 +58,19 @@ def test_constraints_live_in_the_database(engine: Engine) -> None:
         with pytest.raises(IntegrityError), engine.begin() as connection:
             connection.execute(text(statement))
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
-            "VALUES ('c1', 1, 'german', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-        ))
+        connection.execute(
+            text(
+                "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+                "VALUES ('c1', 1, 'german', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
     with pytest.raises(IntegrityError), engine.begin() as connection:  # one label per annotator and item
-        connection.execute(text(
-            "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
-            "VALUES ('c1', 1, 'english', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-        ))
+        connection.execute(
+            text(
+                "INSERT INTO annotations (completion_id, annotator_id, answer_language, created_at, updated_at) "
+                "VALUES ('c1', 1, 'english', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
 
 
 def test_sample_rounds_backfill_round_one_of_older_samples(engine: Engine) -> None:

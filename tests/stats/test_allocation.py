@@ -53,12 +53,14 @@ def test_confidence_bands_and_their_variance():
 
 def two_arm_cells(variance_low: float, variance_high: float) -> pd.DataFrame:
     """One contrast; each arm has a large confident cell and a small uncertain one."""
-    return pd.DataFrame({
-        "population": [900, 100, 900, 100],
-        "variance": [variance_low, variance_high, variance_low, variance_high],
-        "arm": ["a0", "a0", "a1", "a1"],
-        "contrast": ["c", "c", "c", "c"],
-    })
+    return pd.DataFrame(
+        {
+            "population": [900, 100, 900, 100],
+            "variance": [variance_low, variance_high, variance_low, variance_high],
+            "arm": ["a0", "a0", "a1", "a1"],
+            "contrast": ["c", "c", "c", "c"],
+        }
+    )
 
 
 def test_neyman_within_one_contrast_is_proportional_to_size_times_sd():
@@ -70,9 +72,13 @@ def test_neyman_within_one_contrast_is_proportional_to_size_times_sd():
 
 
 def test_neyman_beats_every_other_allocation_of_the_same_size(rng: np.random.Generator):
-    cells = pd.concat([two_arm_cells(0.01, 0.2).assign(contrast="c1"),
-                       two_arm_cells(0.05, 0.05).assign(contrast="c2", arm=lambda f: f["arm"] + "x")],
-                      ignore_index=True)
+    cells = pd.concat(
+        [
+            two_arm_cells(0.01, 0.2).assign(contrast="c1"),
+            two_arm_cells(0.05, 0.05).assign(contrast="c2", arm=lambda f: f["arm"] + "x"),
+        ],
+        ignore_index=True,
+    )
     total = 120.0
     best = expected_widths(cells, neyman_allocation(cells, total) / cells["population"]).mean()
     for _ in range(300):
@@ -82,8 +88,7 @@ def test_neyman_beats_every_other_allocation_of_the_same_size(rng: np.random.Gen
 
 
 def test_cells_outside_the_target_contrasts_get_nothing_and_no_width():
-    cells = pd.concat([two_arm_cells(0.02, 0.1), two_arm_cells(0.02, 0.1).assign(contrast=np.nan)],
-                      ignore_index=True)
+    cells = pd.concat([two_arm_cells(0.02, 0.1), two_arm_cells(0.02, 0.1).assign(contrast=np.nan)], ignore_index=True)
     allocation = neyman_allocation(cells, 50)
     assert allocation[4:].tolist() == [0, 0, 0, 0] and allocation.sum() == pytest.approx(50)
     assert expected_widths(cells, np.r_[allocation[:4] / cells["population"][:4], [0.1] * 4]).index.tolist() == ["c"]

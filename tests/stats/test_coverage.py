@@ -89,8 +89,18 @@ def test_dsl_covers_and_the_surrogate_does_not() -> None:
                 "pi": (n_h / sizes)[strata],
             }
         )
-        fit = dsl("lm", "fidelity ~ image", frame, "fidelity", sample_prob="pi", feature="cell",
-                  cross_fit=5, sample_split=1, seed=replication, learner=_CellMeans())
+        fit = dsl(
+            "lm",
+            "fidelity ~ image",
+            frame,
+            "fidelity",
+            sample_prob="pi",
+            feature="cell",
+            cross_fit=5,
+            sample_split=1,
+            seed=replication,
+            learner=_CellMeans(),
+        )
         low, high = fit.conf_int().loc["image"]
         dsl_covers.append(low <= truth <= high)
         widths.append(high - low)

@@ -13,8 +13,16 @@ from stats import cross_fit_predictions, default_learner, fold_assignments, lear
 from stats.crossfit import distinct_rows
 
 
-def row_by_row(data: pd.DataFrame, target: str, inputs: list[str], cross_fit: int, sample_split: int, seed: int,
-               learner, cluster: str | None = None) -> np.ndarray:
+def row_by_row(
+    data: pd.DataFrame,
+    target: str,
+    inputs: list[str],
+    cross_fit: int,
+    sample_split: int,
+    seed: int,
+    learner,
+    cluster: str | None = None,
+) -> np.ndarray:
     """The straightforward cross-fit: per split and fold, fit on the labeled training rows and
     predict every held-out row (the reference the faster path must match)."""
     x = learner_inputs(data, inputs)
@@ -29,8 +37,11 @@ def row_by_row(data: pd.DataFrame, target: str, inputs: list[str], cross_fit: in
             held_out = np.flatnonzero(fold == k)
             train = labeled[fold[labeled] != k]
             fitted = clone(learner).fit(x[train], y[train])
-            out[split, held_out] = (fitted.predict_proba(x[held_out])[:, 1] if hasattr(fitted, "predict_proba")
-                                    else fitted.predict(x[held_out]))
+            out[split, held_out] = (
+                fitted.predict_proba(x[held_out])[:, 1]
+                if hasattr(fitted, "predict_proba")
+                else fitted.predict(x[held_out])
+            )
     return out
 
 
@@ -46,8 +57,9 @@ def study(request: pytest.FixtureRequest) -> pd.DataFrame:
 
 def repeated(frame: pd.DataFrame) -> pd.DataFrame:
     """Coarse length and confidence: each fold holds most distinct input rows."""
-    return frame.assign(log_chars=np.log1p(frame["completion_chars"]).round(0),
-                        pred_probability=frame["pred_probability"].round(0))
+    return frame.assign(
+        log_chars=np.log1p(frame["completion_chars"]).round(0), pred_probability=frame["pred_probability"].round(0)
+    )
 
 
 INPUTS = ["pred_fidelity", "pred_probability", "log_chars", "image", "query_language", "model", "benchmark"]
@@ -62,16 +74,18 @@ def test_distinct_rows_rebuild_the_inputs(study: pd.DataFrame):
 
 @pytest.mark.parametrize("learner", [default_learner(), Ridge(alpha=1.0)], ids=["default", "ridge"])
 def test_same_predictions_as_fitting_every_row(study: pd.DataFrame, learner):
-    fast = cross_fit_predictions(study, "fidelity", INPUTS[0], INPUTS[1:], cross_fit=5, sample_split=3,
-                                 seed=11, learner=learner)
+    fast = cross_fit_predictions(
+        study, "fidelity", INPUTS[0], INPUTS[1:], cross_fit=5, sample_split=3, seed=11, learner=learner
+    )
     reference = row_by_row(study, "fidelity", INPUTS, 5, 3, 11, learner)
     np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-12)
 
 
 def test_same_predictions_with_clusters_and_two_targets(study: pd.DataFrame):
     data = study.assign(cluster=study.index // 3)
-    fast = cross_fit_predictions(data, ["fidelity", "correct"], INPUTS[0], INPUTS[1:], cross_fit=4,
-                                 sample_split=2, seed=5, cluster="cluster")
+    fast = cross_fit_predictions(
+        data, ["fidelity", "correct"], INPUTS[0], INPUTS[1:], cross_fit=4, sample_split=2, seed=5, cluster="cluster"
+    )
     both = data.dropna(subset=["fidelity"]).index.intersection(data.dropna(subset=["correct"]).index)
     # Rows count as labeled where both targets are; the reference gets the same labeled set.
     masked = data.assign(**{t: data[t].where(data.index.isin(both)) for t in ("fidelity", "correct")})

@@ -49,8 +49,17 @@ def test_census_has_no_sampling_variance_and_dsl_design_equals_ols(rng: np.rando
     data["y"] = (rng.random(n) < 0.7 - 0.2 * data["image"]).astype(float)
     g_hat = np.clip(data["y"] + rng.normal(0, 0.3, n), 0, 1)
     sizes = data["stratum"].map(data["stratum"].value_counts())
-    fit = dsl("lm", "y ~ image", data, "y", sample_prob=np.ones(n), g_hat=g_hat, variance="design",
-              strata="stratum", stratum_size=sizes)
+    fit = dsl(
+        "lm",
+        "y ~ image",
+        data,
+        "y",
+        sample_prob=np.ones(n),
+        g_hat=g_hat,
+        variance="design",
+        strata="stratum",
+        stratum_size=sizes,
+    )
     truth = data.loc[data["image"] == 1, "y"].mean() - data.loc[data["image"] == 0, "y"].mean()
     assert fit.params["image"] == pytest.approx(truth, abs=1e-12)
     assert fit.bse["image"] == pytest.approx(0.0, abs=1e-12)  # every row labeled: FPC is zero
@@ -65,8 +74,17 @@ def test_design_mode_is_a_hajek_correction_per_arm(rng: np.random.Generator) -> 
     data["y"] = np.where(labeled, truth, np.nan)
     n_h = pd.Series(labeled).groupby(data["stratum"]).transform("sum")
     sizes = data["stratum"].map(data["stratum"].value_counts())
-    fit = dsl("lm", "y ~ image", data, "y", sample_prob=n_h / sizes, g_hat=g_hat, variance="design",
-              strata="stratum", stratum_size=sizes)
+    fit = dsl(
+        "lm",
+        "y ~ image",
+        data,
+        "y",
+        sample_prob=n_h / sizes,
+        g_hat=g_hat,
+        variance="design",
+        strata="stratum",
+        stratum_size=sizes,
+    )
     residual, weight = truth - g_hat, sizes / n_h
 
     def arm(value: int) -> float:
@@ -96,12 +114,14 @@ def test_labeled_survey_never_gives_a_zero_width_interval() -> None:
 
 
 def test_identification_names_the_missing_labels() -> None:
-    data = pd.DataFrame({
-        "fidelity": [1.0, 0.0, 1.0, 1.0, np.nan, np.nan, np.nan, np.nan],
-        "image": [0, 0, 0, 1, 1, 1, 1, 1],
-        "stratum": ["a", "a", "a", "b", "b", "b", "b", "b"],
-        "_stratum_size": [3.0, 3.0, 3.0, 10.0, 10.0, 10.0, 10.0, 10.0],
-    })
+    data = pd.DataFrame(
+        {
+            "fidelity": [1.0, 0.0, 1.0, 1.0, np.nan, np.nan, np.nan, np.nan],
+            "image": [0, 0, 0, 1, 1, 1, 1, 1],
+            "stratum": ["a", "a", "a", "b", "b", "b", "b", "b"],
+            "_stratum_size": [3.0, 3.0, 3.0, 10.0, 10.0, 10.0, 10.0, 10.0],
+        }
+    )
     # The image arm has 1 label of the 3 needed; its rows are 5 of stratum b's 10.
     assert identification_shortfall("fidelity ~ image", data, "fidelity", 3) == (
         "not yet estimable: needs about 4 more labels in b"
@@ -131,8 +151,9 @@ def test_cannot_tell_bounds_bracket_the_two_readings() -> None:
     labeled_correct = np.flatnonzero(frame["correct"].notna().to_numpy())
     cannot_tell = np.random.default_rng(0).choice(labeled_correct, 150, replace=False)
     frame.loc[cannot_tell, "correct"] = np.nan
-    estimates = analyse_study(frame, outcomes=("correct",), cross_fit=3, sample_split=1, seed=2,
-                              target_halfwidth=None).estimates
+    estimates = analyse_study(
+        frame, outcomes=("correct",), cross_fit=3, sample_split=1, seed=2, target_halfwidth=None
+    ).estimates
     rows = estimates.loc[estimates["estimator"].isin(["dsl", "labeled"]) & (estimates["status"] == "ok")]
     assert (rows["bound_low"] < rows["bound_high"]).all()
     means = rows.loc[rows["term"] == "image"]

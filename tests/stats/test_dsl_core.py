@@ -65,9 +65,7 @@ def test_fully_labeled_felm_is_the_within_estimator(frame: pd.DataFrame) -> None
     full = frame.assign(y=frame["y_true"])
     result = dsl("felm", "y ~ x", full, "y", g_hat=full["pred"].to_numpy(), index="g", cluster="g")
     codes = pd.factorize(full["g"])[0]
-    dummies = smf.ols("y ~ x + C(g)", full).fit(
-        cov_type="cluster", cov_kwds={"groups": codes, "use_correction": False}
-    )
+    dummies = smf.ols("y ~ x + C(g)", full).fit(cov_type="cluster", cov_kwds={"groups": codes, "use_correction": False})
     assert result.terms == ["x"]
     np.testing.assert_allclose(result.params["x"], dummies.params["x"], rtol=1e-10)
     np.testing.assert_allclose(result.bse["x"], dummies.bse["x"], rtol=1e-8)
@@ -78,8 +76,16 @@ def test_balanced_twoway_felm_is_the_two_way_within_estimator(rng: np.random.Gen
     panel = pd.DataFrame({"unit": np.repeat(np.arange(units), periods), "t": np.tile(np.arange(periods), units)})
     panel["x"] = rng.normal(size=len(panel)) + 0.2 * panel["t"]
     panel["y"] = 2 * panel["x"] + 0.5 * panel["unit"] % 3 + panel["t"] + rng.normal(size=len(panel))
-    result = dsl("felm", "y ~ x", panel, "y", g_hat=panel["y"].to_numpy(), index=["unit", "t"],
-                 fixed_effect="twoways", cluster="unit")
+    result = dsl(
+        "felm",
+        "y ~ x",
+        panel,
+        "y",
+        g_hat=panel["y"].to_numpy(),
+        index=["unit", "t"],
+        fixed_effect="twoways",
+        cluster="unit",
+    )
     dummies = smf.ols("y ~ x + C(unit) + C(t)", panel).fit(
         cov_type="cluster", cov_kwds={"groups": panel["unit"], "use_correction": False}
     )

@@ -89,7 +89,10 @@ def test_ablation_frame_codes_against_llava() -> None:
 
 def test_interaction_regression(frame: pd.DataFrame, g_fidelity: np.ndarray) -> None:
     external = frame.head(3000).assign(
-        model="external", llm=None, vision_encoder=None, train_language=None,
+        model="external",
+        llm=None,
+        vision_encoder=None,
+        train_language=None,
         stratum=lambda d: "external|" + d["stratum"],
     )
     with_external = pd.concat([frame, external], ignore_index=True)

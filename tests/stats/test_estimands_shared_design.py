@@ -67,8 +67,14 @@ def _reference_fits(frame: pd.DataFrame, outcome: str, g_hat: np.ndarray) -> dic
         _position=np.arange(len(frame)),
     )[outcome_design(frame, outcome).covered(frame["stratum"])]
     cells = [("image_effect", f"{outcome} ~ image", ["model", "benchmark"], rows)]
-    cells.append(("interaction", with_outcome(INTERACTION_FORMULA, outcome), ["query_language"],
-                  rows[rows["query_language"].isin(LANGUAGES)]))
+    cells.append(
+        (
+            "interaction",
+            with_outcome(INTERACTION_FORMULA, outcome),
+            ["query_language"],
+            rows[rows["query_language"].isin(LANGUAGES)],
+        )
+    )
     out = {}
     for estimand, formula, by, data in cells:
         for key, cell in data.groupby(by):
@@ -78,8 +84,16 @@ def _reference_fits(frame: pd.DataFrame, outcome: str, g_hat: np.ndarray) -> dic
             labels = dict(zip(by, key, strict=True))
             out[(estimand, labels.get("model"), labels.get("benchmark"), labels.get("query_language"))] = {
                 "dsl": lambda f=formula, c=cell, p=position: dsl(
-                    "lm", f, c, outcome, sample_prob="_pi", g_hat=g_hat[:, p], variance="design",
-                    strata="stratum", stratum_size="_size"),
+                    "lm",
+                    f,
+                    c,
+                    outcome,
+                    sample_prob="_pi",
+                    g_hat=g_hat[:, p],
+                    variance="design",
+                    strata="stratum",
+                    stratum_size="_size",
+                ),
                 "labeled": lambda f=formula, c=cell: labeled_survey(f, c, c["_pi"], c["stratum"], c["_size"]),
                 "surrogate": lambda f=formula, c=cell: surrogate_ols(f, c, SURROGATE[outcome]),
             }
@@ -119,7 +133,8 @@ def test_cannot_tell_bounds_match_the_full_fits_of_both_readings(frame, g_hat, a
         filled = frame.assign(correct=frame["correct"].mask(cannot_tell, value))
         common = dict(estimators=("dsl", "labeled"), g_hat=g_hat["correct"])
         fits = image_effect_fits(filled, "correct", **common) + interaction_fits(
-            filled, formula, languages=LANGUAGES, **common)
+            filled, formula, languages=LANGUAGES, **common
+        )
         readings.append(tidy_estimates(fits).set_index(KEYS)["estimate"])
     bounds = analysis.estimates.query("outcome == 'correct' and estimator != 'surrogate'").set_index(KEYS)
     wrong, right = (reading.reindex(bounds.index).to_numpy() for reading in readings)

@@ -77,32 +77,62 @@ def domain_coverage(replications: int, labels: int, seed: int, min_arm: int = MI
         domain = in_model[rows]
         fidelity, img = truth_all[rows][domain], image[rows][domain]
         truth = fidelity[img == 1].mean() - fidelity[img == 0].mean()
-        data = pd.DataFrame({
-            "fidelity": np.where(sampled[domain], fidelity, np.nan), "image": img,
-            "cell": cell_all[rows][domain].astype(np.float64), "stratum": strata[domain],
-            "pi": (n_h / sizes)[strata][domain], "size": sizes[strata][domain].astype(np.float64),
-        })
+        data = pd.DataFrame(
+            {
+                "fidelity": np.where(sampled[domain], fidelity, np.nan),
+                "image": img,
+                "cell": cell_all[rows][domain].astype(np.float64),
+                "stratum": strata[domain],
+                "pi": (n_h / sizes)[strata][domain],
+                "size": sizes[strata][domain].astype(np.float64),
+            }
+        )
         smaller_arm = int(data.groupby("image")["fidelity"].count().reindex([0, 1], fill_value=0).min())
         if smaller_arm < max(min_arm, 1):
             continue
         fits = {
-            "dsl design": dsl("lm", "fidelity ~ image", data, "fidelity", sample_prob="pi", feature="cell",
-                              cross_fit=5, sample_split=1, seed=replication, learner=_CellMeans(),
-                              variance="design", strata="stratum", stratum_size="size"),
-            "dsl sandwich": dsl("lm", "fidelity ~ image", data, "fidelity", sample_prob="pi", feature="cell",
-                                cross_fit=5, sample_split=1, seed=replication, learner=_CellMeans()),
+            "dsl design": dsl(
+                "lm",
+                "fidelity ~ image",
+                data,
+                "fidelity",
+                sample_prob="pi",
+                feature="cell",
+                cross_fit=5,
+                sample_split=1,
+                seed=replication,
+                learner=_CellMeans(),
+                variance="design",
+                strata="stratum",
+                stratum_size="size",
+            ),
+            "dsl sandwich": dsl(
+                "lm",
+                "fidelity ~ image",
+                data,
+                "fidelity",
+                sample_prob="pi",
+                feature="cell",
+                cross_fit=5,
+                sample_split=1,
+                seed=replication,
+                learner=_CellMeans(),
+            ),
             "labeled": labeled_survey("fidelity ~ image", data, data["pi"], data["stratum"], data["size"]),
         }
         for name, fit in fits.items():
             low, high = fit.conf_int().loc["image"]
-            records.append({"estimator": name, "covered": low <= truth <= high, "width": high - low,
-                            "smaller_arm": smaller_arm})
+            records.append(
+                {"estimator": name, "covered": low <= truth <= high, "width": high - low, "smaller_arm": smaller_arm}
+            )
     return pd.DataFrame.from_records(records)
 
 
 def _summary(records: pd.DataFrame) -> pd.DataFrame:
     summary = records.groupby("estimator").agg(
-        coverage=("covered", "mean"), width=("width", "mean"), zero_width=("width", lambda w: int((w <= 0).sum())),
+        coverage=("covered", "mean"),
+        width=("width", "mean"),
+        zero_width=("width", lambda w: int((w <= 0).sum())),
         replications=("covered", "size"),
     )
     print(summary)

@@ -43,6 +43,11 @@ def test_importing_stats_loads_no_app_module() -> None:
 def test_every_module_declares_its_public_names() -> None:
     for path in sorted(STATS.glob("*.py")):
         tree = ast.parse(path.read_text())
-        names = {target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
-                 if isinstance(target, ast.Name)}
+        names = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
         assert "__all__" in names, f"{path.name} has no __all__"

@@ -13,20 +13,24 @@ Create Date: 2026-11-30 09:10:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0004'
-down_revision = '0003'
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('samples', schema=None) as batch_op:
-        batch_op.add_column(sa.Column(
-            'design', sa.JSON(), nullable=True,
-            comment='allocation, levels and the cell -> stratum map (NULL: strata are benchmark x language)',
-        ))
+    with op.batch_alter_table("samples", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "design",
+                sa.JSON(),
+                nullable=True,
+                comment="allocation, levels and the cell -> stratum map (NULL: strata are benchmark x language)",
+            )
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('samples', schema=None) as batch_op:
-        batch_op.drop_column('design')
+    with op.batch_alter_table("samples", schema=None) as batch_op:
+        batch_op.drop_column("design")
