@@ -202,8 +202,8 @@ def cmd_app(args: argparse.Namespace) -> None:
     env = dict(os.environ, IFL_DATABASE_URL=database_url(args.db))
     command = [
         sys.executable,
-        "-m",
-        "streamlit",
+        "-c",
+        _STREAMLIT_WITHOUT_LEGACY_PAGES,
         "run",
         str(PROJECT_ROOT / "app.py"),
         "--server.port",
@@ -216,6 +216,21 @@ def cmd_app(args: argparse.Namespace) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)
+
+
+#: ``streamlit run``, told up front that the app navigates with ``st.navigation``. A ``pages/``
+#: folder beside the entry script otherwise puts the process in Streamlit's legacy multipage mode
+#: until the first run reaches ``st.navigation``: that first visitor's deep link got a "Page not
+#: found" dialog over the sign-in form, and the sidebar listed the helper modules as pages.
+#: (``PagesManager.uses_pages_directory`` is the flag ``st.navigation`` itself clears.)
+_STREAMLIT_WITHOUT_LEGACY_PAGES = (
+    "import sys\n"
+    "from streamlit.runtime.pages_manager import PagesManager\n"
+    "from streamlit.web.cli import main\n"
+    "PagesManager.uses_pages_directory = False\n"
+    "sys.argv[0] = 'streamlit'\n"
+    "sys.exit(main())\n"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -192,3 +192,38 @@ def test_an_empty_database_offers_no_way_to_create_an_account(empty_server, brow
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Annotator)) == 0
     page.close()
+
+
+def test_a_deep_link_as_the_servers_first_request_finds_its_page(browser, tmp_path: Path) -> None:
+    """``ifl app`` starts Streamlit out of its legacy ``pages/`` mode: before, the first visitor of a
+    fresh server got a "Page not found" dialog over the sign-in form (blocking it) and a sidebar
+    that listed the helper modules (``_common``, ``_study``) as pages."""
+    from playwright.sync_api import expect
+
+    database = tmp_path / "empty.sqlite"
+    upgrade_database(make_engine(f"sqlite:///{database}"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "ifl_app.log"
+    ifl = Path(sys.executable).with_name("ifl")
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [str(ifl), "--db", f"sqlite:///{database}", "app", "--port", str(port)],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_healthy(url, process, log)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{url}/dashboard")  # the server's very first page load
+        expect(page.get_by_text("ifl annotators add NAME --role admin")).to_be_visible(timeout=WAIT_MS)
+        settled(page)
+        page.screenshot(path=str(tmp_path / "first_request.png"))
+        expect(page.get_by_text("Page not found")).to_have_count(0)
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -317,7 +317,7 @@ def test_ifl_app_creates_no_account_unless_asked_for_the_demo(
     monkeypatch.setattr("annotator.demo.setup.set_up_demo", lambda *a, **k: pytest.fail("demo set up"))
     cli.main(["--db", db_url, "app", "--port", "8599", *flags])
     assert accounts.list_annotators(make_engine(db_url)).empty
-    assert len(exec_calls) == 1 and "streamlit" in exec_calls[0] and "8599" in exec_calls[0]
+    assert len(exec_calls) == 1 and "run" in exec_calls[0] and "8599" in exec_calls[0]
 
 
 def test_ifl_app_demo_sets_up_the_demo_on_an_empty_database(
