@@ -341,6 +341,16 @@ def module_demo(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     return path
 
 
+def open_tab(page, name: str) -> None:
+    """Click a dashboard tab once the live refresh has replaced the old tab bar: for a moment
+    after a rerun both are in the page, and a click on the old one does nothing."""
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name)
+    expect(tab).to_have_count(1)
+    tab.click()
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser at {CHROMIUM}")
 def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
@@ -370,7 +380,7 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     page.screenshot(path=str(tmp_path / "ablation.png"), full_page=True)
 
     # The two-panel chart at 1440 px: every term label in words, none over a neighbouring panel.
-    page.get_by_role("tab", name="Per target language").click()
+    open_tab(page, "Per target language")
     panel = page.locator(".st-key-chart_interaction")
     expect(panel.locator(".main-svg").first).to_be_visible()
     page.wait_for_timeout(1000)
@@ -388,7 +398,7 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
         assert all(box["x"] + box["width"] <= plot["x"] + 1 for plot in plots)
     page.screenshot(path=str(tmp_path / "interaction.png"), full_page=True)
 
-    page.get_by_role("tab", name="Agreement").click()
+    open_tab(page, "Agreement")
     expect(page.locator(".st-key-table_agreement")).to_be_visible()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(tmp_path / "agreement.png"), full_page=True)
