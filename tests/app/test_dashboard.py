@@ -388,12 +388,12 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     expect(labels.filter(has_text="image x LLM: Leo")).to_have_count(1)  # both panels drawn
     texts = labels.all_text_contents()
     assert "image x LLM: Leo" in texts and not any("[T." in text for text in texts)
-    boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
-    plots = [
-        box
-        for box in (panel.locator(".nsewdrag").nth(i).bounding_box() for i in range(panel.locator(".nsewdrag").count()))
-        if box
-    ]
+    # One snapshot of all boxes (evaluate_all): the live refresh may redraw the chart between
+    # two element-by-element reads, and an index read before a redraw can vanish after it.
+    rects = "elements => elements.map(e => { const r = e.getBoundingClientRect(); return {x: r.x, width: r.width}; })"
+    boxes = labels.evaluate_all(rects)
+    plots = [box for box in panel.locator(".nsewdrag").evaluate_all(rects) if box["width"] > 0]
+    assert boxes and plots
     for box in boxes:  # each label ends left of every plotting area
         assert all(box["x"] + box["width"] <= plot["x"] + 1 for plot in plots)
     page.screenshot(path=str(tmp_path / "interaction.png"), full_page=True)
