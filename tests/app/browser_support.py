@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,13 +57,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: f
     raise RuntimeError(f"streamlit did not answer within {timeout} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(module_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app.py`` on a free localhost port, on the module's demo copy."""
+@contextmanager
+def streamlit_server(database: Path, log: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free localhost port and the SQLite file ``database``; its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = dict(os.environ, IFL_DATABASE_URL=f"sqlite:///{module_demo}")
+    env = dict(os.environ, IFL_DATABASE_URL=f"sqlite:///{database}")
     command = [
         sys.executable,
         "-m",
@@ -92,6 +92,13 @@ def server(module_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(module_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on the module's demo copy."""
+    with streamlit_server(module_demo, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Screenshots go to the test's temporary folder (printed paths) for a person to lo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from browser_support import (  # noqa: F401  (fixtures)
     free_port,
     server,
     sign_in,
+    streamlit_server,
     wait_until_healthy,
 )
 from sqlalchemy import func, select
@@ -138,40 +138,8 @@ def empty_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A server on a new, empty database (what ``ifl app`` on a team's database starts with)."""
     database = tmp_path / "empty.sqlite"
     upgrade_database(make_engine(f"sqlite:///{database}"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=dict(os.environ, IFL_DATABASE_URL=f"sqlite:///{database}"),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until_healthy(url, process, log)
+    with streamlit_server(database, tmp_path / "streamlit.log") as url:
         yield url, database
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_an_empty_database_offers_no_way_to_create_an_account(empty_server, browser, tmp_path: Path) -> None:
