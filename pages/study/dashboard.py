@@ -169,7 +169,8 @@ def results() -> None:
         help="Their completions are left out of the estimates until one of their items is labeled.",
     )
     ifl, interaction, accuracy, precision, languages, agreed = st.tabs(
-        ["IFL", "Per target language", "Accuracy", "Precision vs labels", "Languages and strata", "Agreement"]
+        ["IFL", "Per target language", "Accuracy", "Precision vs labels", "Languages and strata", "Agreement"],
+        key="dashboard_tab",  # keyed, so the live refresh keeps the tab the researcher is reading
     )
     with ifl:
         st.caption(

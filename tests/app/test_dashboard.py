@@ -383,6 +383,11 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
     open_tab(page, "Per target language")
     panel = page.locator(".st-key-chart_interaction")
     expect(panel.locator(".main-svg").first).to_be_visible()
+    # The live refresh keeps the tab the researcher chose (it used to fall back to "IFL" every 10 s).
+    refreshed = page.get_by_text("Refreshed at").first
+    before = refreshed.inner_text()
+    expect(refreshed).not_to_have_text(before)
+    expect(page.get_by_role("tab", selected=True)).to_have_text(["Per target language"])
     page.wait_for_timeout(1000)
     labels = panel.locator(".yaxislayer-above text")  # every panel's row labels (.ytick, .y2tick)
     expect(labels.filter(has_text="image x LLM: Leo")).to_have_count(1)  # both panels drawn
