@@ -23,7 +23,8 @@ from pathlib import Path
 import streamlit as st
 
 from annotator.access.sessions import revoke_session, session_hours
-from annotator.annotation.routing import RoutingError, release
+from annotator.annotation.errors import RoutingError
+from annotator.annotation.routing import release
 from db.vocabulary import ADMIN_ROLES, RESEARCH_ROLES, ROLES
 from pages._common import (
     SESSION_TOKEN,

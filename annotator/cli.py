@@ -87,7 +87,7 @@ def cmd_simulate_annotators(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from annotator.annotation.routing import unroutable_languages
+    from annotator.annotation.reporting import unroutable_languages
     from annotator.design.sampling import (
         current_sample_id,
         design_report,
@@ -106,7 +106,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
         summary = top_up(engine, sample_id, n_total=args.n, seed=args.seed)
     else:
         summary = draw_sample(
-            engine, n=args.n, seed=args.seed, weights=weights, overlap_share=args.overlap, allocation=args.allocation
+            engine,
+            n=args.n,
+            seed=args.seed,
+            weights=weights,
+            overlap_share=args.overlap,
+            allocation=args.allocation,
+            balance=args.balance,
         )
     print(summary)
     if args.report:
@@ -285,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="paper",
         help="paper: the weights decide (default); surrogate: minimise the predicted width of the "
         "main IFL intervals from the language ID's confidence (a top-up keeps the sample's)",
+    )
+    sample.add_argument(
+        "--balance",
+        choices=["implicit", "arms", "none"],
+        help="how the model x image arms share each benchmark x language stratum's labels: implicit "
+        "(sorted, systematic, nested queue; default of --allocation paper), arms (each its own stratum; "
+        "surrogate's default) or none (simple random sample)",
     )
     sample.add_argument("--report", action="store_true", help="print the design report")
     sample.set_defaults(handler=cmd_sample)

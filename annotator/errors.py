@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from annotator.access.accounts import AccountError
 from annotator.analysis.estimates import NotEstimableError
 from annotator.annotation.agreement import AdjudicationError
-from annotator.annotation.routing import RoutingError
+from annotator.annotation.errors import RoutingError
 from annotator.design.sampling import NoSampleError, SamplingError, WeightsError
 from annotator.ingest.completions import IngestError
 from annotator.languages import UnknownLanguageError

@@ -36,7 +36,8 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from annotator.access.accounts import add_annotator
-from annotator.annotation.routing import claim_next, progress, submit
+from annotator.annotation.reporting import progress
+from annotator.annotation.routing import claim_next, submit
 from annotator.storage import make_engine, upgrade_database
 from db.models import Completion, Sample, SampleItem, SampleStratum, utcnow
 from db.vocabulary import STUDY_LANGUAGES

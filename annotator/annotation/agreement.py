@@ -24,8 +24,8 @@ from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from annotator.annotation.answers import Label
 from annotator.annotation.labels import resolved_labels
-from annotator.annotation.routing import validate_label
 from annotator.storage import session_scope
 from db.models import (
     Adjudication,
@@ -215,7 +215,7 @@ def adjudicate(
     adjudication replaces an earlier one. Every adjudication is kept as an ``adjudicate``
     event with before and after.
     """
-    label = validate_label(answer_language, matches_gold, correct, comment, None)
+    label = Label(completion_id, answer_language, matches_gold, correct, comment).checked().values()
     del label["seconds_spent"]
     now: datetime = utcnow()
     with session_scope(engine, write=True) as session:

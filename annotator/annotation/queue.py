@@ -1,10 +1,10 @@
 """The queue policy of routing, as pure functions of what the database holds: no database here,
 so the rules can be read and tested on their own (tests/annotator/test_queue.py).
 
-:mod:`annotator.annotation.routing` reads one :class:`QueueRow` per sampled item in the
-annotator's languages, turns each into an :class:`ItemView` (the state of both slots as this
-annotator sees them) and claims in the order :func:`routing_order` gives; the rules themselves
-are stated in routing's module docstring.
+:func:`annotator.annotation.reads.queue_rows` reads one :class:`QueueRow` per sampled item in
+the annotator's languages; :mod:`annotator.annotation.routing` turns each into an :class:`ItemView`
+(the state of both slots as this annotator sees them) and claims in the order
+:func:`routing_order` gives; the rules themselves are stated in routing's module docstring.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Routing: which sampled item an annotator labels next, under a lease, and what they send back.
 
-The annotator pages and the CLI share this API. Its rules follow from the design:
+Claims, leases, skips, releases and submits. The annotator pages and the CLI share this API;
+revising one's own labels is :mod:`annotator.annotation.revisions`, how far everyone is
+:mod:`annotator.annotation.reporting`, the queue policy itself the database-free
+:mod:`annotator.annotation.queue`. Its rules follow from the design:
 
 * **Only items whose query language the annotator reads** are offered.
 * **Within a stratum, items go out in ascending ``queue_position``** (a random order fixed at
@@ -48,98 +51,43 @@ Routing works on the *active sample*, the most recently drawn one.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-import numpy as np
-from sqlalchemy import CursorResult, Engine, Result, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import CursorResult, Engine, Result, and_, bindparam, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from annotator.annotation.queue import ItemView, QueueRow, aware_utc, item_view, routing_order
-from annotator.storage import session_scope
-from db.models import (
-    Annotation,
-    AnnotationEvent,
-    Annotator,
-    AnnotatorLanguage,
-    Assignment,
-    Completion,
-    Sample,
-    SampleItem,
-    table_of,
-    utcnow,
+from annotator.annotation.answers import Label
+from annotator.annotation.errors import (
+    AlreadySubmittedError,
+    LanguageNotReadError,
+    NotHeldError,
+    NotInSampleError,
+    RoutingError,
 )
-from db.vocabulary import ANSWER_CLASSES
-
-if TYPE_CHECKING:  # pandas only for the reports, imported there: claims stay quick to start
-    import pandas as pd
+from annotator.annotation.queue import ItemView, item_view, routing_order
+from annotator.annotation.reads import active_annotator, active_sample_id, queue_rows, submittable_items, utc
+from annotator.storage import session_scope
+from db.models import Annotation, AnnotationEvent, Assignment, Completion, SampleItem, table_of, utcnow
 
 __all__ = [
     "DEFAULT_LEASE",
-    "AlreadySubmittedError",
     "ClaimedItem",
-    "InvalidLabelError",
-    "Label",
-    "LabeledItem",
-    "LanguageNotReadError",
-    "NotHeldError",
-    "NotInSampleError",
-    "Progress",
-    "QueueState",
-    "RoutingError",
-    "UnknownAnnotatorError",
-    "active_sample_id",
     "claim_batch",
     "claim_next",
-    "progress",
-    "queue_status",
     "release",
-    "revise",
     "skip",
     "submit",
     "submit_batch",
-    "undo_last",
-    "unroutable_languages",
-    "validate_label",
 ]
 
 DEFAULT_LEASE = timedelta(minutes=30)
-
-
-class RoutingError(ValueError):
-    """A routing request was refused and nothing was changed; the message says what to do."""
-
-
-class UnknownAnnotatorError(RoutingError):
-    """No such annotator, or the account is deactivated."""
-
-
-class LanguageNotReadError(RoutingError):
-    """The item's query language is not one the annotator reads."""
-
-
-class NotInSampleError(RoutingError):
-    """The completion is not an item of the active sample (or there is no sample)."""
-
-
-class NotHeldError(RoutingError):
-    """The annotator does not hold a claim on the item (never claimed, taken over, skipped)."""
-
-
-class InvalidLabelError(RoutingError):
-    """A label value outside what the form allows."""
-
-
-class AlreadySubmittedError(RoutingError):
-    """The annotator already labeled this completion; revise it instead."""
 
 
 @dataclass(frozen=True)
@@ -158,150 +106,6 @@ class ClaimedItem:
     completion: str
     query_language: str
     lease_expires_at: datetime
-
-
-@dataclass(frozen=True)
-class Label:
-    """One label as :func:`submit_batch` takes it (the arguments of :func:`submit`)."""
-
-    completion_id: str
-    answer_language: str
-    matches_gold: bool | None
-    correct: bool | None
-    comment: str | None = None
-    seconds_spent: float | None = None
-
-
-@dataclass(frozen=True)
-class LabeledItem:
-    """An annotator's own label with the item it belongs to, reopened for revision."""
-
-    completion_id: str
-    prompt: str | None
-    image_path: str | None
-    image_url: str | None
-    gold_answer: str | None
-    completion: str
-    query_language: str
-    answer_language: str
-    matches_gold: bool | None
-    correct: bool | None
-    comment: str | None
-    seconds_spent: float | None
-    labeled_at: datetime
-    revised_at: datetime
-
-
-class QueueState(StrEnum):
-    """Why an annotator's queue looks the way it does."""
-
-    AVAILABLE = "available"
-    NO_SAMPLE = "no_sample"
-    NO_ITEMS_IN_MY_LANGUAGES = "no_items_in_my_languages"
-    ALL_DONE = "all_done"
-    HELD_BY_OTHERS = "held_by_others"
-
-
-@dataclass(frozen=True)
-class Progress:
-    """An annotator's standing in the active sample; ``message`` is for showing as is."""
-
-    annotator_id: int
-    sample_id: int | None
-    languages: tuple[str, ...]
-    labeled_today: int
-    labeled_total: int
-    left_in_my_languages: int
-    available_to_me: int
-    held_by_others: int
-    skipped_by_me: int
-    holding: str | None
-    state: QueueState
-    message: str
-    #: What this annotator can still label: the item they hold plus what is offered to them (not
-    #: ``left_in_my_languages``, which also counts second labels others must give, their skips
-    #: and items others hold).
-    left_for_me: int
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _utc(value: datetime | None) -> datetime:
-    """Aware UTC (see :func:`aware_utc`); no value means now."""
-    return utcnow() if value is None else aware_utc(value)
-
-
-def _is_bool_or_na(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, np.bool_))
-
-
-def validate_label(
-    answer_language: Any, matches_gold: Any, correct: Any, comment: Any, seconds_spent: Any
-) -> dict[str, Any]:
-    """The label as stored (class lower-cased, comment stripped), or :class:`InvalidLabelError`
-    naming the bad field. Shared by submit, revise and adjudication."""
-    if not isinstance(answer_language, str) or answer_language.strip().lower() not in ANSWER_CLASSES:
-        raise InvalidLabelError(
-            f"answer_language {answer_language!r} is not a class; choose one of {', '.join(ANSWER_CLASSES)}"
-        )
-    for field, value in (("matches_gold", matches_gold), ("correct", correct)):
-        if not _is_bool_or_na(value):
-            raise InvalidLabelError(f"{field} must be true, false or NA (None), not {value!r}")
-    if comment is not None and not isinstance(comment, str):
-        raise InvalidLabelError(f"comment must be text, not {type(comment).__name__}")
-    if seconds_spent is not None:
-        if isinstance(seconds_spent, bool) or not isinstance(seconds_spent, (int, float, np.number)):
-            raise InvalidLabelError(f"seconds_spent must be a number of seconds, not {seconds_spent!r}")
-        if not math.isfinite(seconds_spent) or seconds_spent < 0:
-            raise InvalidLabelError(f"seconds_spent must be a finite number >= 0, not {seconds_spent!r}")
-    return {
-        "answer_language": answer_language.strip().lower(),
-        "matches_gold": None if matches_gold is None else bool(matches_gold),
-        "correct": None if correct is None else bool(correct),
-        "comment": (comment.strip() or None) if comment is not None else None,
-        "seconds_spent": None if seconds_spent is None else float(seconds_spent),
-    }
-
-
-def _label_of(annotation: Annotation) -> dict[str, Any]:
-    return {
-        "answer_language": annotation.answer_language,
-        "matches_gold": annotation.matches_gold,
-        "correct": annotation.correct,
-        "comment": annotation.comment,
-        "seconds_spent": annotation.seconds_spent,
-    }
-
-
-def active_sample_id(session: Session) -> int | None:
-    """The sample routing works on: the most recently drawn one (None before any)."""
-    return session.scalar(select(func.max(Sample.id)))
-
-
-_ANNOTATOR = (
-    select(Annotator.id, Annotator.name, Annotator.active, AnnotatorLanguage.language)
-    .outerjoin(AnnotatorLanguage, AnnotatorLanguage.annotator_id == Annotator.id)
-    .where(Annotator.id == bindparam("annotator_id"))
-)
-_ANNOTATOR_LOCKED = _ANNOTATOR.with_for_update(of=Annotator)
-
-
-def _annotator(session: Session, annotator_id: int, *, lock: bool = False) -> tuple[int, tuple[str, ...]]:
-    """The id of an active annotator and the languages they read, or :class:`UnknownAnnotatorError`.
-
-    ``lock`` takes the annotator's row lock on PostgreSQL, serializing one person's claims.
-    """
-    try:
-        parameters = {"annotator_id": int(annotator_id)}
-    except (TypeError, ValueError):
-        raise UnknownAnnotatorError(f"{annotator_id!r} is not an annotator id") from None
-    rows = session.execute(_ANNOTATOR_LOCKED if lock else _ANNOTATOR, parameters).all()
-    if not rows:
-        raise UnknownAnnotatorError(f"no annotator with id {annotator_id!r}; log in again or ask an admin")
-    if not rows[0].active:
-        raise UnknownAnnotatorError(f"annotator {rows[0].name!r} is deactivated; ask an admin to reactivate")
-    return rows[0].id, tuple(sorted(row.language for row in rows if row.language is not None))
 
 
 def _sample_item(session: Session, completion_id: str) -> SampleItem:
@@ -338,95 +142,6 @@ def _held_assignment(session: Session, me: int, item_id: int, completion_id: str
     else:
         reason = "you have not claimed it, or your lease ran out and someone else took it over"
     raise NotHeldError(f"you do not hold completion {completion_id!r} ({reason}); claim the next item")
-
-
-# --------------------------------------------------------------------------- queue model
-
-
-# Built once: aliased entities are costly to construct, and claims are the hot path.
-_SLOT1, _SLOT2 = aliased(Assignment, name="slot1"), aliased(Assignment, name="slot2")
-_MINE = aliased(Annotation, name="mine")
-_SLOTS = (
-    _SLOT1.id,
-    _SLOT1.annotator_id,
-    _SLOT1.status,
-    _SLOT1.lease_expires_at,
-    _SLOT2.id,
-    _SLOT2.annotator_id,
-    _SLOT2.status,
-    _SLOT2.lease_expires_at,
-)
-
-
-def _with_slots(query):
-    return query.outerjoin(_SLOT1, and_(_SLOT1.sample_item_id == SampleItem.id, _SLOT1.slot == 1)).outerjoin(
-        _SLOT2, and_(_SLOT2.sample_item_id == SampleItem.id, _SLOT2.slot == 2)
-    )
-
-
-_ACTIVE_SAMPLE = select(func.max(Sample.id)).scalar_subquery()
-_QUEUE_ROWS = (
-    _with_slots(
-        select(
-            SampleItem.id,
-            SampleItem.completion_id,
-            SampleItem.stratum,
-            SampleItem.query_language,
-            SampleItem.queue_position,
-            SampleItem.double_annotate,
-            *_SLOTS,
-            _MINE.id,
-        )
-    )
-    .outerjoin(_MINE, and_(_MINE.completion_id == SampleItem.completion_id, _MINE.annotator_id == bindparam("me")))
-    .where(
-        SampleItem.sample_id == _ACTIVE_SAMPLE,
-        SampleItem.query_language.in_(bindparam("languages", expanding=True)),
-    )
-)
-_MY_CLAIM = aliased(Assignment, name="my_claim")
-_SUBMITTABLE = (
-    select(
-        SampleItem.id.label("item_id"),
-        SampleItem.completion_id,
-        SampleItem.query_language,
-        _MY_CLAIM.id.label("claim_id"),
-        _MINE.id.label("annotation_id"),
-    )
-    .outerjoin(
-        _MY_CLAIM,
-        and_(
-            _MY_CLAIM.sample_item_id == SampleItem.id,
-            _MY_CLAIM.annotator_id == bindparam("me"),
-            _MY_CLAIM.status == "claimed",
-        ),
-    )
-    .outerjoin(_MINE, and_(_MINE.completion_id == SampleItem.completion_id, _MINE.annotator_id == bindparam("me")))
-    .where(SampleItem.sample_id == _ACTIVE_SAMPLE, SampleItem.completion_id.in_(bindparam("ids", expanding=True)))
-)
-_SAMPLE_FRAME = _with_slots(
-    select(SampleItem.stratum, SampleItem.query_language, SampleItem.double_annotate, *_SLOTS)
-).where(SampleItem.sample_id == bindparam("sample_id"))
-_SAMPLE_FRAME_COLUMNS = [
-    "stratum",
-    "query_language",
-    "double_annotate",
-    "a1_id",
-    "a1_who",
-    "a1_status",
-    "a1_expires",
-    "a2_id",
-    "a2_who",
-    "a2_status",
-    "a2_expires",
-]
-
-
-def _queue_rows(session: Session, me: int, languages: tuple[str, ...]) -> list[QueueRow]:
-    """Every item of the active sample in the annotator's languages, with both slots and own label."""
-    if not languages:
-        return []
-    return [QueueRow(*row) for row in session.execute(_QUEUE_ROWS, {"me": me, "languages": list(languages)})]
 
 
 # Claims, built once (the hot path). A fresh slot is taken by INSERT ... ON CONFLICT DO NOTHING:
@@ -514,7 +229,7 @@ def _claimed_items(session: Session, leases: dict[int, datetime]) -> list[Claime
         .where(SampleItem.id.in_(list(leases)))
     ).all()
     by_item = {row[0]: row[1:] for row in rows}
-    return [ClaimedItem(*by_item[item_id], lease_expires_at=_utc(expiry)) for item_id, expiry in leases.items()]
+    return [ClaimedItem(*by_item[item_id], lease_expires_at=utc(expiry)) for item_id, expiry in leases.items()]
 
 
 # --------------------------------------------------------------------------- claiming
@@ -539,7 +254,7 @@ def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now:
     """
     if lease <= timedelta(0):
         raise RoutingError("the lease must be positive")
-    fixed_now = None if now is None else _utc(now)
+    fixed_now = None if now is None else utc(now)
 
     def clock() -> datetime:
         return fixed_now or utcnow()
@@ -549,11 +264,11 @@ def _claim(engine: Engine, annotator_id: int, limit: int, lease: timedelta, now:
             # A claim lost in a server crash only returns its item early, so the claim need not
             # wait for the WAL flush (several ms on a plain disk); labels still do.
             session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-        me, languages = _annotator(session, annotator_id, lock=True)  # waits for the lock
+        me, languages = active_annotator(session, annotator_id, lock=True)  # waits for the lock
         leases: dict[int, datetime] = {}
         for round_ in range(_CLAIM_ROUNDS):
             read_at = clock()
-            views = [item_view(row, me, read_at) for row in _queue_rows(session, me, languages)]
+            views = [item_view(row, me, read_at) for row in queue_rows(session, me, languages)]
             if round_ == 0:
                 held = sorted(
                     (view.row.a1_id if view.slot1 == "mine" else view.row.a2_id, view.row.item_id)
@@ -616,15 +331,12 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
     One read finds every item with the annotator's claim and own label, then three bulk
     writes: a batch costs the same few round trips whatever its size.
     """
-    checked = [
-        validate_label(label.answer_language, label.matches_gold, label.correct, label.comment, label.seconds_spent)
-        for label in labels
-    ]
+    checked = [label.checked().values() for label in labels]
     ids = [label.completion_id for label in labels]
     repeated = next((completion_id for completion_id, n in Counter(ids).items() if n > 1), None)
     if repeated is not None:
         raise AlreadySubmittedError(f"{repeated!r} is labeled twice in one submission")
-    items = {row.completion_id: row for row in session.execute(_SUBMITTABLE, {"me": me, "ids": ids})}
+    items = submittable_items(session, me, ids)
     for completion_id in ids:
         if completion_id not in items:
             sample_id = active_sample_id(session)
@@ -708,7 +420,7 @@ def submit_batch(engine: Engine, annotator_id: int, labels: Sequence[Label]) -> 
     if not labels:
         return []
     with session_scope(engine, write=True) as session:
-        me, languages = _annotator(session, annotator_id)
+        me, languages = active_annotator(session, annotator_id)
         return _store_labels(session, me, languages, list(labels))
 
 
@@ -728,7 +440,7 @@ def release(engine: Engine, annotator_id: int, completion_id: str | None = None)
         _finish_claim(engine, annotator_id, completion_id, "released")
         return 1
     with session_scope(engine, write=True) as session:
-        me, _ = _annotator(session, annotator_id)
+        me, _ = active_annotator(session, annotator_id)
         result = session.execute(
             update(Assignment)
             .where(Assignment.annotator_id == me, Assignment.status == "claimed")
@@ -745,7 +457,7 @@ def _rowcount(result: Result[Any]) -> int:
 
 def _finish_claim(engine: Engine, annotator_id: int, completion_id: str, status: str) -> None:
     with session_scope(engine, write=True) as session:
-        me, languages = _annotator(session, annotator_id)
+        me, languages = active_annotator(session, annotator_id)
         item = _sample_item(session, completion_id)
         _check_reads(completion_id, item.query_language, languages)
         assignment = _held_assignment(session, me, item.id, completion_id)
@@ -757,278 +469,3 @@ def _finish_claim(engine: Engine, annotator_id: int, completion_id: str, status:
         )
         if _rowcount(result) != 1:
             raise NotHeldError(f"your claim on {completion_id!r} was taken over just now")
-
-
-# --------------------------------------------------------------------------- revising
-
-
-def undo_last(engine: Engine, annotator_id: int) -> LabeledItem | None:
-    """Reopen the annotator's most recently submitted label, to correct it with :func:`revise`.
-
-    Nothing is deleted: a label once given stays in the data and the audit trail, and the
-    corrected version is recorded as an update with before and after. None if no labels yet.
-    """
-    with session_scope(engine) as session:
-        me, _ = _annotator(session, annotator_id)
-        annotation = session.scalars(
-            select(Annotation)
-            .where(Annotation.annotator_id == me)
-            .order_by(Annotation.created_at.desc(), Annotation.id.desc())
-            .limit(1)
-        ).first()
-        if annotation is None:
-            return None
-        completion = session.get_one(Completion, annotation.completion_id)
-        return LabeledItem(
-            completion_id=completion.id,
-            prompt=completion.prompt,
-            image_path=completion.image_path,
-            image_url=completion.image_url,
-            gold_answer=completion.gold_answer,
-            completion=completion.completion,
-            query_language=completion.query_language,
-            answer_language=annotation.answer_language,
-            matches_gold=annotation.matches_gold,
-            correct=annotation.correct,
-            comment=annotation.comment,
-            seconds_spent=annotation.seconds_spent,
-            labeled_at=_utc(annotation.created_at),
-            revised_at=_utc(annotation.updated_at),
-        )
-
-
-def revise(
-    engine: Engine,
-    annotator_id: int,
-    completion_id: str,
-    answer_language: str,
-    matches_gold: bool | None,
-    correct: bool | None,
-    comment: str | None = None,
-    seconds_spent: float | None = None,
-) -> bool:
-    """Change the annotator's own label of ``completion_id``; True if anything changed.
-
-    ``seconds_spent`` is the time spent revising and is added to the label's total. The
-    audit trail gets an ``update`` event with before and after.
-    """
-    label = validate_label(answer_language, matches_gold, correct, comment, seconds_spent)
-    now = utcnow()
-    with session_scope(engine, write=True) as session:
-        me, _ = _annotator(session, annotator_id)
-        annotation = session.scalars(
-            select(Annotation).where(Annotation.completion_id == completion_id, Annotation.annotator_id == me)
-        ).one_or_none()
-        if annotation is None:
-            raise NotHeldError(f"you have no label on {completion_id!r} to revise")
-        before = _label_of(annotation)
-        if label["seconds_spent"] is not None:
-            label["seconds_spent"] += annotation.seconds_spent or 0.0
-        else:
-            label["seconds_spent"] = annotation.seconds_spent
-        if label == before:
-            return False
-        for field, value in label.items():
-            setattr(annotation, field, value)
-        annotation.updated_at = now
-        session.add(
-            AnnotationEvent(
-                completion_id=completion_id,
-                annotation_id=annotation.id,
-                actor_id=me,
-                action="update",
-                before=before,
-                after=label,
-                at=now,
-            )
-        )
-        return True
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def _start_of_day(now: datetime) -> datetime:
-    return datetime.combine(now.date(), time.min, tzinfo=UTC)
-
-
-def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> Progress:
-    """How far the annotator is, and why their queue is empty when it is."""
-    now = _utc(now)
-    with session_scope(engine) as session:
-        me, languages = _annotator(session, annotator_id)
-        counts = session.execute(
-            select(func.count(), func.count().filter(Annotation.created_at >= _start_of_day(now))).where(
-                Annotation.annotator_id == me
-            )
-        ).one()
-        sample_id = active_sample_id(session)
-        views = [item_view(row, me, now) for row in _queue_rows(session, me, languages)]
-        expiries = [
-            _utc(view.row.a1_expires if view.slot1 == "held" else view.row.a2_expires)
-            for view in views
-            if view.held_by_others
-        ]
-    holding = next((view.row.completion_id for view in views if "mine" in (view.slot1, view.slot2)), None)
-    left = sum(view.needs_work for view in views)
-    available = sum(view.offer is not None for view in views)
-    skipped = sum("skipped_by_me" in (view.slot1, view.slot2) for view in views)
-    held = len(expiries)
-    names = ", ".join(languages) or "none"
-    if sample_id is None:
-        state, message = QueueState.NO_SAMPLE, "No sample has been drawn yet; a researcher draws one first."
-    elif not views:
-        state = QueueState.NO_ITEMS_IN_MY_LANGUAGES
-        message = f"The sample has no items in your languages ({names})."
-    elif holding is not None or available:
-        state = QueueState.AVAILABLE
-        message = f"{available + (holding is not None)} items are waiting for you."
-    elif held:
-        state = QueueState.HELD_BY_OTHERS
-        message = (
-            f"What is left for you ({held} items) is held by other annotators; it comes back "
-            f"if unfinished by {min(expiries):%Y-%m-%d %H:%M} UTC."
-        )
-    else:
-        state = QueueState.ALL_DONE
-        message = f"All done: nothing left for you in {names}."
-        if left:
-            message += f" {left} items still need someone else (a second annotator, or items you skipped)."
-    return Progress(
-        annotator_id=me,
-        sample_id=sample_id,
-        languages=languages,
-        labeled_today=int(counts[1]),
-        labeled_total=int(counts[0]),
-        left_in_my_languages=left,
-        available_to_me=available,
-        held_by_others=held,
-        skipped_by_me=skipped,
-        holding=holding,
-        state=state,
-        message=message,
-        left_for_me=available + (holding is not None),
-    )
-
-
-def _sample_frame(session: Session, sample_id: int) -> pd.DataFrame:
-    """Every item of the sample with both slots' annotator, status and lease."""
-    import pandas as pd
-
-    rows = session.execute(_SAMPLE_FRAME, {"sample_id": sample_id}).all()
-    frame = pd.DataFrame(rows, columns=_SAMPLE_FRAME_COLUMNS)
-    frame["double_annotate"] = frame["double_annotate"].astype(bool)
-    return frame
-
-
-def _readers(session: Session) -> dict[str, set[int]]:
-    """Language -> ids of the active annotators who read it."""
-    rows = session.execute(
-        select(AnnotatorLanguage.language, AnnotatorLanguage.annotator_id)
-        .join(Annotator, Annotator.id == AnnotatorLanguage.annotator_id)
-        .where(Annotator.active.is_(True))
-    ).all()
-    readers: dict[str, set[int]] = {}
-    for language, annotator_id in rows:
-        readers.setdefault(language, set()).add(annotator_id)
-    return readers
-
-
-def queue_status(engine: Engine, now: datetime | None = None) -> pd.DataFrame:
-    """Per stratum of the active sample: items, labeled (slot 1), held, expired claims,
-    skipped, remaining, planned and finished second labels, labeled share, and how many
-    active annotators read its language. Empty when there is no sample."""
-    import pandas as pd
-
-    now = _utc(now)
-    columns = [
-        "stratum",
-        "query_language",
-        "items",
-        "labeled",
-        "held",
-        "expired",
-        "skipped",
-        "remaining",
-        "double_planned",
-        "double_labeled",
-        "labeled_share",
-        "eligible_annotators",
-    ]
-    with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
-        if sample_id is None:
-            return pd.DataFrame(columns=columns)
-        frame = _sample_frame(session, sample_id)
-        readers = _readers(session)
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-
-    def claimed(slot: str, live: bool) -> pd.Series:
-        expires = frame[f"{slot}_expires"].map(lambda value: _utc(value) >= now if value is not None else False)
-        return (frame[f"{slot}_status"] == "claimed") & (expires if live else ~expires)
-
-    frame = frame.assign(
-        labeled=frame["a1_status"] == "submitted",
-        held=claimed("a1", True) | claimed("a2", True),
-        expired=claimed("a1", False) | claimed("a2", False),
-        skipped=(frame["a1_status"] == "skipped") | (frame["a2_status"] == "skipped"),
-        double_labeled=frame["double_annotate"] & (frame["a2_status"] == "submitted"),
-    )
-    table = frame.groupby(["stratum", "query_language"], as_index=False).agg(
-        items=("labeled", "size"),
-        labeled=("labeled", "sum"),
-        held=("held", "sum"),
-        expired=("expired", "sum"),
-        skipped=("skipped", "sum"),
-        double_planned=("double_annotate", "sum"),
-        double_labeled=("double_labeled", "sum"),
-    )
-    table["remaining"] = table["items"] - table["labeled"]
-    table["labeled_share"] = table["labeled"] / table["items"]
-    table["eligible_annotators"] = table["query_language"].map(lambda language: len(readers.get(language, ())))
-    return table[columns].astype(
-        {column: int for column in columns if column not in ("stratum", "query_language", "labeled_share")}
-    )
-
-
-def unroutable_languages(engine: Engine) -> pd.DataFrame:
-    """Languages of the active sample whose open work no active annotator can take.
-
-    Either nobody active reads the language (its open items are listed), or double-annotated
-    items wait for a second label and nobody other than their first annotator reads it.
-    Reported rather than silently skipped, because a stratum left unlabeled breaks the design.
-    """
-    import pandas as pd
-
-    columns = ["query_language", "items", "open_items", "open_second_labels", "eligible_annotators", "reason"]
-    with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
-        if sample_id is None:
-            return pd.DataFrame(columns=columns)
-        frame = _sample_frame(session, sample_id)
-        readers = _readers(session)
-    rows = []
-    for language, group in frame.groupby("query_language"):
-        eligible = readers.get(language, set())
-        open_items = int((group["a1_status"] != "submitted").sum())
-        waiting = group["double_annotate"] & (group["a1_status"] == "submitted") & (group["a2_status"] != "submitted")
-        second = group[waiting]
-        stuck_second = int(sum(not (eligible - {int(who)}) for who in second["a1_who"]))
-        if not eligible and (open_items or len(second)):
-            reason = "no active annotator reads this language"
-        elif stuck_second:
-            reason = f"{stuck_second} double-annotated items need a second annotator who reads it"
-        else:
-            continue
-        rows.append(
-            {
-                "query_language": language,
-                "items": len(group),
-                "open_items": open_items,
-                "open_second_labels": len(second),
-                "eligible_annotators": len(eligible),
-                "reason": reason,
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)

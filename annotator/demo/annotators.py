@@ -17,7 +17,9 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from annotator.access.accounts import add_annotator
-from annotator.annotation.routing import Label, active_sample_id, claim_batch, release, submit_batch
+from annotator.annotation.answers import Label
+from annotator.annotation.reads import active_sample_id
+from annotator.annotation.routing import claim_batch, release, submit_batch
 from annotator.storage import session_scope
 from db.models import Annotation, Annotator, AnnotatorLanguage, DemoOracle, SampleItem
 from db.vocabulary import ANSWER_CLASSES

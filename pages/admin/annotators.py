@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from annotator.access import accounts
-from annotator.annotation.routing import unroutable_languages
+from annotator.annotation.reporting import unroutable_languages
 from annotator.errors import STORAGE_ERRORS
 from annotator.languages import language_name
 from db.vocabulary import ADMIN_ROLES, ROLES, STUDY_LANGUAGES

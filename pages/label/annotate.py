@@ -16,7 +16,8 @@ from typing import Any
 
 import streamlit as st
 
-from annotator.annotation import routing
+from annotator.annotation import reporting, revisions, routing
+from annotator.annotation.errors import NotHeldError, RoutingError
 from annotator.annotation.guidelines import get_guidelines
 from annotator.errors import STORAGE_ERRORS
 from annotator.languages import language_name, query_language_class
@@ -125,16 +126,16 @@ def submit(form: str, completion_id: str, revising: bool) -> None:
     }
     try:
         if revising:
-            routing.revise(db, user.id, completion_id, **label)
+            revisions.revise(db, user.id, completion_id, **label)
         else:
             routing.submit(db, user.id, completion_id, **label)
-    except routing.NotHeldError as error:
+    except NotHeldError as error:
         if not revising:
             st.session_state["item"] = None  # taken over: claim the next one
             clear_form(form)
         flash("error", error)
         return
-    except routing.RoutingError as error:
+    except RoutingError as error:
         flash("error", error)
         return
     except STORAGE_ERRORS as error:
@@ -153,7 +154,7 @@ def skip(form: str, completion_id: str) -> None:
         return
     try:
         routing.skip(db, user.id, completion_id)
-    except routing.RoutingError as error:
+    except RoutingError as error:
         flash("error", error)
     except STORAGE_ERRORS as error:
         flash("error", storage_failure(error))
@@ -168,8 +169,8 @@ def undo() -> None:
     """Reopen my most recent label for correction (nothing is deleted); the item on screen
     starts over afterwards."""
     try:
-        last = routing.undo_last(db, user.id)
-    except routing.RoutingError as error:
+        last = revisions.undo_last(db, user.id)
+    except RoutingError as error:
         flash("error", error)
         return
     except STORAGE_ERRORS as error:
@@ -217,9 +218,9 @@ try:
         if item is None:
             item = routing.claim_next(db, user.id)
             st.session_state["item"] = item
-    progress = routing.progress(db, user.id)
+    progress = reporting.progress(db, user.id)
     guidelines = get_guidelines(db)
-except routing.RoutingError as error:
+except RoutingError as error:
     show_error(error)
     st.stop()
 except STORAGE_ERRORS as error:

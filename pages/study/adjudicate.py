@@ -17,7 +17,7 @@ from annotator.annotation.agreement import (
     adjudication_queue,
     agreement_table,
 )
-from annotator.annotation.routing import RoutingError
+from annotator.annotation.errors import RoutingError
 from annotator.errors import STORAGE_ERRORS
 from annotator.languages import language_name
 from db.vocabulary import ANSWER_CLASSES, ANSWERS, RESEARCH_ROLES

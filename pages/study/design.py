@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from annotator.annotation.routing import queue_status
+from annotator.annotation.reporting import queue_status
 from annotator.design.sampling import (
     ALLOCATIONS,
     PAPER_WEIGHTS,

@@ -21,7 +21,8 @@ from annotator.access.accounts import (
     set_role,
     verify_password,
 )
-from annotator.annotation.routing import UnknownAnnotatorError, claim_next
+from annotator.annotation.errors import UnknownAnnotatorError
+from annotator.annotation.routing import claim_next
 from db.models import Annotator, Assignment
 
 PASSWORD = "ten-chars!"

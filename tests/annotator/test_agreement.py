@@ -10,8 +10,9 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation.agreement import AdjudicationError, adjudicate, adjudication_queue, agreement_table
+from annotator.annotation.errors import InvalidLabelError
 from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
-from annotator.annotation.routing import InvalidLabelError, claim_next, submit
+from annotator.annotation.routing import claim_next, submit
 from annotator.storage import session_scope
 from db.models import Annotation, AnnotationEvent, Assignment, SampleItem, utcnow
 

@@ -18,14 +18,17 @@ from datetime import timedelta
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from annotator.annotation.routing import QueueState, claim_next, progress, submit
+from annotator.annotation.reporting import QueueState, progress
+from annotator.annotation.routing import claim_next, submit
 from annotator.storage import make_engine
 from db.models import Annotation, Assignment, utcnow
 
 WORKERS = {"sqlite": 20, "postgresql": 50}
 SPAWN = multiprocessing.get_context("spawn")
 FORKSERVER = multiprocessing.get_context("forkserver")
-FORKSERVER.set_forkserver_preload(["annotator.annotation.routing", "annotator.storage"])
+FORKSERVER.set_forkserver_preload(
+    ["annotator.annotation.routing", "annotator.annotation.reporting", "annotator.storage"]
+)
 
 
 def _url(engine: Engine) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from annotator.annotation.routing import claim_next, progress, skip, submit
+from annotator.annotation.reporting import progress
+from annotator.annotation.routing import claim_next, skip, submit
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 

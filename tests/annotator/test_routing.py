@@ -11,28 +11,27 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation import queue, routing
-from annotator.annotation.routing import (
+from annotator.annotation.answers import Label
+from annotator.annotation.errors import (
     AlreadySubmittedError,
-    ClaimedItem,
     InvalidLabelError,
-    Label,
     LanguageNotReadError,
     NotHeldError,
     NotInSampleError,
-    QueueState,
     RoutingError,
     UnknownAnnotatorError,
+)
+from annotator.annotation.queue import aware_utc
+from annotator.annotation.reporting import QueueState, progress, queue_status, unroutable_languages
+from annotator.annotation.revisions import revise, undo_last
+from annotator.annotation.routing import (
+    ClaimedItem,
     claim_batch,
     claim_next,
-    progress,
-    queue_status,
     release,
-    revise,
     skip,
     submit,
     submit_batch,
-    undo_last,
-    unroutable_languages,
 )
 from annotator.storage import make_engine, upgrade_database
 from db.models import Annotation, AnnotationEvent, Assignment, Prediction, utcnow
@@ -425,13 +424,13 @@ def test_claim_batch_hands_out_what_claim_next_would(tmp_path, make_study, add_a
 def _stale_first_read(monkeypatch, change):
     """Make the first queue read of the next claims show ``change(row)`` instead of the truth,
     as a read overtaken by a concurrent claim does; the reads are counted."""
-    real_rows, reads = routing._queue_rows, []
+    real_rows, reads = routing.queue_rows, []
 
     def rows(*args):
         reads.append(args)
         return [change(row) for row in real_rows(*args)] if len(reads) == 1 else real_rows(*args)
 
-    monkeypatch.setattr(routing, "_queue_rows", rows)
+    monkeypatch.setattr(routing, "queue_rows", rows)
     return reads
 
 
@@ -556,7 +555,7 @@ def test_the_lease_starts_when_the_claim_is_written_not_before_the_lock_wait(eng
     worker.join()
     with Session(engine) as session:
         claimed_at, expires = session.execute(select(Assignment.claimed_at, Assignment.lease_expires_at)).one()
-    claimed_at, expires = routing._utc(claimed_at), routing._utc(expires)
+    claimed_at, expires = aware_utc(claimed_at), aware_utc(expires)
     assert claimed_at >= released_at, "the lease clock started before the lock was granted"
     assert expires - claimed_at == timedelta(minutes=10)
     assert result["item"].lease_expires_at == expires

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from streamlit.testing.v1 import AppTest
 
 from annotator.access import accounts
-from annotator.annotation import routing
+from annotator.annotation import reporting, routing
 from annotator.annotation.agreement import adjudication_queue
 from annotator.annotation.guidelines import DEFAULT_GUIDELINES, get_guidelines
 from annotator.ingest.images import record_image_root
@@ -151,7 +151,7 @@ def test_an_english_query_has_one_english_button(sign_in, study: Engine) -> None
 
 def test_left_in_my_languages_is_what_i_can_still_label(sign_in, study: Engine) -> None:
     at = sign_in("anna")
-    mine = routing.progress(study, account_id(study, "anna"))
+    mine = reporting.progress(study, account_id(study, "anna"))
     left = next(metric for metric in at.metric if metric.label == "Left in my languages")
     assert left.value == str(mine.left_for_me) and mine.left_for_me <= mine.left_in_my_languages
     assert "not counted" in left.proto.help
@@ -206,7 +206,7 @@ def test_a_storage_error_while_loading_says_retry(sign_in, monkeypatch: pytest.M
     def locked(*args: object, **kwargs: object) -> None:
         raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
 
-    monkeypatch.setattr(routing, "progress", locked)
+    monkeypatch.setattr(reporting, "progress", locked)
     at.run()
     assert not at.exception and "Could not load your work, please retry" in messages(at, "error")
     monkeypatch.undo()
@@ -252,7 +252,7 @@ def test_a_broken_image_shows_a_caption_and_skip_still_works(
     assert "image could not be shown" in [caption.value for caption in at.caption]
     at.button(key="skip").click().run()
     assert not at.exception and form_of(at) != held.completion_id
-    assert routing.progress(study, account_id(study, "anna")).skipped_by_me == 1
+    assert reporting.progress(study, account_id(study, "anna")).skipped_by_me == 1
 
 
 # --------------------------------------------------------------------------- guidelines

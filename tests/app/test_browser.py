@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 
 from annotator.access import accounts
 from annotator.analysis.estimates import study_estimates
-from annotator.annotation import routing
+from annotator.annotation import reporting, revisions, routing
 from annotator.annotation.agreement import adjudication_queue
 from annotator.demo.generator import build_demo
 from annotator.design.sampling import design_report
@@ -72,7 +72,7 @@ def next_item(engine, annotator_id: int, after: str | None, timeout: float = 60)
     """The completion the annotator holds once it is another than ``after`` (the app claims it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        held = routing.progress(engine, annotator_id).holding
+        held = reporting.progress(engine, annotator_id).holding
         if held is not None and held != after:
             return held
         time.sleep(0.2)
@@ -115,11 +115,11 @@ def test_label_with_the_keyboard_then_see_the_dashboard(
         language = query_language_class(shown.loc[held, "query_language"])
         language_key = {language: "q", "english": "e"}.get(label["answer_language"])
         if language_key is None:
-            skips = routing.progress(engine, anna.id).skipped_by_me
+            skips = reporting.progress(engine, anna.id).skipped_by_me
             press_until(
                 page,
                 "s",
-                lambda skips=skips: routing.progress(engine, anna.id).skipped_by_me > skips,
+                lambda skips=skips: reporting.progress(engine, anna.id).skipped_by_me > skips,
                 "the skip is stored",
             )
             skipped += 1
@@ -132,14 +132,14 @@ def test_label_with_the_keyboard_then_see_the_dashboard(
             page.screenshot(path=str(shots / "annotate.png"))
         submit(
             page,
-            lambda labeled=labeled: routing.progress(engine, anna.id).labeled_total == labeled + 1,
+            lambda labeled=labeled: reporting.progress(engine, anna.id).labeled_total == labeled + 1,
             "the label is stored",
         )
         labeled += 1
         expect(total).to_have_text(str(labeled))
-        stored = routing.undo_last(engine, anna.id)
+        stored = revisions.undo_last(engine, anna.id)
         assert (stored.completion_id, stored.answer_language) == (held, label["answer_language"])
-    assert routing.progress(engine, anna.id).labeled_total == 3
+    assert reporting.progress(engine, anna.id).labeled_total == 3
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
@@ -374,7 +374,7 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
         expect(language_box(page, form)).to_have_value("")
 
         if number == skip_at:
-            press_until(page, "s", lambda: routing.progress(engine, kai).skipped_by_me == 1, "the skip is stored")
+            press_until(page, "s", lambda: reporting.progress(engine, kai).skipped_by_me == 1, "the skip is stored")
             skipped = held
             continue
         if number == revise_at:  # reopen the last label, change question 2, save; then this item
@@ -408,7 +408,7 @@ def test_labels_are_stored_exactly_as_given_by_keyboard(
             submit(page, refused.is_visible, "the submit is refused")
             wait_idle(page)
             assert held not in stored_labels(engine, kai)
-            assert routing.progress(engine, kai).holding == held
+            assert reporting.progress(engine, kai).holding == held
         if language == "q":
             press_answer(page, "q", "lang_query")
             answer_class = query_class

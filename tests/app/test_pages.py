@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from annotator.access import accounts
 from annotator.analysis.estimates import label_count, study_estimates
 from annotator.analysis.wording import readable_estimates
-from annotator.annotation import routing
+from annotator.annotation import reporting, revisions, routing
 from annotator.annotation.agreement import adjudication_queue
 from annotator.design.sampling import design_report
 from annotator.languages import query_language_class
@@ -146,12 +146,12 @@ def test_labeling_an_item_stores_it(sign_in, study: Engine) -> None:
     at.text_input(key=f"comment_{item.completion_id}").input("hedged answer")
     at.button(key="submit").click().run()
     assert not at.exception
-    stored = routing.undo_last(study, anna.id)
+    stored = revisions.undo_last(study, anna.id)
     assert stored.completion_id == item.completion_id
     assert stored.answer_language == query_language_class(item.query_language)
     assert (stored.matches_gold, stored.correct, stored.comment) == (False, None, "hedged answer")
     assert stored.seconds_spent > 0
-    assert routing.progress(study, anna.id).labeled_total == 1
+    assert reporting.progress(study, anna.id).labeled_total == 1
     assert at.metric[1].value == "1"
     assert at.session_state["item"].completion_id != item.completion_id
 
@@ -164,7 +164,7 @@ def test_english_and_other_languages(sign_in, study: Engine) -> None:
     box = next(box.key for box in at.selectbox if box.key.startswith(f"language_box_{item}_"))
     at.selectbox(key=box).select("other_latin").run()
     at.button(key="submit").click().run()
-    assert routing.undo_last(study, at.session_state["user"].id).answer_language == "other_latin"
+    assert revisions.undo_last(study, at.session_state["user"].id).answer_language == "other_latin"
 
 
 def test_every_question_must_be_answered(sign_in, study: Engine) -> None:
@@ -174,7 +174,7 @@ def test_every_question_must_be_answered(sign_in, study: Engine) -> None:
     at.button(key="submit").click().run()
     assert not at.exception
     assert "still open: 2, 3" in texts(at, "warning").replace("\\", "")
-    assert routing.undo_last(study, at.session_state["user"].id) is None
+    assert revisions.undo_last(study, at.session_state["user"].id) is None
     assert at.session_state["item"] == item
 
 
@@ -188,7 +188,7 @@ def test_skip_then_undo_and_revise(sign_in, study: Engine) -> None:
     at.button(key="skip").click().run()
     assert not at.exception
     assert at.session_state["item"].completion_id not in (first.completion_id, second.completion_id)
-    assert routing.progress(study, anna.id).skipped_by_me == 1
+    assert reporting.progress(study, anna.id).skipped_by_me == 1
 
     at.button(key="undo").click().run()
     assert not at.exception
@@ -197,9 +197,9 @@ def test_skip_then_undo_and_revise(sign_in, study: Engine) -> None:
     at.button(key="matches_gold_no").click().run()
     at.button(key="submit").click().run()
     assert not at.exception
-    revised = routing.undo_last(study, anna.id)
+    revised = revisions.undo_last(study, anna.id)
     assert (revised.completion_id, revised.matches_gold) == (first.completion_id, False)
-    assert routing.progress(study, anna.id).labeled_total == 1
+    assert reporting.progress(study, anna.id).labeled_total == 1
 
 
 def test_an_empty_queue_says_why(sign_in, study: Engine) -> None:
