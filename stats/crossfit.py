@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import overload
+from typing import NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,16 @@ from threadpoolctl import ThreadpoolController
 from stats._formula import as_list
 from stats.learners import Learner, default_learner
 
-__all__ = ["cross_fit_predictions", "distinct_rows", "fold_assignments", "fold_table", "learner_inputs"]
+__all__ = [
+    "DistinctInputs",
+    "cross_fit_distinct",
+    "cross_fit_predictions",
+    "distinct_inputs",
+    "distinct_rows",
+    "fold_assignments",
+    "fold_table",
+    "learner_inputs",
+]
 
 
 def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.float64]:
@@ -189,24 +198,72 @@ def cross_fit_predictions(
     inputs = [c for c in dict.fromkeys(as_list(prediction) + as_list(feature)) if c not in targets]
     if not inputs:
         raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
+    unit = None if cluster is None else pd.factorize(data[cluster], sort=True)[0]
+    out = cross_fit_distinct(
+        distinct_inputs(data, inputs),
+        data[targets].to_numpy(dtype=np.float64),
+        cross_fit=cross_fit,
+        sample_split=sample_split,
+        seed=seed,
+        learner=learner,
+        unit=unit,
+        folds=folds,
+    )
+    if isinstance(predicted_var, str):
+        return out[0]
+    return {name: out[t] for t, name in enumerate(targets)}
+
+
+class DistinctInputs(NamedTuple):
+    """The learner input matrix of the distinct input rows (``x``), and each row's index into it
+    (``inverse``): what :func:`cross_fit_distinct` fits and predicts on. It depends on the input
+    columns alone, so a caller whose labels change but whose inputs do not can keep it."""
+
+    x: NDArray[np.float64]
+    inverse: NDArray[np.intp]
+
+
+def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInputs:
+    """:class:`DistinctInputs` of ``columns`` (:func:`distinct_rows`, then :func:`learner_inputs`)."""
+    if not columns:
+        raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
+    first, inverse = distinct_rows(data, columns)
+    return DistinctInputs(learner_inputs(data.iloc[first], columns), inverse)
+
+
+def cross_fit_distinct(
+    inputs: DistinctInputs,
+    labels: NDArray[np.float64],
+    *,
+    cross_fit: int = 5,
+    sample_split: int = 10,
+    seed: int | np.random.Generator = 1234,
+    learner: Learner | None = None,
+    unit: NDArray[np.intp] | None = None,
+    folds: NDArray[np.integer] | None = None,
+) -> NDArray[np.float64]:
+    """The cross-fitting of :func:`cross_fit_predictions` on prepared inputs: g-hat of each column
+    of ``labels`` (rows x targets, NaN where unlabeled), shape (targets, sample_split, rows).
+
+    ``unit`` gives each row's cluster code (0..C-1) when clusters are dealt into folds whole.
+    """
     # Rows with the same inputs get the same prediction from a fitted learner, and at the study's
     # scale few inputs are distinct (repeated short answers share language-ID output and length):
-    # build, fit on and predict only the distinct rows, then broadcast (``inverse``).
-    first, inverse = distinct_rows(data, inputs)
-    x = learner_inputs(data.iloc[first], inputs)
-    labels = data[targets].to_numpy(dtype=np.float64)
+    # fit on and predict only the distinct rows, then broadcast (``inverse``).
+    x, inverse = inputs
+    labels = np.asarray(labels, dtype=np.float64).reshape(len(inverse), -1)
+    n_targets = labels.shape[1]
     labeled = ~np.isnan(labels).any(axis=1)
     rng = np.random.default_rng(seed)
     learner = default_learner() if learner is None else learner
-    unit = None if cluster is None else pd.factorize(data[cluster], sort=True)[0]
-    n_units = len(data) if unit is None else int(unit.max()) + 1
+    n_units = len(inverse) if unit is None else int(unit.max()) + 1
     if folds is not None and np.shape(folds) != (sample_split, n_units):
         raise ValueError(f"folds must have shape (sample_split, units) = ({sample_split}, {n_units})")
-    n_distinct = len(first)
+    n_distinct = len(x)
 
     labeled_rows = np.flatnonzero(labeled)
-    out = np.empty((len(targets), sample_split, len(data)))
-    table = np.zeros((len(targets), cross_fit * n_distinct))
+    out = np.empty((n_targets, sample_split, len(inverse)))
+    table = np.zeros((n_targets, cross_fit * n_distinct))
     # Small dense fits (about 1000 x 100) run several times faster on one BLAS thread than on
     # several, whose start-up dominates; the limit is scoped to this loop.
     with _blas_controller().limit(limits=1, user_api="blas"):
@@ -229,13 +286,11 @@ def cross_fit_predictions(
                 else:
                     x_test = x[rows]
                     predict = k * n_distinct + rows
-                for t in range(len(targets)):
+                for t in range(n_targets):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
-            for t in range(len(targets)):
+            for t in range(n_targets):
                 np.take(table[t], cell, out=out[t, split])  # several times faster than table[t, cell]
-    if isinstance(predicted_var, str):
-        return out[0]
-    return {name: out[t] for t, name in enumerate(targets)}
+    return out
 
 
 def distinct_rows(data: pd.DataFrame, columns: Sequence[str]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:

@@ -41,7 +41,8 @@ reuses the predictions of its rows (``g_hat=``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -55,7 +56,7 @@ from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
-from stats.crossfit import _blas_controller, cross_fit_predictions, fold_table
+from stats.crossfit import _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import _EVAL_ENV, VARIANCES, DSLResults, dsl, dsl_design_estimate, dsl_design_matrix
 from stats.learners import Learner
@@ -72,6 +73,7 @@ __all__ = [
     "STATUS_OK",
     "SURROGATE",
     "TIDY_COLUMNS",
+    "AnalysisCache",
     "EstimandFit",
     "StudyAnalysis",
     "ablation_frame",
@@ -134,6 +136,52 @@ MIN_LABELS = 2
 STATUS_OK, STATUS_NOT_ESTIMABLE = "ok", "not_estimable"
 #: Estimators that rest on the gold labels (the identification check applies to them).
 _LABEL_ESTIMATORS = ("dsl", "labeled")
+
+
+class AnalysisCache:
+    """What :func:`analyse_study` derives from the population alone, kept between its calls.
+
+    The learner inputs and their distinct rows, the cells of every estimand with their rows,
+    design matrices and surrogate-only fits depend on the frame's population columns only, not
+    on the gold labels (``labeled``, ``fidelity``, ``correct``, ``answer_language``). A caller
+    that recomputes after every new label on an unchanged population (the dashboard) passes one
+    cache to every call, and a recompute then fits only what the labels change (issue 10).
+
+    The caller keeps one cache per population and drops it when any other column changes (an
+    import, a language-ID run, a new sample): the cache cannot tell. It checks only the number
+    of rows. Cell structures depend on which strata have labels, and are kept for the
+    ``keep`` most recent coverages.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._keep = keep
+        self._rows: int | None = None
+
+    def check(self, n_rows: int) -> None:
+        """Refuse a frame of another size than the one the cache was filled from."""
+        if self._rows is None:
+            self._rows = n_rows
+        elif self._rows != n_rows:
+            raise ValueError(f"this AnalysisCache holds a population of {self._rows} rows, not {n_rows}")
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value kept under ``key``, else ``compute()`` kept (the least recently used dropped)."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = compute()
+        self._items[key] = value
+        while len(self._items) > self._keep:
+            self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _cached(cache: AnalysisCache | None, key: Hashable, compute: Callable[[], Any]) -> Any:
+    return compute() if cache is None else cache.get(key, compute)
 
 
 @dataclass(frozen=True)
@@ -199,27 +247,30 @@ def study_predictions(
     seed: int | np.random.Generator = 1234,
     learner: Learner | None = None,
     folds: NDArray[np.integer] | None = None,
+    cache: AnalysisCache | None = None,
 ) -> NDArray[np.float64]:
     """Cross-fitted g-hat of ``outcome`` for every row of the frame, shape (sample_split, N).
 
     Learner inputs are :data:`LEARNER_INPUTS` ``[outcome]``. Labeled rows are those with a gold
     ``outcome``; compute this once and pass it as ``g_hat`` to the estimand functions. ``folds``
-    (:func:`stats.crossfit.fold_table`) replaces the draws from ``seed``.
+    (:func:`stats.crossfit.fold_table`) replaces the draws from ``seed``; ``cache`` keeps the
+    learner inputs (they do not depend on the labels) for the next call on the same population.
     """
-    prediction, features = LEARNER_INPUTS[outcome]
-    inputs, names = _learner_inputs_frame(frame, [prediction, *features])
-    inputs[outcome] = frame[outcome].to_numpy(dtype=np.float64)
-    return cross_fit_predictions(
-        inputs,
-        outcome,
-        names[0],
-        names[1:],
+
+    def prepare() -> Any:
+        prediction, features = LEARNER_INPUTS[outcome]
+        inputs, names = _learner_inputs_frame(frame, [prediction, *features])
+        return distinct_inputs(inputs, names)
+
+    return cross_fit_distinct(
+        _cached(cache, ("learner inputs", outcome), prepare),
+        frame[outcome].to_numpy(dtype=np.float64),
         cross_fit=cross_fit,
         sample_split=sample_split,
         seed=seed,
         learner=learner,
         folds=folds,
-    )
+    )[0]
 
 
 def _study_predictions(
@@ -229,6 +280,7 @@ def _study_predictions(
     sample_split: int,
     seed: int | np.random.Generator,
     learner: Learner | None,
+    cache: AnalysisCache | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator.
 
@@ -240,7 +292,7 @@ def _study_predictions(
         draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
     else:
         draws = tuple(fold_table(len(frame), cross_fit, sample_split, seed) for _ in outcomes)
-    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner)
+    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner, cache=cache)
     # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
     # from two threads would otherwise leave it at one for the rest of the process.
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
@@ -291,6 +343,7 @@ def image_effect_fits(
     variance: str = "design",
     min_labels: int = MIN_LABELS,
     point_only: bool = False,
+    cache: AnalysisCache | None = None,
 ) -> list[EstimandFit]:
     """Image effect ``b_1`` of ``outcome ~ image`` in every model x benchmark cell (x language).
 
@@ -315,6 +368,8 @@ def image_effect_fits(
     point_only : bool
         Coefficients only (each result has ``params`` alone), for the label-based estimators
         under the design variance: what the "can't tell" bounds need, without the variances.
+    cache : AnalysisCache, optional
+        Keeps what depends on the population alone for the next call (see :class:`AnalysisCache`).
     """
     cells = list(by) + (["query_language"] if per_language else [])
     formula = f"{outcome} ~ image"
@@ -331,6 +386,8 @@ def image_effect_fits(
         variance=variance,
         min_labels=min_labels,
         point_only=point_only,
+        cache=cache,
+        cells_key="image_effect",
     )
 
 
@@ -378,6 +435,7 @@ def interaction_fits(
     variance: str = "design",
     min_labels: int = MIN_LABELS,
     point_only: bool = False,
+    cache: AnalysisCache | None = None,
 ) -> list[EstimandFit]:
     """The ablation interaction regression, per target language (paper Section 4.2, Table 4).
 
@@ -392,7 +450,7 @@ def interaction_fits(
         Target query languages, one regression each.
     reference : mapping
         Reference level per ablation variable.
-    estimators, g_hat, cross_fit, sample_split, seed, learner, variance, min_labels, point_only
+    estimators, g_hat, cross_fit, sample_split, seed, learner, variance, min_labels, point_only, cache
         As in :func:`image_effect_fits` (``min_labels`` per level of every regressor).
     """
     outcome = formula_outcome(formula)
@@ -410,6 +468,8 @@ def interaction_fits(
         variance=variance,
         min_labels=min_labels,
         point_only=point_only,
+        cache=cache,
+        cells_key=("interaction", tuple(languages), tuple(sorted(reference.items()))),
     )
     found = {fit.language for fit in fits}
     missing = [
@@ -453,6 +513,8 @@ def _fit_cells(
     variance: str = "design",
     min_labels: int = MIN_LABELS,
     point_only: bool = False,
+    cache: AnalysisCache | None = None,
+    cells_key: Hashable = None,
 ) -> list[EstimandFit]:
     """Fit one formula by each estimator in every cell of the covered population.
 
@@ -460,6 +522,9 @@ def _fit_cells(
     :func:`ablation_frame`); ``restrict`` limits the rows (positions in ``frame``);
     ``report_terms`` are the terms to tabulate (default: all but the intercept). A cell whose
     labels fail :func:`identification_shortfall` is not given to the label-based estimators.
+    With a ``cache``, the cells (rows, design matrices, surrogate-only fits: nothing that
+    depends on labels but which strata have some) are kept under ``cells_key``, which names
+    ``prepare`` and ``restrict``.
     """
     unknown = set(estimators) - set(ESTIMATORS)
     if unknown:
@@ -469,39 +534,33 @@ def _fit_cells(
     if point_only and (variance != "design" or not set(estimators) <= set(_LABEL_ESTIMATORS)):
         raise ValueError("point_only is for the label-based estimators under the design variance")
     if "dsl" in estimators and g_hat is None:
-        g_hat = study_predictions(frame, outcome, **crossfit_args)
+        g_hat = study_predictions(frame, outcome, cache=cache, **crossfit_args)
     dsl_g_hat = cast(NDArray[np.float64], g_hat)  # set whenever "dsl" is asked for, and only dsl reads it
-    labeled = frame[outcome].notna().to_numpy()
+    gold_values = frame[outcome].to_numpy(dtype=np.float64)
+    labeled = ~np.isnan(gold_values)
     pi = interim_sample_prob(frame["stratum"], labeled)
     design = outcome_design(frame, outcome)
-    covered = design.covered(frame["stratum"])
-    positions = np.flatnonzero(covered) if restrict is None else restrict[covered[restrict]]
-    waiting = _waiting_strata(frame, design, cells, restrict, ablation_only=prepare is not None)
-    # Only the columns the formula and estimators use go to them: smaller copies, faster patsy.
-    columns = set(formula_names(formula, frame.columns)) | {outcome, SURROGATE[outcome], "stratum"}
-    if prepare is not None:
-        columns |= set(ABLATION_COLUMNS.values())
-    stratum_size = stratum_sizes(frame["stratum"])
-    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
-    groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
+    rhs = formula.split("~", 1)[1].strip()
+    key = ("cells", outcome, rhs, tuple(cells), cells_key if cache is not None else None)
+    structure: list[_Cell] = _cached(
+        cache,
+        (*key, tuple(design.covered_strata)),
+        lambda: _cell_structure(frame, outcome, formula, cells, design, prepare, restrict),
+    )
+    cell_strata: dict[tuple[Any, ...], list[Any]] = _cached(
+        cache, (*key, "strata"), lambda: _cell_strata(frame, cells, restrict, ablation_only=prepare is not None)
+    )
+    empty_strata = set(design.empty_strata)
     fits = []
-    for key, members in groups.items():
-        labels = dict(zip(cells, key if isinstance(key, tuple) else (key,), strict=True))
-        data = slim.iloc[members]
-        problems = []
-        if prepare is not None:
-            try:
-                data = prepare(data)
-            except ValueError as error:  # e.g. the reference model is missing in this cell
-                data, problems = data.iloc[:0], [str(error)]
-        if len(data) == 0 and not problems:
-            problems = ["no rows to analyse in this cell"]
-        position = data["_position"].to_numpy()
+    for cell in structure:
+        data, x, position, problems = cell.data, cell.x, cell.position, list(cell.problems)
+        if len(data):
+            data = data.assign(**{outcome: gold_values[position]})
         results: dict[str, Any] = dict.fromkeys(estimators)
-        # One design per cell for the identification check and every estimator (issue 10).
-        x = _cell_design(formula, data) if len(data) else None
         needs = identification_shortfall(formula, data, outcome, min_labels, design=x) if len(data) else ""
-        empty = waiting.get(key if isinstance(key, tuple) else (key,), [])
+        # Sampled strata of the cell with no label yet: the label-based estimators would have to
+        # leave their rows out, which silently changes the cell's population.
+        empty = sorted(str(stratum) for stratum in cell_strata.get(cell.key, ()) if stratum in empty_strata)
         if empty and not needs:  # part of the cell's population has no label to stand for it
             needs = _needs_sentence(len(empty), empty)
         for estimator in estimators if len(data) else ():
@@ -509,7 +568,7 @@ def _fit_cells(
                 continue
             try:
                 if estimator == "surrogate":
-                    results[estimator] = surrogate_ols_design(x, data[SURROGATE[outcome]].to_numpy(dtype=np.float64))
+                    results[estimator] = cell.surrogate_fit()
                 elif variance == "sandwich":  # R's dsl and HC1: the general functions
                     results[estimator] = (
                         dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=dsl_g_hat[:, position])
@@ -517,8 +576,8 @@ def _fit_cells(
                         else labeled_ols(formula, data, pi[position])
                     )
                 else:
-                    design_args = (pi[position], data["stratum"].to_numpy(), data["_stratum_size"].to_numpy())
-                    gold = data[outcome].to_numpy(dtype=np.float64)
+                    design_args = (pi[position], cell.strata, cell.sizes)
+                    gold = gold_values[position]
                     if point_only:
                         results[estimator] = _Coefficients(
                             dsl_design_estimate(x, gold, dsl_g_hat[:, position], *design_args)
@@ -539,9 +598,9 @@ def _fit_cells(
             EstimandFit(
                 estimand=estimand,
                 outcome=outcome,
-                model=labels.get("model"),
-                benchmark=labels.get("benchmark"),
-                language=labels.get("query_language"),
+                model=cell.labels.get("model"),
+                benchmark=cell.labels.get("benchmark"),
+                language=cell.labels.get("query_language"),
                 terms=report_terms or (tuple(t for t in fitted[0].params.index if t != "Intercept") if fitted else ()),
                 n=len(data),
                 n_labeled=int(labeled[position].sum()),
@@ -551,6 +610,85 @@ def _fit_cells(
             )
         )
     return fits
+
+
+class _Cell:
+    """One cell of an estimand on the covered population: what does not depend on the labels.
+
+    ``data`` holds the cell's regression rows (population columns, ``_position`` in the frame,
+    ``_stratum_size``), ``x`` their design matrix (None for a cell without rows), ``problems``
+    why the cell could not be prepared. The surrogate-only fit uses no label: it is fitted once.
+    """
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        labels: dict[str, Any],
+        data: pd.DataFrame,
+        x: pd.DataFrame | None,
+        problems: list[str],
+        surrogate: str,
+    ) -> None:
+        self.key, self.labels, self.data, self.x, self.problems = key, labels, data, x, problems
+        self.position = data["_position"].to_numpy()
+        self.strata = data["stratum"].to_numpy()
+        self.sizes = data["_stratum_size"].to_numpy()
+        self._surrogate = surrogate
+        self._surrogate_fit: tuple[Any, Exception | None] | None = None
+
+    def surrogate_fit(self) -> Any:
+        """:func:`stats.baselines.surrogate_ols_design` of the cell, fitted on first use (or its error)."""
+        if self._surrogate_fit is None:
+            try:
+                self._surrogate_fit = (
+                    surrogate_ols_design(self.x, self.data[self._surrogate].to_numpy(dtype=np.float64)),
+                    None,
+                )
+            except (np.linalg.LinAlgError, ValueError) as error:
+                self._surrogate_fit = (None, error)
+        fit, failure = self._surrogate_fit
+        if failure is not None:
+            raise failure
+        return fit
+
+
+def _cell_structure(
+    frame: pd.DataFrame,
+    outcome: str,
+    formula: str,
+    cells: list[str],
+    design: InterimDesign,
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None,
+    restrict: NDArray[np.intp] | None,
+) -> list[_Cell]:
+    """The cells of the covered rows (of ``restrict``), each with its regression rows and design."""
+    covered = design.covered(frame["stratum"])
+    positions = np.flatnonzero(covered) if restrict is None else restrict[covered[restrict]]
+    # Only the columns the formula and estimators use go to them: smaller copies, faster patsy.
+    columns = set(formula_names(formula, frame.columns)) | {SURROGATE[outcome], "stratum"}
+    columns.discard(outcome)
+    if prepare is not None:
+        columns |= set(ABLATION_COLUMNS.values())
+    stratum_size = stratum_sizes(frame["stratum"])
+    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
+    groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
+    structure = []
+    for key, members in groups.items():
+        key = key if isinstance(key, tuple) else (key,)
+        data = slim.iloc[members]
+        problems = []
+        if prepare is not None:
+            try:
+                data = prepare(data)
+            except ValueError as error:  # e.g. the reference model is missing in this cell
+                data, problems = data.iloc[:0], [str(error)]
+        if len(data) == 0 and not problems:
+            problems = ["no rows to analyse in this cell"]
+        # One design per cell for the identification check and every estimator (issue 10).
+        x = _cell_design(formula, data) if len(data) else None
+        labels = dict(zip(cells, key, strict=True))
+        structure.append(_Cell(key, labels, data, x, problems, SURROGATE[outcome]))
+    return structure
 
 
 @dataclass(frozen=True)
@@ -571,22 +709,19 @@ def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _waiting_strata(
-    frame: pd.DataFrame, design: InterimDesign, cells: list[str], restrict: NDArray[np.intp] | None, ablation_only: bool
-) -> dict[tuple[Any, ...], list[str]]:
-    """Cell key -> the sampled strata of its rows that have no label yet (sorted).
-
-    The label-based estimators would have to leave those rows out, which silently changes the
-    cell's population; the cell is reported as not yet estimable instead.
-    """
+def _cell_strata(
+    frame: pd.DataFrame, cells: list[str], restrict: NDArray[np.intp] | None, ablation_only: bool
+) -> dict[tuple[Any, ...], list[Any]]:
+    """Cell key -> the strata of its rows (of ``restrict``; with ``ablation_only`` of the ablation
+    models' rows), whether covered or not: a cell's sampled strata without labels are among them."""
     rows = frame.iloc[restrict] if restrict is not None else frame
-    rows = rows.loc[rows["stratum"].isin(design.empty_strata)]
     if ablation_only:
         rows = rows.loc[rows[list(ABLATION_COLUMNS.values())].notna().all(axis=1)]
-    return {
-        key if isinstance(key, tuple) else (key,): sorted(map(str, group["stratum"].unique()))
-        for key, group in rows.groupby(cells, sort=True, dropna=False)
-    }
+    pairs = rows[[*cells, "stratum"]].drop_duplicates()
+    strata: dict[tuple[Any, ...], list[Any]] = {}
+    for values in pairs.itertuples(index=False, name=None):
+        strata.setdefault(tuple(values[:-1]), []).append(values[-1])
+    return strata
 
 
 def identification_shortfall(
@@ -746,6 +881,7 @@ def analyse_study(
     target_halfwidth: float | None = 0.05,
     variance: str = "design",
     min_labels: int = MIN_LABELS,
+    cache: AnalysisCache | None = None,
 ) -> StudyAnalysis:
     """All estimands of the study, for each outcome, by each estimator, plus power and coverage.
 
@@ -756,16 +892,21 @@ def analyse_study(
     Accuracy treats "cannot tell" (a labeled item whose ``correct`` is NA) as missing at random;
     ``bound_low``/``bound_high`` give the label-based estimates under the two extreme readings,
     every such item wrong and every such item right (equal to the estimate when there is none).
+
+    ``cache`` (:class:`AnalysisCache`) keeps what depends on the population alone between calls on
+    frames that differ in their gold labels only: learner inputs, cells, designs, surrogate fits.
     """
+    if cache is not None:
+        cache.check(len(frame))
     # Every estimand looks rows up by stratum: as a categorical that is a pass over integer codes,
     # not over 775k strings, each time (issue 10).
-    frame = frame.assign(stratum=pd.Categorical(frame["stratum"]))
+    frame = frame.assign(stratum=_cached(cache, "stratum", lambda: pd.Categorical(frame["stratum"])))
     fits: list[EstimandFit] = []
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
     g_hats = (
-        _study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner)
+        _study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner, cache)
         if "dsl" in estimators
         else dict.fromkeys(outcomes)
     )
@@ -773,7 +914,9 @@ def analyse_study(
         designs[outcome] = outcome_design(frame, outcome)
         notes.append(f"{outcome}: {designs[outcome].describe()}")
         g_hat = g_hats[outcome]
-        common: dict[str, Any] = dict(estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels)
+        common: dict[str, Any] = dict(
+            estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels, cache=cache
+        )
         fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
         formula = with_outcome(interaction_formula, outcome)
         fits += interaction_fits(frame, formula, languages=languages, **common)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from annotator.analysis.frame import LabelCount, analysis_frame, label_count
+from annotator.analysis.frame import LabelCount, label_count, population_and_frame
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 
@@ -155,7 +155,7 @@ def study_estimates(
     ``design`` (honest small-sample intervals, the default) or ``sandwich`` (R ``dsl``'s).
     """
     labels = label_count(engine)
-    frame = analysis_frame(engine, sample_id=sample_id)
+    population, frame = population_and_frame(engine, sample_id=sample_id)
     if not frame["sampled"].any():
         raise NotEstimableError("no sample has been drawn yet: draw one (ifl sample) and label some of it")
     if not frame["labeled"].any():
@@ -168,6 +168,7 @@ def study_estimates(
         sample_split=sample_split,
         seed=seed,
         variance=variance,
+        cache=population.derived,
     )
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))

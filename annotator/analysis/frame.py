@@ -42,7 +42,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -66,6 +66,7 @@ from db.models import (
     SampleItem,
     SampleStratum,
 )
+from stats.estimands import AnalysisCache
 
 __all__ = [
     "ANALYSIS_COLUMNS",
@@ -79,6 +80,7 @@ __all__ = [
     "faithful_class",
     "keep_population_cached",
     "label_count",
+    "population_and_frame",
     "population_frame",
     "population_version",
 ]
@@ -180,6 +182,9 @@ class Population:
     version: PopulationVersion
     faithful: NDArray[np.object_]
     rows: pd.Index
+    #: What the estimators derive from this population alone (learner inputs, cells, designs),
+    #: kept with it so that a recompute after a new label fits only what the labels change.
+    derived: AnalysisCache = field(default_factory=AnalysisCache, compare=False, repr=False)
 
     def with_labels(self, labels: pd.DataFrame) -> pd.DataFrame:
         """The analysis frame: this population with ``labels`` (:func:`resolved_labels`) set.
@@ -355,13 +360,21 @@ def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_sourc
     changed since the sample was drawn: the recorded ``n_h / N_h`` no longer describe them.
     The population part comes from :func:`cached_population`; the labels are always read.
     """
+    return population_and_frame(engine, sample_id, surrogate_source)[1]
+
+
+def population_and_frame(
+    engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None
+) -> tuple[Population, pd.DataFrame]:
+    """:func:`analysis_frame` and the :class:`Population` it was made from (whose ``derived``
+    cache the estimators may use for this frame)."""
     population = cached_population(engine, sample_id, surrogate_source)
     if population.sample_id is None:
         labels = pd.DataFrame(columns=RESOLVED_COLUMNS)
     else:
         with session_scope(engine) as session:
             labels = resolved_labels(session, population.sample_id)
-    return population.with_labels(labels)
+    return population, population.with_labels(labels)
 
 
 def _warn_on_drift(frame: pd.DataFrame, strata: pd.DataFrame, sample_id: int | None) -> None:
