@@ -158,7 +158,7 @@ def implicit(
 
 
 def balance_table(engine, frame: pd.DataFrame, n: int, reps: int) -> pd.DataFrame:
-    coarse_strata, coarse_drawn = drawn_design(engine, frame, n, split_arms=False)
+    coarse_strata, coarse_drawn = drawn_design(engine, frame, n, balance="none")
     arm_strata, arm_drawn = drawn_design(engine, frame, n)
     options = {
         "benchmark x language (before)": lambda rng: stratified(frame, coarse_strata, coarse_drawn, rng),

@@ -11,14 +11,30 @@ whose probabilities are exact by construction:
   every completion of one has the same weight, so its weight is ``W_h = N_h * w_h``, and ``n``
   is allocated in proportion to ``W_h`` within ``[1, N_h]`` (:func:`allocate`: the excess of a
   stratum too small for its share goes to the others in proportion to their weights);
-* **balanced inside** (issue 9.3): the estimands are IFL per model x benchmark, so each
-  benchmark x language share is split over its model x image *arms* in proportion to their
-  sizes, each arm its own stratum (``"MaXM|deu|3"``). Where a share is too small to give every
-  arm :data:`MIN_PER_STRATUM` labels, neighbouring arms are merged until each stratum has
-  that many (:func:`stats.allocation.collapse_cells`; a small stratum stays whole). Routing
-  serves the stratum with the lowest labeled share first, so every arm gets its proportional
-  share of the labels *at every point of annotation*, and the labels so far are an SRS of
-  each stratum, with exact probability (labels so far) / ``N_h``;
+* **balanced inside** (issue 9.3): the estimands are IFL per model x benchmark, so every
+  model x image *arm* should get its proportional share of the labels at every point of
+  annotation. ``balance`` says how (:data:`BALANCES`):
+
+  - ``"implicit"`` (the default of the paper allocation): *implicit stratification*. The
+    strata stay benchmark x language; inside each, the completions are sorted by model and
+    image (random order within an arm) and drawn by *circular systematic selection* with a
+    continuous random start, ``n_h`` points ``N_h / n_h`` apart. The queue order is *nested*:
+    the points are queued in bit-reversed order (:func:`nested_order`), so every prefix of
+    the queue is spread evenly over the sorted list, i.e. over the arms. Each point on its own
+    is uniform on the circle, so a completion is the item at queue position ``q`` with
+    probability exactly ``1 / N_h``, and the first ``l`` items of the queue hold it with
+    probability exactly ``l / N_h``: the labels so far have exact inclusion probabilities at
+    every point, as the full sample has. Few strata, so every stratum has labels early.
+  - ``"arms"``: each arm its own stratum (``"MaXM|deu|3"``), merging neighbouring arms where a
+    share is too small to give every one :data:`MIN_PER_STRATUM` labels
+    (:func:`stats.allocation.collapse_cells`; a small stratum stays whole), an SRS in each.
+    Exact arm counts, but many small strata (178 for ``n = 600`` on the small demo): a cell
+    is estimable only once each of its strata has a label, which takes a third of the sample.
+  - ``"none"``: an SRS in each benchmark x language stratum (arms get labels by chance).
+
+  Routing serves the stratum with the lowest labeled share first and, inside a stratum, by
+  queue position, so the labels so far are the first ``l_h`` of each stratum's queue, with
+  exact probability (labels so far) / ``N_h``;
 * **surrogate-informed allocation** (``allocation="surrogate"``, issue 9.4): the language ID's
   confidence band is a further level, and the main models' cells get the Neyman-style shares
   that minimise the predicted mean width of their IFL intervals (:mod:`stats.allocation`);
@@ -29,14 +45,17 @@ whose probabilities are exact by construction:
   labels to see a stratum's spread (a lone label is counted conservatively, which made the
   intervals of the surrogate-informed design 1.5-2 times wider on the demo); ``expected``
   keeps the unbounded share ``n * W_h / sum(W)``;
-* within a stratum, a simple random sample of ``n_h``, so every member has probability
-  ``n_h / N_h`` (and the probabilities of all completions sum to ``n``).
+* within a stratum, every member has probability ``n_h / N_h`` (an SRS, or the systematic
+  selection above), and the probabilities of all completions sum to ``n``.
 
 The design (allocation, levels, and the map from cells to strata) is recorded in
 ``samples.design``; :func:`strata_for_sample` is the one function that puts a completion in
-its stratum, for the analysis and for top-ups. Items get a random ``queue_position`` (0, 1, ...
-within their stratum), fixed when drawn; routing offers them in that order. A top-up
-(:func:`top_up`) keeps the strata and appends after the existing positions. A seeded random
+its stratum, for the analysis and for top-ups. Items get a ``queue_position`` (0, 1, ...
+within their stratum; random order for an SRS, nested for a systematic draw), fixed when
+drawn; routing offers them in that order. A top-up (:func:`top_up`) keeps the strata, draws
+the new items from the not-yet-sampled completions in the same way (so each has probability
+``n_h / N_h + (1 - n_h / N_h) m_h / (N_h - n_h) = (n_h + m_h) / N_h``) and queues them
+after the existing positions. A seeded random
 ``overlap_share`` of items is marked for a second annotation.
 
 Everything is seeded (``numpy.random.default_rng(seed)``), and the population is put in
@@ -95,6 +114,7 @@ from stats.allocation import (
 
 __all__ = [
     "ALLOCATIONS",
+    "BALANCES",
     "MIN_PER_STRATUM",
     "PAPER_WEIGHTS",
     "STRATUM_COLUMNS",
@@ -110,6 +130,7 @@ __all__ = [
     "design_report",
     "draw_sample",
     "load_weights",
+    "nested_order",
     "plan_allocation",
     "predicted_widths",
     "sample_rounds",
@@ -125,6 +146,9 @@ STRATUM_COLUMNS = ("stratum", "benchmark", "query_language", "population", "weig
 CELL_COLUMNS = ("benchmark", "query_language", "model", "image", "band")
 #: ``paper``: the weights decide; ``surrogate``: minimise the predicted width of the main IFL intervals.
 ALLOCATIONS = ("paper", "surrogate")
+#: How the arms are balanced inside benchmark x language (module docstring); None picks
+#: ``"implicit"`` for the paper allocation and ``"arms"`` for the surrogate one (it needs them).
+BALANCES = ("implicit", "arms", "none")
 #: The fewest draws a stratum gets (all of it if it is smaller), and the expected labels a
 #: cell must have to be a stratum of its own: two, so that a labeled stratum shows its spread.
 MIN_PER_STRATUM = 2
@@ -546,23 +570,51 @@ def _floor(population: ArrayLike) -> NDArray[np.int64]:
     return np.minimum(MIN_PER_STRATUM, np.asarray(population, dtype=np.int64))
 
 
-def _new_design(connection: Connection, allocation: str, split_arms: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _balance(allocation: str, balance: str | None) -> str:
+    """The balance a new sample uses: ``balance``, or the allocation's default; checked."""
+    if balance is None:
+        return "arms" if allocation == "surrogate" else "implicit"
+    if balance not in BALANCES:
+        raise SamplingError(f"balance {balance!r} is not one of {', '.join(BALANCES)}")
+    if allocation == "surrogate" and balance != "arms":
+        raise SamplingError("the surrogate allocation needs the arms as strata (balance 'arms')")
+    return balance
+
+
+def _is_coarse(design: Mapping[str, Any] | None) -> bool:
+    """Whether a recorded design's strata are benchmark x language (no model x image cells)."""
+    return design is not None and design.get("levels") == ["benchmark", "query_language"]
+
+
+def _with_sort_order(population: pd.DataFrame, design: Mapping[str, Any] | None) -> pd.DataFrame:
+    """``population`` with ``order``, its rank in a systematic design's sort (model, image), before
+    a coarse design blanks model and image; an SRS design needs no order (all zero)."""
+    systematic = design is not None and design.get("selection") == "systematic"
+    order = (
+        population.groupby(["model", "image"], sort=True).ngroup().to_numpy(np.int64)
+        if systematic and len(population)
+        else np.zeros(len(population), dtype=np.int64)
+    )
+    frame = population.assign(order=order)
+    return frame.assign(model="", image=0) if _is_coarse(design) else frame
+
+
+def _new_design(connection: Connection, allocation: str, balance: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The population and the design record (without its cell map yet) of a new sample."""
-    if allocation == "surrogate" and not split_arms:
-        raise SamplingError("the surrogate allocation needs strata finer than benchmark x language")
+    balance = _balance(allocation, balance)
     source = _confidence_source(connection) if allocation == "surrogate" else None
-    levels = ["benchmark", "query_language", "model", "image"] if split_arms else ["benchmark", "query_language"]
+    levels = ["benchmark", "query_language"] + (["model", "image"] if balance == "arms" else [])
     design = {
         "allocation": allocation,
+        "balance": balance,
         "levels": levels + (["confidence band"] if source else []),
+        "selection": "systematic" if balance == "implicit" else "srs",
+        "sort": ["model", "image"] if balance == "implicit" else None,
         "confidence_source": source,
         "confidence_cuts": list(CONFIDENCE_CUTS) if source else None,
         "min_per_stratum": MIN_PER_STRATUM,
     }
-    population = _population(connection, source)
-    if not split_arms:  # one cell per benchmark x language: the coarse design
-        population = population.assign(model="", image=0)
-    return population, design
+    return _with_sort_order(_population(connection, source), design), design
 
 
 def plan_allocation(
@@ -570,7 +622,7 @@ def plan_allocation(
     n: int,
     weights: SamplingWeights | Mapping[str, Any] | None = None,
     allocation: str = "paper",
-    split_arms: bool = True,
+    balance: str | None = None,
 ) -> pd.DataFrame:
     """The allocation :func:`draw_sample` would make, without drawing (for a preview).
 
@@ -578,7 +630,7 @@ def plan_allocation(
     expected (``n * W_h / sum W``), drawn (``n_h``), probability (``n_h / N_h``).
     """
     with engine.connect() as connection:
-        population, design = _new_design(connection, allocation, split_arms)
+        population, design = _new_design(connection, allocation, balance)
     strata, _ = _plan(population, _weights(weights), n, allocation, design)
     return strata.assign(probability=strata["drawn"] / strata["population"])
 
@@ -595,7 +647,7 @@ def predicted_widths(
     """
     scheme = _weights(weights)
     with engine.connect() as connection:
-        population, design = _new_design(connection, "surrogate", True)
+        population, design = _new_design(connection, "surrogate", "arms")
     widths = {}
     for allocation in ALLOCATIONS:
         cells = _group(_cells(population, scheme, n, allocation, design))
@@ -620,24 +672,67 @@ def predicted_widths(
     return table.assign(ratio=table["surrogate"] / table["paper"]).reset_index()
 
 
-def _draw(
-    population: pd.DataFrame, need: NDArray[np.int64], offset: NDArray[np.int64], rng: np.random.Generator
-) -> pd.DataFrame:
-    """Simple random samples of ``need[code]`` rows per stratum, in random queue order.
+def nested_order(n: int) -> NDArray[np.int64]:
+    """The queue rank of each of ``n`` systematic points: bit-reversed order, so the first ``l``
+    points of the queue lie about ``n / l`` apart on the circle, for every ``l``.
 
-    Every row gets a uniform random key; within a stratum the rows with the ``need`` smallest
-    keys are an SRS, and their key order is a uniformly random order of it. Queue positions
-    continue after ``offset[code]`` (the stratum's existing items).
+    ``nested_order(6)`` is ``[0, 3, 2, 5, 1, 4]``: the queue is points 0, 4, 2, 1, 5, 3 (at 0,
+    2/3, 1/3, 1/6, 5/6 and 1/2 of the way round). Any fixed order keeps every prefix's
+    probabilities exact; this one keeps every prefix balanced.
+    """
+    if n <= 1:
+        return np.zeros(max(n, 0), dtype=np.int64)
+    bits = int(n - 1).bit_length()
+    points = np.arange(1 << bits)
+    reversed_ = np.zeros_like(points)
+    for bit in range(bits):
+        reversed_ |= ((points >> bit) & 1) << (bits - 1 - bit)
+    queue = points[np.argsort(reversed_, kind="stable")]
+    queue = queue[queue < n]  # the points in queue order
+    rank = np.empty(n, dtype=np.int64)
+    rank[queue] = np.arange(n)
+    return rank
+
+
+def _draw(
+    population: pd.DataFrame,
+    need: NDArray[np.int64],
+    offset: NDArray[np.int64],
+    rng: np.random.Generator,
+    systematic: bool = False,
+) -> pd.DataFrame:
+    """``need[code]`` rows per stratum, queued after ``offset[code]`` (the stratum's existing items).
+
+    Every row gets a uniform random key. SRS: within a stratum the rows with the ``need``
+    smallest keys are an SRS, and their key order is a uniformly random order of it.
+    Systematic: the stratum's rows in ``order`` (the sort of the design), random within it,
+    are a circle of ``N`` places; ``need`` points ``N / need`` apart from a uniform start each
+    take the row they fall on, queued in :func:`nested_order`.
     """
     codes = population["code"].to_numpy()
     keys = rng.random(len(population))
-    order = np.lexsort((keys, codes))
+    sort = (keys, population["order"].to_numpy(), codes) if systematic else (keys, codes)
+    order = np.lexsort(sort)
     sorted_codes = codes[order]
     starts = np.searchsorted(sorted_codes, np.arange(len(need)))
     rank = np.arange(len(order)) - starts[sorted_codes]
-    take = rank < need[sorted_codes]
-    picks = population.iloc[order[take]].reset_index(drop=True)
-    picks["queue_position"] = offset[sorted_codes[take]] + rank[take]
+    if not systematic:
+        take = rank < need[sorted_codes]
+        picks = population.iloc[order[take]].reset_index(drop=True)
+        picks["queue_position"] = offset[sorted_codes[take]] + rank[take]
+        return picks
+    sizes = np.bincount(codes, minlength=len(need))
+    rows: list[NDArray[np.int64]] = []
+    positions: list[NDArray[np.int64]] = []
+    start = rng.random(len(need))
+    for code in np.flatnonzero(need > 0):
+        size, count = int(sizes[code]), int(need[code])
+        places = np.floor((start[code] * size + np.arange(count) * size / count) % size).astype(np.int64)
+        rows.append(order[starts[code] + places])
+        positions.append(offset[code] + nested_order(count))
+    taken = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    picks = population.iloc[taken].reset_index(drop=True)
+    picks["queue_position"] = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
     return picks
 
 
@@ -681,7 +776,7 @@ def draw_sample(
     name: str | None = None,
     overlap_share: float = 0.1,
     allocation: str = "paper",
-    split_arms: bool = True,
+    balance: str | None = None,
 ) -> SampleSummary:
     """Draw a new sample of ``n`` completions and record it, all in one transaction.
 
@@ -689,8 +784,9 @@ def draw_sample(
     :data:`PAPER_WEIGHTS`. ``allocation``: ``"paper"`` (the weights decide each benchmark x
     language stratum's share, split in proportion over model x image inside) or ``"surrogate"``
     (shares that minimise the predicted mean width of the main IFL intervals, with confidence
-    bands as extra strata; the ablation models keep the paper's share). ``split_arms=False``
-    keeps the strata at benchmark x language (the design before model x image balancing).
+    bands as extra strata; the ablation models keep the paper's share). ``balance``: how the
+    model x image arms are balanced inside benchmark x language (:data:`BALANCES`; default
+    ``"implicit"`` for the paper allocation, ``"arms"`` for the surrogate one).
     The new sample becomes the current one (:func:`current_sample_id`).
     """
     if not 0 <= overlap_share <= 1:
@@ -701,11 +797,11 @@ def draw_sample(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     with session_scope(engine, write=True) as session:
-        population, design = _new_design(session.connection(), allocation, split_arms)
+        population, design = _new_design(session.connection(), allocation, balance)
         strata, design = _plan(population, scheme, n, allocation, design)
         population = _coded(population, design)
         drawn = strata["drawn"].to_numpy()
-        picks = _draw(population, drawn, np.zeros_like(drawn), rng)
+        picks = _draw(population, drawn, np.zeros_like(drawn), rng, design["selection"] == "systematic")
         double = _mark_double(rng, len(picks), round(overlap_share * n))
         if name is None:
             # No size in the name: a top-up changes the size, and a stale "n=600" misleads.
@@ -756,10 +852,7 @@ def _resolve_sample(session: Session, sample_id: int | None, *, lock: bool = Fal
 def _recorded_population(connection: Connection, design: Mapping[str, Any] | None) -> pd.DataFrame:
     """The completions now, coded into a recorded design's strata."""
     source = None if design is None else design.get("confidence_source")
-    population = _population(connection, source)
-    if design is not None and design.get("levels") == ["benchmark", "query_language"]:
-        population = population.assign(model="", image=0)
-    return _coded(population, design)
+    return _coded(_with_sort_order(_population(connection, source), design), design)
 
 
 def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None = None) -> pd.Series:
@@ -774,7 +867,7 @@ def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None
             sample_id = session.scalar(select(func.max(Sample.id)))
         design = None if sample_id is None else session.scalar(select(Sample.design).where(Sample.id == sample_id))
         rows = frame.rename(columns={"completion_id": "id"})[["id", "benchmark", "query_language", "model", "image"]]
-        if design is not None and design.get("levels") == ["benchmark", "query_language"]:
+        if _is_coarse(design):
             rows = rows.assign(model="", image=0)
         if design is not None and design.get("confidence_source") is not None:
             confidence = fetch_frame(
@@ -801,8 +894,9 @@ def top_up(
 
     The strata stay those recorded at the draw (``samples.design``). The new allocation is
     :func:`allocate` of the recorded weights with ``n'_h >= n_h``; each stratum's extra items
-    are an SRS of its not-yet-sampled completions (so all its items are an SRS of size
-    ``n'_h``), queued after its existing items. Every item's probability becomes ``n'_h / N_h``.
+    are drawn from its not-yet-sampled completions as the first were (an SRS, so all its items
+    are an SRS of size ``n'_h``; or a systematic selection over the same sort), queued after its
+    existing items. Every item's probability becomes ``n'_h / N_h``.
     Refused if the completions (or, for confidence bands, the predictions) changed since the
     draw: the old items would then not be a random sample of the new strata, so draw a new
     sample instead.
@@ -839,7 +933,8 @@ def top_up(
         drawn = _allocate_nested(current, target, lower=np.maximum(have, _floor(current["population"])))
         sampled = set(session.scalars(select(SampleItem.completion_id).where(SampleItem.sample_id == sample.id)))
         remaining = population[~population["id"].isin(sampled)].reset_index(drop=True)
-        picks = _draw(remaining, drawn - have, have, rng)
+        systematic = (sample.design or {}).get("selection") == "systematic"
+        picks = _draw(remaining, drawn - have, have, rng, systematic)
         n_double = session.execute(
             select(func.count()).where(SampleItem.sample_id == sample.id, SampleItem.double_annotate.is_(True))
         ).scalar_one()
@@ -940,7 +1035,10 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
         .join(levels, on="stratum")
         .join(counts, on="stratum")
     )
-    report["level"] = report["level"].fillna("benchmark x language")
+    coarse = "benchmark x language" + (
+        ", systematic over model x image" if (sample.design or {}).get("selection") == "systematic" else ""
+    )
+    report["level"] = report["level"].fillna(coarse)
     report["cells"] = report["cells"].fillna(1).astype(np.int64)
     report[["double_annotate", "labeled"]] = report[["double_annotate", "labeled"]].fillna(0).astype(np.int64)
     return report
@@ -948,7 +1046,7 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
 
 def _stratum_levels(design: Mapping[str, Any] | None) -> pd.DataFrame:
     """Per stratum of a recorded design: its level in words and how many cells it holds."""
-    if design is None or design.get("levels") == ["benchmark", "query_language"]:
+    if design is None or _is_coarse(design):
         return pd.DataFrame({"level": pd.Series(dtype=object), "cells": pd.Series(dtype=np.int64)})
     cells = pd.DataFrame(design["cells"], columns=[*CELL_COLUMNS, "stratum"])
     arm = "model x image x confidence band" if design.get("confidence_cuts") else "model x image"

@@ -19,7 +19,7 @@ def study(engine: Engine, completion_frame, insert_completions) -> Engine:
     frame = completion_frame(COUNTS)
     frame.loc[frame["benchmark"] == "MaXM", "llm"] = "vicuna"
     insert_completions(engine, frame)
-    draw_sample(engine, 8, seed=1, weights={"benchmark": {"balance": False}}, split_arms=False)
+    draw_sample(engine, 8, seed=1, weights={"benchmark": {"balance": False}}, balance="none")
     return engine
 
 

@@ -178,8 +178,8 @@ def test_paper_weights_balance_benchmarks_then_multiply_languages():
 
 
 def test_draw_records_an_exact_design(study: Engine):
-    """The benchmark x language design (``split_arms=False``); the arms' split has its own tests."""
-    summary = draw_sample(study, 100, seed=3, split_arms=False)
+    """The benchmark x language design (``balance="none"``); the arms' split has its own tests."""
+    summary = draw_sample(study, 100, seed=3, balance="none")
     assert (summary.n, summary.added, summary.strata, summary.population) == (100, 100, 7, 814)
     assert current_sample_id(study) == summary.sample_id
     items = items_of(study, summary.sample_id)
@@ -207,7 +207,7 @@ def test_draw_records_an_exact_design(study: Engine):
 
 
 def test_allocation_follows_the_weights(study: Engine):
-    plan = plan_allocation(study, 100, split_arms=False).set_index("stratum")
+    plan = plan_allocation(study, 100, balance="none").set_index("stratum")
     assert plan["expected"].sum() == pytest.approx(100)
     assert plan["weight_sum"].tolist() == pytest.approx(PAPER_WEIGHTS.stratum_weights(plan.reset_index()).tolist())
     # MaXM (210 completions) weighs as much as XM3600 (604) in total.
@@ -220,7 +220,7 @@ def test_allocation_follows_the_weights(study: Engine):
 
 
 def test_weights_can_come_as_a_mapping(study: Engine):
-    plan = plan_allocation(study, 81, {"benchmark": {"balance": False}}, split_arms=False).set_index("stratum")
+    plan = plan_allocation(study, 81, {"benchmark": {"balance": False}}, balance="none").set_index("stratum")
     # Unweighted: proportional to population (814 completions, 81 draws; urd raised to its one
     # completion, zho to two).
     assert plan.loc["XM3600|eng", "drawn"] == 38

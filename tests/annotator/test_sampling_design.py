@@ -61,8 +61,8 @@ def items_with_cells(engine: Engine, sample_id: int) -> pd.DataFrame:
 
 
 def test_arms_are_strata_inside_each_benchmark_language_with_its_paper_share(study: Engine):
-    coarse = plan_allocation(study, 120, split_arms=False).set_index("stratum")["drawn"]
-    summary = draw_sample(study, 120, seed=4)
+    coarse = plan_allocation(study, 120, balance="none").set_index("stratum")["drawn"]
+    summary = draw_sample(study, 120, seed=4, balance="arms")
     report = design_report(study, summary.sample_id)
     # Every benchmark x language keeps exactly the paper's integer share.
     per_coarse = report.groupby(report["benchmark"] + "|" + report["query_language"])["drawn"].sum()
@@ -111,7 +111,7 @@ class engine_rows:
 def test_labels_reach_every_arm_in_proportion_at_every_point(study: Engine, add_account):
     """Routing (``stratum_priority``) serves every stratum's first item, then by Sainte-Lague;
     with arms as strata, every prefix of the labels is spread over the arms in proportion."""
-    sample_id = draw_sample(study, 120, seed=2).sample_id
+    sample_id = draw_sample(study, 120, seed=2, balance="arms").sample_id
     annotator = add_account(study, "reader", "deu,ron,urd")
     items = items_with_cells(study, sample_id).set_index("completion_id")
     arm_of = items["benchmark"] + "|" + items["model"] + "|" + items["image"].astype(str)
