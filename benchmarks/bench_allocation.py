@@ -8,10 +8,11 @@ Measurements from the demo's true labels (``demo_oracle``), seeded, printed as t
    mean relative deviation from the arm's proportional share. Routing is simulated as the app
    does it for one annotator who reads every language (:func:`annotator.annotation.queue.stratum_priority`:
    every stratum's first item first, then Sainte-Lague), in queue order. Options:
-   ``benchmark x language`` (the design before issue 9), ``arms as strata`` (the default now),
+   ``benchmark x language`` (the design before issue 9), ``arms as strata`` (``--balance arms``),
    ``implicit stratification`` (systematic selection from each benchmark x language list sorted
-   by model and image, random start, random queue) and ``balanced queue`` (SRS of each
-   benchmark x language, queue interleaving the arms).
+   by model and image, random start) with a random queue, or with the nested queue of the app's
+   own draw (the default now), and ``balanced queue`` (SRS of each benchmark x language, queue
+   interleaving the arms).
 2. **Labels for equal width** (issue 9.4): the mean width of the 12 main IFL intervals under
    the paper and the surrogate-informed allocation at several ``n``, and the ``n`` each needs
    to match the paper allocation's width at ``--n``. The width is the exact design-based one
@@ -157,13 +158,39 @@ def implicit(
     return sampled, _serve_order(codes[sampled], ranks, need.astype(np.int64), names)
 
 
+def drawn_by_the_app(engine, frame: pd.DataFrame, n: int, seed: int, balance: str) -> tuple[np.ndarray, np.ndarray]:
+    """The app's own draw (:func:`draw_sample`) and its queue: which rows are sampled, and their
+    serve order (routing's stratum priority over the recorded queue positions)."""
+    from db.models import SampleItem
+
+    name = f"bench {balance} n={n} seed={seed} at {time.time_ns()}"
+    sample_id = draw_sample(engine, n, seed=seed, name=name, balance=balance).sample_id
+    with engine.connect() as connection:
+        items = fetch_frame(
+            connection,
+            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.queue_position).where(
+                SampleItem.sample_id == sample_id
+            ),
+        )
+    row = pd.Series(np.arange(len(frame)), index=frame["completion_id"])
+    sampled = np.zeros(len(frame), dtype=bool)
+    sampled[row[items["completion_id"]].to_numpy()] = True
+    items = items.set_index("completion_id").reindex(frame["completion_id"][sampled])
+    codes, names = pd.factorize(items["stratum"], sort=True)
+    size = np.bincount(codes)
+    return sampled, _serve_order(codes, items["queue_position"].to_numpy(np.float64), size, np.asarray(names))
+
+
 def balance_table(engine, frame: pd.DataFrame, n: int, reps: int) -> pd.DataFrame:
     coarse_strata, coarse_drawn = drawn_design(engine, frame, n, balance="none")
-    arm_strata, arm_drawn = drawn_design(engine, frame, n)
+    arm_strata, arm_drawn = drawn_design(engine, frame, n, balance="arms")
     options = {
         "benchmark x language (before)": lambda rng: stratified(frame, coarse_strata, coarse_drawn, rng),
-        "arms as strata (now)": lambda rng: stratified(frame, arm_strata, arm_drawn, rng),
-        "implicit stratification": lambda rng: implicit(frame, coarse_strata, coarse_drawn, rng),
+        "arms as strata": lambda rng: stratified(frame, arm_strata, arm_drawn, rng),
+        "implicit stratification, random queue": lambda rng: implicit(frame, coarse_strata, coarse_drawn, rng),
+        "implicit stratification, nested queue (now)": lambda rng: drawn_by_the_app(
+            engine, frame, n, int(rng.integers(2**31)), "implicit"
+        ),
         "balanced queue": lambda rng: stratified(frame, coarse_strata, coarse_drawn, rng, queue="balanced"),
     }
     arms = frame["arm"].unique()

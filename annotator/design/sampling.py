@@ -1036,7 +1036,7 @@ def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
         .join(counts, on="stratum")
     )
     coarse = "benchmark x language" + (
-        ", systematic over model x image" if (sample.design or {}).get("selection") == "systematic" else ""
+        ", systematic by arm" if (sample.design or {}).get("selection") == "systematic" else ""
     )
     report["level"] = report["level"].fillna(coarse)
     report["cells"] = report["cells"].fillna(1).astype(np.int64)

@@ -78,8 +78,10 @@ else:
     total = int(report["drawn"].sum())
     st.caption(
         f"Sample {sample_id}: {total:,} items in {len(report)} strata, {int(report['labeled'].sum()):,} "
-        "labeled. Each stratum is a benchmark × language, or one model × image arm of it (merged with its "
-        "neighbours where its share is under two items); probability is n_h / N_h."
+        "labeled. Each stratum is a benchmark × language (its model × image arms balanced by a systematic "
+        "draw and a nested queue, so the labels so far spread over them too), or one arm of it (merged with "
+        "its neighbours where its share is under two items); the level column says which. Probability is "
+        "n_h / N_h."
     )
     show_table(
         report,

@@ -97,7 +97,7 @@ def test_paper_allocation_defaults_to_benchmark_language_strata_with_exact_proba
     assert design["balance"] == "implicit" and design["selection"] == "systematic"
     report = design_report(study, summary.sample_id)
     assert set(report["stratum"]) == {"MaXM|deu", "MaXM|ron", "ViSIT|deu", "ViSIT|urd"}
-    assert report["level"].eq("benchmark x language, systematic over model x image").all()
+    assert report["level"].eq("benchmark x language, systematic by arm").all()
     items = items_with_arms(study, summary.sample_id)
     by_stratum = report.set_index("stratum")
     assert np.allclose(
@@ -155,6 +155,6 @@ def test_cli_balance_flag_and_the_surrogate_allocation_needs_arms(study: Engine,
     main(["--db", url, "sample", "--n", "60", "--seed", "1", "--balance", "arms", "--report"])
     assert "model x image" in capsys.readouterr().out
     main(["--db", url, "sample", "--n", "60", "--seed", "2", "--report"])
-    assert "systematic over model x image" in capsys.readouterr().out
+    assert "systematic by arm" in capsys.readouterr().out
     with pytest.raises(SamplingError, match="balance 'arms'"):
         draw_sample(study, 60, seed=3, allocation="surrogate", balance="implicit")
