@@ -148,14 +148,14 @@ def _computed(url: str, version: ViewVersion, store: _Store, show_progress: bool
                     text="Reading the completions, predictions and sample "
                     "(once per import, language-ID run or sample)…",
                 )
-            population = cached_population(db)
+            population = cached_population(db, version=version.population)
             if bar is not None:
                 bar.progress(
                     0.5,
                     text=f"Reading the labels, then cross-fitting and estimating every estimand on "
                     f"{len(population.frame):,} completions…",
                 )
-            kept = _Computed(estimates.study_estimates(db))
+            kept = _Computed(estimates.study_estimates(db, population_version=version.population))
             store.keep(url, version, kept)
     if bar is not None:
         bar.empty()

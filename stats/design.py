@@ -38,6 +38,7 @@ __all__ = [
     "stratum_sizes",
     "survey_coefficients",
     "survey_regression",
+    "survey_regressions",
 ]
 
 
@@ -301,6 +302,35 @@ def survey_regression(
     if floor_variance is not None and np.any(floor_variance > 0):
         cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df)
     return SurveyFit(params, cov, df)
+
+
+def survey_regressions(
+    x: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    sample: StratifiedSample,
+    floor_variances: NDArray[np.float64] | None = None,
+) -> list[SurveyFit]:
+    """:func:`survey_regression` of each row of ``ys`` (S, n) on the same ``x`` and sample, with
+    ``floor_variances`` (S, n) per row of ``ys``: the same numbers, with what depends on ``x``
+    alone (rank check, weights, bread, covariate patterns) computed once (DSL's splits, issue 10)."""
+    k = x.shape[1]
+    if ys.shape[1] <= k or np.linalg.matrix_rank(x) < k:
+        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    w = sample.weights
+    gram = x.T @ (w[:, None] * x)
+    bread = np.linalg.inv(gram)
+    projected = x @ bread
+    patterns = covariate_patterns(x)
+    fits = []
+    for split, y in enumerate(ys):
+        params = np.linalg.solve(gram, x.T @ (w * y)).astype(np.float64, copy=False)
+        scores = (w * (y - x @ params))[:, None] * projected
+        cov, df = stratified_linearisation(scores, sample, patterns)
+        floor = None if floor_variances is None else floor_variances[split]
+        if floor is not None and np.any(floor > 0):
+            cov, df = _add_floor(projected, patterns, sample, floor, cov, df)
+        fits.append(SurveyFit(params, cov, df))
+    return fits
 
 
 def survey_coefficients(

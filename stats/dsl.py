@@ -36,10 +36,24 @@ from scipy.special import expit
 from stats._formula import as_list, formula_names, formula_outcome
 from stats._linalg import cluster_sum, nearest_psd_keep_diag, outer_sum
 from stats.crossfit import cross_fit_predictions
-from stats.design import StratifiedSample, covariate_patterns, survey_coefficients, survey_regression
+from stats.design import (
+    StratifiedSample,
+    covariate_patterns,
+    survey_coefficients,
+    survey_regression,
+    survey_regressions,
+)
 from stats.learners import Learner
 
-__all__ = ["VARIANCES", "DSLResults", "dsl", "dsl_design_estimate", "dsl_design_matrix"]
+__all__ = [
+    "VARIANCES",
+    "CellDesign",
+    "DSLResults",
+    "dsl",
+    "dsl_design_estimate",
+    "dsl_design_matrix",
+    "dsl_design_sums",
+]
 
 ModelName = Literal["lm", "logit", "felm"]
 Variance = Literal["sandwich", "design"]
@@ -498,6 +512,107 @@ def dsl_design_estimate(
         b_g[split] + survey_coefficients(design[labeled], residual, sample) for split, residual in enumerate(residuals)
     ]
     return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(x.columns))
+
+
+@dataclass(frozen=True)
+class CellDesign:
+    """A cell's design matrix with what design-variance DSL derives from it alone.
+
+    Rows with the same covariates (a cell's image arm, an ablation level combination) form a
+    covariate pattern, and DSL needs g-hat on the cell's unlabeled rows only through per-pattern
+    sums (:func:`dsl_design_sums`). Built once per cell and population, whatever the labels.
+    """
+
+    x: pd.DataFrame
+    design: NDArray[np.float64]
+    patterns: NDArray[np.intp]
+    counts: NDArray[np.float64]
+    pattern_rows: NDArray[np.float64]
+    gram: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, x: pd.DataFrame) -> CellDesign | None:
+        """The cell design of ``x``; None when a row has a missing value (use :func:`dsl_design_matrix`)."""
+        design = x.to_numpy(dtype=np.float64)
+        if np.isnan(design).any() or not len(design):
+            return None
+        patterns = covariate_patterns(design)
+        first = np.empty(int(patterns.max()) + 1, dtype=np.intp)
+        first[patterns[::-1]] = np.arange(len(patterns))[::-1]
+        counts = np.bincount(patterns).astype(np.float64)
+        return cls(x, design, patterns, counts, design[first], design.T @ design)
+
+
+def dsl_design_sums(
+    formula: str,
+    cell: CellDesign,
+    outcome: NDArray[np.float64],
+    g_labeled: NDArray[np.float64],
+    g_sums: NDArray[np.float64],
+    g_max_sums: NDArray[np.float64],
+    sample_prob: NDArray[np.float64],
+    strata: ArrayLike,
+    stratum_size: ArrayLike,
+    *,
+    point_only: bool = False,
+) -> DSLResults | pd.Series:
+    """:func:`dsl_design_matrix` (or, with ``point_only``, :func:`dsl_design_estimate`) from
+    g-hat's sufficient statistics: the same estimator, without a pass over the cell's rows per split.
+
+    ``g_labeled`` (S, labeled rows in row order) is g-hat on the labeled rows; ``g_sums`` and
+    ``g_max_sums`` (S, patterns) are the sums of g-hat and of ``max(g, 1 - g)`` over the rows of
+    each of ``cell``'s covariate patterns. The coefficients of g-hat on every row are
+    ``(X'X)^-1 sum_p x_p sum_{i in p} g_i``, and the no-error floor needs the per-pattern mean of
+    ``max(g, 1 - g)``: everything else rests on the labeled rows. ``outcome``, ``sample_prob``,
+    ``strata`` and ``stratum_size`` are per row of the cell as for :func:`dsl_design_matrix`.
+    """
+    y = np.asarray(outcome, dtype=np.float64)
+    probs = np.asarray(sample_prob, dtype=np.float64)
+    labeled = ~np.isnan(y)
+    if not labeled.any():
+        raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
+    if np.isnan(probs).any():
+        raise ValueError("sample_prob has missing values")
+    if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
+        raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
+    sample = StratifiedSample.from_rows(
+        np.asarray(strata)[labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[labeled]
+    )
+    b_g = np.linalg.solve(cell.gram, (g_sums @ cell.pattern_rows).T).T.astype(np.float64, copy=False)
+    gold, x_labeled = y[labeled], cell.design[labeled]
+    residuals = gold - g_labeled
+    if point_only:
+        by_split = [
+            b_g[split] + survey_coefficients(x_labeled, residual, sample) for split, residual in enumerate(residuals)
+        ]
+        return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(cell.x.columns))
+    floors = None
+    if np.isin(gold, (0.0, 1.0)).all():
+        labeled_patterns = cell.patterns[labeled]
+        is_error = (np.abs(residuals) > 0.5).astype(np.float64)
+        errors = np.stack(
+            [np.bincount(labeled_patterns, weights=split, minlength=len(cell.counts)) for split in is_error]
+        )
+        rate = (is_error.sum(axis=1) + 0.5) / (residuals.shape[1] + 1.0)
+        size = g_max_sums / cell.counts
+        floors = np.where(errors == 0, rate[:, None] * size**2, 0.0)[:, labeled_patterns]
+    fits = [
+        _SplitFit(
+            params=b_g[split] + fit.params, cov=fit.cov, labeling_part=fit.cov, rest=np.zeros_like(fit.cov), df=fit.df
+        )
+        for split, fit in enumerate(survey_regressions(x_labeled, residuals, sample, floors))
+    ]
+    rmse = float(np.mean(np.sqrt(np.mean(residuals**2, axis=1))))
+    return DSLResults(
+        model="lm",
+        formula=formula,
+        terms=list(cell.x.columns),
+        split_fits=fits,
+        nobs=len(y),
+        n_labeled=len(gold),
+        prediction_rmse=pd.Series({formula_outcome(formula): rmse}),
+        variance="design",
+    )
 
 
 def _design_inputs(

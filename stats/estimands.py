@@ -41,9 +41,11 @@ reuses the predictions of its rows (``g_hat=``).
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -58,7 +60,16 @@ from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
 from stats.crossfit import _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
-from stats.dsl import _EVAL_ENV, VARIANCES, DSLResults, dsl, dsl_design_estimate, dsl_design_matrix
+from stats.dsl import (
+    _EVAL_ENV,
+    VARIANCES,
+    CellDesign,
+    DSLResults,
+    dsl,
+    dsl_design_estimate,
+    dsl_design_matrix,
+    dsl_design_sums,
+)
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
 
@@ -149,13 +160,15 @@ class AnalysisCache:
 
     The caller keeps one cache per population and drops it when any other column changes (an
     import, a language-ID run, a new sample): the cache cannot tell. It checks only the number
-    of rows. Cell structures depend on which strata have labels, and are kept for the
-    ``keep`` most recent coverages.
+    of rows. Cell structures depend on which strata have labels: the ``keep`` most recently used
+    values are kept, and apart from them the interim designs of the ``keep_labeled`` most recent
+    label sets.
     """
 
-    def __init__(self, keep: int = 16) -> None:
+    def __init__(self, keep: int = 32, keep_labeled: int = 4) -> None:
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._keep = keep
+        self._labeled: OrderedDict[Hashable, Any] = OrderedDict()
+        self._keep = {False: keep, True: keep_labeled}
         self._rows: int | None = None
 
     def check(self, n_rows: int) -> None:
@@ -165,23 +178,41 @@ class AnalysisCache:
         elif self._rows != n_rows:
             raise ValueError(f"this AnalysisCache holds a population of {self._rows} rows, not {n_rows}")
 
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The value kept under ``key``, else ``compute()`` kept (the least recently used dropped)."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+    def get(self, key: Hashable, compute: Callable[[], Any], *, of_labels: bool = False) -> Any:
+        """The value kept under ``key``, else ``compute()`` kept (the least recently used dropped).
+
+        ``of_labels`` keeps it among the few values of particular labels (keyed by them), apart
+        from the population's, so that a run of new labels never pushes those out."""
+        items = self._labeled if of_labels else self._items
+        if key in items:
+            items.move_to_end(key)
+            return items[key]
         value = compute()
-        self._items[key] = value
-        while len(self._items) > self._keep:
-            self._items.popitem(last=False)
+        items[key] = value
+        while len(items) > self._keep[of_labels]:
+            items.popitem(last=False)
         return value
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-def _cached(cache: AnalysisCache | None, key: Hashable, compute: Callable[[], Any]) -> Any:
-    return compute() if cache is None else cache.get(key, compute)
+def _cached(cache: AnalysisCache | None, key: Hashable, compute: Callable[[], Any], of_labels: bool = False) -> Any:
+    return compute() if cache is None else cache.get(key, compute, of_labels=of_labels)
+
+
+def _labeling(
+    frame: pd.DataFrame, labeled: NDArray[np.bool_], cache: AnalysisCache | None
+) -> tuple[InterimDesign, NDArray[np.float64]]:
+    """:func:`outcome_design` and :func:`stats.design.interim_sample_prob` for the rows ``labeled``;
+    with a cache kept for these labels (the estimands of one outcome share them)."""
+
+    def compute() -> tuple[InterimDesign, NDArray[np.float64]]:
+        design = interim_design(frame["stratum"], labeled, frame["sample_prob"])
+        return design, interim_sample_prob(frame["stratum"], labeled)
+
+    key = ("labeling", hashlib.blake2b(np.packbits(labeled).tobytes(), digest_size=16).digest(), len(labeled))
+    return cast(tuple[InterimDesign, NDArray[np.float64]], _cached(cache, key, compute, of_labels=True))
 
 
 @dataclass(frozen=True)
@@ -282,11 +313,27 @@ def _study_predictions(
     learner: Learner | None,
     cache: AnalysisCache | None = None,
 ) -> dict[str, NDArray[np.float64]]:
-    """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator.
+    """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator."""
+    with _predicting(frame, outcomes, cross_fit, sample_split, seed, learner, cache) as running:
+        return {outcome: future.result() for outcome, future in running.items()}
+
+
+@contextmanager
+def _predicting(
+    frame: pd.DataFrame,
+    outcomes: Sequence[str],
+    cross_fit: int,
+    sample_split: int,
+    seed: int | np.random.Generator,
+    learner: Learner | None,
+    cache: AnalysisCache | None = None,
+) -> Iterator[dict[str, Future[NDArray[np.float64]]]]:
+    """The g-hat of each outcome being computed: :func:`study_predictions` for them in turn with
+    one generator, running in two threads while the caller works (on the first outcome's cells).
 
     The folds are drawn up front in that order (and kept for the next recompute when the seed
-    is an int: they depend on nothing else), so the outcomes can be cross-fitted in two threads
-    at once: the fits and predictions spend most of their time in NumPy, outside the GIL.
+    is an int: they depend on nothing else), so the outcomes can be cross-fitted at once: the
+    fits and predictions spend most of their time in NumPy, outside the GIL.
     """
     if isinstance(seed, (int, np.integer)):
         draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
@@ -296,11 +343,10 @@ def _study_predictions(
     # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
     # from two threads would otherwise leave it at one for the rest of the process.
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
-        running = {
+        yield {
             outcome: pool.submit(study_predictions, frame, outcome, folds=folds, **common)
             for outcome, folds in zip(outcomes, draws, strict=True)
         }
-        return {outcome: future.result() for outcome, future in running.items()}
 
 
 @lru_cache(maxsize=2)
@@ -538,11 +584,10 @@ def _fit_cells(
     dsl_g_hat = cast(NDArray[np.float64], g_hat)  # set whenever "dsl" is asked for, and only dsl reads it
     gold_values = frame[outcome].to_numpy(dtype=np.float64)
     labeled = ~np.isnan(gold_values)
-    pi = interim_sample_prob(frame["stratum"], labeled)
-    design = outcome_design(frame, outcome)
+    design, pi = _labeling(frame, labeled, cache)
     rhs = formula.split("~", 1)[1].strip()
     key = ("cells", outcome, rhs, tuple(cells), cells_key if cache is not None else None)
-    structure: list[_Cell] = _cached(
+    structure: _Cells = _cached(
         cache,
         (*key, tuple(design.covered_strata)),
         lambda: _cell_structure(frame, outcome, formula, cells, design, prepare, restrict),
@@ -574,6 +619,25 @@ def _fit_cells(
                         dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=dsl_g_hat[:, position])
                         if estimator == "dsl"
                         else labeled_ols(formula, data, pi[position])
+                    )
+                elif estimator == "dsl" and cell.design is not None:
+                    patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
+                    sums = structure.pattern_sums(dsl_g_hat)[:, patterns]
+                    max_sums = sums if point_only else structure.pattern_sums(dsl_g_hat, of_max=True)[:, patterns]
+                    gold = gold_values[position]
+                    results[estimator] = _as_point(
+                        dsl_design_sums(
+                            formula,
+                            cell.design,
+                            gold,
+                            dsl_g_hat[:, position[~np.isnan(gold)]],
+                            sums,
+                            max_sums,
+                            pi[position],
+                            cell.strata,
+                            cell.sizes,
+                            point_only=point_only,
+                        )
                     )
                 else:
                     design_args = (pi[position], cell.strata, cell.sizes)
@@ -635,6 +699,9 @@ class _Cell:
         self.sizes = data["_stratum_size"].to_numpy()
         self._surrogate = surrogate
         self._surrogate_fit: tuple[Any, Exception | None] | None = None
+        #: For DSL from g-hat's per-pattern sums; None where the design has a missing value.
+        self.design = CellDesign.of(x) if x is not None else None
+        self.offset = 0  # of its patterns among all cells' (:class:`_Cells`)
 
     def surrogate_fit(self) -> Any:
         """:func:`stats.baselines.surrogate_ols_design` of the cell, fitted on first use (or its error)."""
@@ -672,7 +739,7 @@ def _cell_structure(
     stratum_size = stratum_sizes(frame["stratum"])
     slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
     groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
-    structure = []
+    structure = _Cells()
     for key, members in groups.items():
         key = key if isinstance(key, tuple) else (key,)
         data = slim.iloc[members]
@@ -688,7 +755,49 @@ def _cell_structure(
         x = _cell_design(formula, data) if len(data) else None
         labels = dict(zip(cells, key, strict=True))
         structure.append(_Cell(key, labels, data, x, problems, SURROGATE[outcome]))
+    structure.index_patterns(len(frame))
     return structure
+
+
+class _Cells(list[_Cell]):
+    """The cells of one estimand, with every cell's covariate patterns numbered across cells, so
+    that DSL's per-pattern sums of g-hat for all cells take one pass over the rows per split."""
+
+    def index_patterns(self, n_rows: int) -> None:
+        offset, positions, patterns = 0, [], []
+        for cell in self:
+            if cell.design is not None:
+                cell.offset = offset
+                positions.append(cell.position)
+                patterns.append(cell.design.patterns + offset)
+                offset += len(cell.design.counts)
+        self._positions: NDArray[np.intp] | None = (
+            np.concatenate(positions) if positions else np.zeros(0, dtype=np.intp)
+        )
+        self._patterns: NDArray[np.intp] = np.concatenate(patterns) if patterns else np.zeros(0, dtype=np.intp)
+        self._n_patterns = offset
+        if 2 * len(self._patterns) > n_rows:
+            # Most rows are in a cell: number every row (those in none get pattern ``offset``)
+            # and sum over whole contiguous rows of g-hat instead of gathering them first.
+            every = np.full(n_rows, offset, dtype=np.intp)
+            every[np.concatenate(positions)] = self._patterns
+            self._positions, self._patterns = None, every
+        self._sums: dict[bool, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+
+    def pattern_sums(self, g_hat: NDArray[np.float64], of_max: bool = False) -> NDArray[np.float64]:
+        """Per split and pattern (all cells'): the sum of g-hat (or with ``of_max`` of ``max(g, 1 - g)``)
+        over its rows; kept for the same g-hat array (the bounds' refits reuse the estimates' g-hat)."""
+        kept = self._sums.get(of_max)
+        if kept is not None and kept[0] is g_hat:
+            return kept[1]
+        sums = np.empty((len(g_hat), self._n_patterns))
+        for split, values in enumerate(g_hat):
+            values = values if self._positions is None else values[self._positions]
+            if of_max:
+                values = np.maximum(values, 1.0 - values)
+            sums[split] = np.bincount(self._patterns, weights=values, minlength=self._n_patterns)[: self._n_patterns]
+        self._sums[of_max] = (g_hat, sums)
+        return sums
 
 
 @dataclass(frozen=True)
@@ -696,6 +805,11 @@ class _Coefficients:
     """A point estimate without a variance (``point_only`` fits)."""
 
     params: pd.Series
+
+
+def _as_point(result: DSLResults | pd.Series) -> Any:
+    """A :func:`stats.dsl.dsl_design_sums` result as :func:`_fit_cells` reports it."""
+    return _Coefficients(result) if isinstance(result, pd.Series) else result
 
 
 def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
@@ -905,33 +1019,37 @@ def analyse_study(
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
-    g_hats = (
-        _study_predictions(frame, outcomes, cross_fit, sample_split, seed, learner, cache)
+    predicting = (
+        _predicting(frame, outcomes, cross_fit, sample_split, seed, learner, cache)
         if "dsl" in estimators
-        else dict.fromkeys(outcomes)
+        else nullcontext(dict[str, Future[NDArray[np.float64]]]())
     )
-    for outcome in outcomes:
-        designs[outcome] = outcome_design(frame, outcome)
-        notes.append(f"{outcome}: {designs[outcome].describe()}")
-        g_hat = g_hats[outcome]
-        common: dict[str, Any] = dict(
-            estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels, cache=cache
-        )
-        fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
-        formula = with_outcome(interaction_formula, outcome)
-        fits += interaction_fits(frame, formula, languages=languages, **common)
-        if outcome == "correct":
-            # Only the label-based estimates; under the design variance without their variances.
-            bounds: dict[str, Any] = dict(
-                common, estimators=[e for e in estimators if e in _LABEL_ESTIMATORS], point_only=variance == "design"
+    # The first outcome's cells are fitted while the second outcome is still being cross-fitted.
+    with predicting as running:
+        for outcome in outcomes:
+            g_hat = running[outcome].result() if outcome in running else None
+            designs[outcome] = _labeling(frame, frame[outcome].notna().to_numpy(), cache)[0]
+            notes.append(f"{outcome}: {designs[outcome].describe()}")
+            common: dict[str, Any] = dict(
+                estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels, cache=cache
             )
-            scenarios[outcome] = [
-                _estimate_table(
-                    image_effect_fits(filled, outcome, per_language=per_language, **bounds)
-                    + interaction_fits(filled, formula, languages=languages, **bounds)
+            fits += image_effect_fits(frame, outcome, per_language=per_language, **common)
+            formula = with_outcome(interaction_formula, outcome)
+            fits += interaction_fits(frame, formula, languages=languages, **common)
+            if outcome == "correct":
+                # Only the label-based estimates; under the design variance without their variances.
+                bounds: dict[str, Any] = dict(
+                    common,
+                    estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
+                    point_only=variance == "design",
                 )
-                for filled in _cannot_tell_scenarios(frame, outcome)
-            ]
+                scenarios[outcome] = [
+                    _estimate_table(
+                        image_effect_fits(filled, outcome, per_language=per_language, **bounds)
+                        + interaction_fits(filled, formula, languages=languages, **bounds)
+                    )
+                    for filled in _cannot_tell_scenarios(frame, outcome)
+                ]
     notes += [
         f"{f.estimand}/{f.outcome} {f.model or ''} {f.benchmark or ''} {f.language or ''}: {f.note}".replace("  ", " ")
         for f in fits

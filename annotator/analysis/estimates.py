@@ -19,7 +19,7 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from annotator.analysis.frame import LabelCount, label_count, population_and_frame
+from annotator.analysis.frame import LabelCount, PopulationVersion, label_count, population_and_frame
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
 
@@ -146,6 +146,7 @@ def study_estimates(
     cross_fit: int = 5,
     sample_split: int = 10,
     variance: str = "design",
+    population_version: PopulationVersion | None = None,
 ) -> StudyEstimates:
     """Estimate every estimand of the study from what is stored now.
 
@@ -153,9 +154,11 @@ def study_estimates(
     ``interaction_formula`` replaces the paper's ``fidelity ~ image + image:llm + image:vision
     + image:data`` (variables ``llm``, ``vision``, ``data``; reference LLaVA); ``variance`` is
     ``design`` (honest small-sample intervals, the default) or ``sandwich`` (R ``dsl``'s).
+    ``population_version``: the version the caller has just read, so that a kept population
+    with it is used without reading the version again (see ``cached_population``).
     """
     labels = label_count(engine)
-    population, frame = population_and_frame(engine, sample_id=sample_id)
+    population, frame = population_and_frame(engine, sample_id=sample_id, version=population_version)
     if not frame["sampled"].any():
         raise NotEstimableError("no sample has been drawn yet: draw one (ifl sample) and label some of it")
     if not frame["labeled"].any():

@@ -321,11 +321,18 @@ def change_stamp(engine: Engine) -> int | None:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
 
 
-def cached_population(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> Population:
+def cached_population(
+    engine: Engine,
+    sample_id: int | None = None,
+    surrogate_source: str | None = None,
+    *,
+    version: PopulationVersion | None = None,
+) -> Population:
     """The population of ``engine``: from its cache when the version still matches (see
     :func:`keep_population_cached`), else read (and, if caching is on, kept). When nothing was
     committed since the cached population was last confirmed (:func:`change_stamp`), the
-    version is not even read."""
+    version is not even read; nor when the caller has just read it (``version``, e.g. the
+    dashboard's) and the kept population has it."""
     cache: dict[tuple, tuple[Population, int | None]] | None = engine.__dict__.get(_CACHE)
     if cache is None:
         return population_frame(engine, sample_id, surrogate_source)
@@ -335,6 +342,8 @@ def cached_population(engine: Engine, sample_id: int | None = None, surrogate_so
     # The stamp is read before the version: what is kept is then at least as new as the stamp.
     stamp = change_stamp(engine)
     if kept is not None and stamp is not None and stamp == confirmed:
+        return kept
+    if kept is not None and version is not None and kept.version == version:
         return kept
     if kept is not None and kept.version == population_version(engine):
         with _CACHE_LOCK:
@@ -364,11 +373,15 @@ def analysis_frame(engine: Engine, sample_id: int | None = None, surrogate_sourc
 
 
 def population_and_frame(
-    engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None
+    engine: Engine,
+    sample_id: int | None = None,
+    surrogate_source: str | None = None,
+    *,
+    version: PopulationVersion | None = None,
 ) -> tuple[Population, pd.DataFrame]:
     """:func:`analysis_frame` and the :class:`Population` it was made from (whose ``derived``
-    cache the estimators may use for this frame)."""
-    population = cached_population(engine, sample_id, surrogate_source)
+    cache the estimators may use for this frame); ``version`` as for :func:`cached_population`."""
+    population = cached_population(engine, sample_id, surrogate_source, version=version)
     if population.sample_id is None:
         labels = pd.DataFrame(columns=RESOLVED_COLUMNS)
     else:
