@@ -131,6 +131,16 @@ def _readers(session: Session) -> dict[str, set[int]]:
     return readers
 
 
+def _active_sample_work(engine: Engine) -> tuple[pd.DataFrame, dict[str, set[int]]] | None:
+    """The active sample's items with both slots (:func:`sample_frame`) and who reads each
+    language (:func:`_readers`), read in one transaction; None before any sample."""
+    with session_scope(engine) as session:
+        sample_id = active_sample_id(session)
+        if sample_id is None:
+            return None
+        return sample_frame(session, sample_id), _readers(session)
+
+
 def queue_status(engine: Engine, now: datetime | None = None) -> pd.DataFrame:
     """Per stratum of the active sample: items, labeled (slot 1), held, expired claims,
     skipped, remaining, planned and finished second labels, labeled share, and how many
@@ -152,14 +162,10 @@ def queue_status(engine: Engine, now: datetime | None = None) -> pd.DataFrame:
         "labeled_share",
         "eligible_annotators",
     ]
-    with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
-        if sample_id is None:
-            return pd.DataFrame(columns=columns)
-        frame = sample_frame(session, sample_id)
-        readers = _readers(session)
-    if frame.empty:
+    work = _active_sample_work(engine)
+    if work is None or work[0].empty:
         return pd.DataFrame(columns=columns)
+    frame, readers = work
 
     def claimed(slot: str, live: bool) -> pd.Series:
         expires = frame[f"{slot}_expires"].map(lambda value: utc(value) >= now if value is not None else False)
@@ -199,12 +205,10 @@ def unroutable_languages(engine: Engine) -> pd.DataFrame:
     import pandas as pd
 
     columns = ["query_language", "items", "open_items", "open_second_labels", "eligible_annotators", "reason"]
-    with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
-        if sample_id is None:
-            return pd.DataFrame(columns=columns)
-        frame = sample_frame(session, sample_id)
-        readers = _readers(session)
+    work = _active_sample_work(engine)
+    if work is None:
+        return pd.DataFrame(columns=columns)
+    frame, readers = work
     rows = []
     for language, group in frame.groupby("query_language"):
         eligible = readers.get(language, set())
