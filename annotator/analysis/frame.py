@@ -49,8 +49,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, and_, func, select
+from sqlalchemy.orm import Session, aliased
 
 from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
 from annotator.design.sampling import current_sample_id, strata_for_sample
@@ -220,6 +220,11 @@ def population_frame(engine: Engine, sample_id: int | None = None, surrogate_sou
         sample_id = current_sample_id(engine)
     with session_scope(engine) as session:
         connection = session.connection()
+        source = _surrogate(session, surrogate_source)
+        # One query: the surrogate, the judge and sample membership joined in the database (each
+        # at most one row per completion: unique keys) instead of merged on 775k string ids in
+        # pandas, which cost more than reading them (issue 10).
+        surrogate, judge, item = aliased(Prediction), aliased(Prediction), aliased(SampleItem)
         frame = fetch_frame(
             connection,
             select(
@@ -232,24 +237,15 @@ def population_frame(engine: Engine, sample_id: int | None = None, surrogate_sou
                 Completion.vision_encoder,
                 Completion.train_language,
                 func.length(Completion.completion).label("completion_chars"),
-            ),
-        )
-        source = _surrogate(session, surrogate_source)
-        predictions = fetch_frame(
-            connection,
-            select(
-                Prediction.completion_id,
-                Prediction.predicted_fidelity.label("stored_fidelity"),
-                Prediction.language_class.label("pred_language"),
-                Prediction.probability.label("pred_probability"),
-            ).where(Prediction.source == source),
-        )
-        judge = fetch_frame(
-            connection,
-            select(
-                Prediction.completion_id,
-                Prediction.predicted_correct.label("pred_correct"),
-            ).where(Prediction.source == JUDGE_SOURCE),
+                surrogate.predicted_fidelity.label("stored_fidelity"),
+                surrogate.language_class.label("pred_language"),
+                surrogate.probability.label("pred_probability"),
+                judge.predicted_correct.label("pred_correct"),
+                item.id.is_not(None).label("sampled"),
+            )
+            .outerjoin(surrogate, and_(surrogate.completion_id == Completion.id, surrogate.source == source))
+            .outerjoin(judge, and_(judge.completion_id == Completion.id, judge.source == JUDGE_SOURCE))
+            .outerjoin(item, and_(item.completion_id == Completion.id, item.sample_id == sample_id)),
         )
         strata = fetch_frame(
             connection,
@@ -259,20 +255,18 @@ def population_frame(engine: Engine, sample_id: int | None = None, surrogate_sou
                 SampleStratum.drawn,
             ).where(SampleStratum.sample_id == sample_id),
         )
-        items = fetch_frame(connection, select(SampleItem.completion_id).where(SampleItem.sample_id == sample_id))
 
     frame["image"] = frame["image"].astype(np.int64)
     frame["completion_chars"] = frame["completion_chars"].astype(np.int64)
+    frame["sampled"] = frame["sampled"].astype(bool)
     frame["stratum"] = strata_for_sample(engine, frame, sample_id)
     _warn_on_drift(frame, strata, sample_id)
     probability = pd.Series(
         strata["drawn"].to_numpy(np.float64) / strata["population"].to_numpy(np.float64), index=strata["stratum"]
     )
     frame["sample_prob"] = frame["stratum"].map(probability).fillna(0.0).astype(np.float64)
-    frame["sampled"] = frame["completion_id"].isin(items["completion_id"])
     faithful = faithful_class(frame["query_language"])
 
-    frame = frame.merge(predictions, on="completion_id", how="left").merge(judge, on="completion_id", how="left")
     derived = (frame["pred_language"] == faithful).astype(np.float64).where(frame["pred_language"].notna())
     frame["pred_fidelity"] = _flag(frame["stored_fidelity"]).fillna(derived)
     frame["pred_probability"] = frame["pred_probability"].astype(np.float64)
