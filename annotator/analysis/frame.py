@@ -42,6 +42,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -110,8 +111,11 @@ ANALYSIS_COLUMNS = (
 JUDGE_SOURCE = "judge"
 #: The columns that come from the gold labels; the rest is the population part.
 _LABEL_COLUMNS = ("labeled", "fidelity", "correct", "answer_language")
-_CACHE = "_ifl_population_cache"
-_WATCH = "_ifl_change_watch"
+#: Per engine, held weakly (its entries go when the engine goes): the kept populations of an
+#: engine with :func:`keep_population_cached`, and the connection :func:`change_stamp` asks.
+_POPULATIONS: weakref.WeakKeyDictionary[Engine, dict[tuple[int | None, str | None], tuple[Population, int | None]]]
+_POPULATIONS = weakref.WeakKeyDictionary()
+_WATCHES: weakref.WeakKeyDictionary[Engine, tuple[threading.Lock, sqlite3.Connection]] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()  # held for dictionary updates only
 _POPULATION_LOCK = threading.Lock()  # held while a population is read
 
@@ -288,16 +292,17 @@ def keep_population_cached(engine: Engine) -> None:
 
     For long-lived processes (the app): the population is then read once per
     :class:`PopulationVersion` and a call reads only the labels. Off by default, so one-off
-    callers (the CLI, tests that edit tables directly) always read everything. The cache lives
-    on the engine, like :func:`annotator.storage.writer`, and holds one population.
+    callers (the CLI, tests that edit tables directly) always read everything. The cache is
+    kept per engine (weakly: it goes with the engine) and holds one population.
     """
-    engine.__dict__.setdefault(_CACHE, {})
+    with _CACHE_LOCK:
+        _POPULATIONS.setdefault(engine, {})
 
 
 def change_stamp(engine: Engine) -> int | None:
     """A number that changes whenever anything is committed to the database, or None.
 
-    SQLite's ``PRAGMA data_version`` on a connection of its own (kept on the engine, never
+    SQLite's ``PRAGMA data_version`` on a connection of its own (kept per engine, never
     writing): it changes whenever another connection, in any process, commits. It costs
     microseconds, where reading the versions costs two table scans (~0.3 s at 775k
     completions), so a refresh with nothing new can skip them. None on other backends and
@@ -307,9 +312,9 @@ def change_stamp(engine: Engine) -> int | None:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
     with _CACHE_LOCK:
-        watch = engine.__dict__.get(_WATCH)
+        watch = _WATCHES.get(engine)
         if watch is None:
-            watch = engine.__dict__[_WATCH] = (threading.Lock(), sqlite3.connect(database, check_same_thread=False))
+            watch = _WATCHES[engine] = (threading.Lock(), sqlite3.connect(database, check_same_thread=False))
     lock, connection = watch
     with lock:
         return int(connection.execute("PRAGMA data_version").fetchone()[0])
@@ -327,7 +332,8 @@ def cached_population(
     committed since the cached population was last confirmed (:func:`change_stamp`), the
     version is not even read; nor when the caller has just read it (``version``, e.g. the
     dashboard's) and the kept population has it."""
-    cache: dict[tuple, tuple[Population, int | None]] | None = engine.__dict__.get(_CACHE)
+    with _CACHE_LOCK:
+        cache = _POPULATIONS.get(engine)
     if cache is None:
         return population_frame(engine, sample_id, surrogate_source)
     key = (sample_id, surrogate_source)
