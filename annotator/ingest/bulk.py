@@ -1,20 +1,35 @@
 """Bulk upserts of DataFrames, fast enough for the study's 730k completions.
 
 SQLAlchemy's per-row parameter handling costs more than the database's own work at this
-scale, so the statement is compiled once and run with the driver's ``executemany`` on
-column-wise converted values (SQLite), or the rows are streamed with ``COPY`` into a
-temporary table and upserted by one ``INSERT ... SELECT`` (PostgreSQL, where a round trip per
-row would dominate). Both skip rows that are already stored exactly as given, so re-importing
-the same data changes nothing.
+scale (its own executemany and "insertmanyvalues" paths take 2-4 times as long here:
+``benchmarks/bench_ingest.py``), so on SQLite SQLAlchemy compiles one ``INSERT ... VALUES``
+statement of many rows ``ON CONFLICT DO UPDATE``, run with the driver's ``executemany`` on
+column-wise converted values; on PostgreSQL the rows are streamed with ``COPY`` into a
+temporary table and upserted by one ``INSERT ... SELECT`` (a round trip per row would dominate).
+Both skip rows that are already stored exactly as given, so re-importing the same data changes
+nothing.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, Column, Connection, MetaData, Table, Text, cast, select
+from sqlalchemy import (
+    JSON,
+    BindParameter,
+    Column,
+    ColumnElement,
+    Connection,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import utcnow
@@ -23,8 +38,9 @@ __all__ = ["upsert_rows"]
 
 # Rows per executemany call: large enough to amortise calls, small enough for memory.
 _BATCH = 20_000
-# Rows per multi-row INSERT on SQLite, and SQLite's limit on bound parameters (since 3.32).
-_ROWS_PER_STATEMENT = 500
+# Rows per multi-row INSERT on SQLite (100 runs as fast as 500 and compiles in 20 ms, not 260),
+# and SQLite's limit on bound parameters (since 3.32).
+_ROWS_PER_STATEMENT = 100
 _SQLITE_MAX_PARAMETERS = 32_766
 
 
@@ -32,6 +48,24 @@ def _column_values(frame: pd.DataFrame, name: str) -> list[Any]:
     """A column as plain Python values, with every kind of missing as None."""
     series = frame[name]
     return series.astype(object).where(series.notna(), None).tolist()
+
+
+def _upsert(statement, table: Table, keys: tuple[str, ...], compared: tuple[str, ...], updated: tuple[str, ...]):
+    """``statement`` (an INSERT) made an upsert by ``keys`` that updates a stored row only where
+    some ``compared`` column differs from the given one."""
+    excluded = statement.excluded
+    differs = None
+    for column in compared:
+        stored: ColumnElement[Any] = table.c[column]
+        given: ColumnElement[Any] = excluded[column]
+        if isinstance(stored.type, JSON):  # PostgreSQL's json has no equality: compare text
+            stored, given = cast(stored, Text), cast(given, Text)
+        differs = stored.is_distinct_from(given) if differs is None else differs | stored.is_distinct_from(given)
+    if not updated:
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={column: excluded[column] for column in updated}, where=differs
+    )
 
 
 def upsert_rows(
@@ -44,69 +78,70 @@ def upsert_rows(
     inserted or changed.
     """
     dialect = connection.dialect
-    insert = (postgresql if dialect.name == "postgresql" else sqlite).insert
-    compared = [column for column in frame.columns if column not in keys]
+    compared = tuple(column for column in frame.columns if column not in keys)
     names = [*frame.columns, *([stamp] if stamp else [])]
-
-    def upsert(statement):
-        excluded = statement.excluded
-        differs = None
-        for column in compared:
-            stored, given = table.c[column], excluded[column]
-            if isinstance(stored.type, JSON):  # PostgreSQL's json has no equality: compare text
-                stored, given = cast(stored, Text), cast(given, Text)
-            differs = stored.is_distinct_from(given) if differs is None else differs | stored.is_distinct_from(given)
-        updated = [column for column in names if column not in keys]
-        if not updated:
-            return statement.on_conflict_do_nothing(index_elements=keys)
-        return statement.on_conflict_do_update(
-            index_elements=keys, set_={column: excluded[column] for column in updated}, where=differs
-        )
-
+    updated = tuple(column for column in names if column not in keys)
     now = utcnow()
     if dialect.name == "postgresql":
-        return _upsert_by_copy(connection, table, frame, names, stamp, now, upsert)
 
-    columns: dict[str, list[Any]] = {}
-    for name in frame.columns:
-        values = _column_values(frame, name)
+        def upsert(statement):
+            return _upsert(statement, table, tuple(keys), compared, updated)
+
+        return _upsert_by_copy(connection, table, frame, names, stamp, now, upsert)
+    # SQLite: one statement of many VALUES rows costs about half as much per row as an executemany
+    # of one-row statements, and SQLAlchemy's own executemany (per-row parameter dicts, bind
+    # processing and "insertmanyvalues") costs 2-4 times as much as this whole path
+    # (benchmarks/bench_ingest.py --compare). So SQLAlchemy compiles the many-row statement, and
+    # the values, bind-processed column-wise, go to the driver's executemany.
+    ordered = tuple(column.name for column in table.columns if column.name in names)  # as SQLAlchemy binds
+    columns = []
+    for name in ordered:
         processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        columns[name] = [None if v is None else processor(v) for v in values] if processor else values
-    if stamp:
-        processor = table.c[stamp].type.dialect_impl(dialect).bind_processor(dialect)
-        columns[stamp] = [processor(now) if processor else now] * len(frame)
-    # SQLite: one statement of many VALUES rows costs about half as much per row as executemany
-    # of one-row statements; its size stays under SQLite's limit of bound parameters.
-    compiled = upsert(insert(table)).compile(dialect=dialect, column_keys=names)
-    order = [compiled.binds[name].key for name in compiled.positiontup]
-    rows: list[tuple[Any, ...]] = list(zip(*(columns[name] for name in order), strict=True))
-    per_statement = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_MAX_PARAMETERS // len(order)))
-    single = str(compiled)
-    head, row_placeholders, tail = _split_values(single, len(order))
-    touched = 0
+        if name == stamp:
+            columns.append([processor(now) if processor else now] * len(frame))
+            continue
+        values = _column_values(frame, name)
+        columns.append([None if v is None else processor(v) for v in values] if processor else values)
+    rows = list(zip(*columns, strict=True))
+    per_statement = max(1, min(_ROWS_PER_STATEMENT, _SQLITE_MAX_PARAMETERS // len(ordered)))
     full = len(rows) - len(rows) % per_statement
+    shape = (table, ordered, tuple(keys), compared, updated)
+    touched = 0
     if full:
-        many = head + ", ".join([row_placeholders] * per_statement) + tail
-        batches = [
-            tuple(value for row in rows[start : start + per_statement] for value in row)
-            for start in range(0, full, per_statement)
-        ]
-        for start in range(0, len(batches), _BATCH // per_statement or 1):
-            touched += connection.exec_driver_sql(
-                many, batches[start : start + (_BATCH // per_statement or 1)]
-            ).rowcount
-    if full < len(rows):
-        touched += connection.exec_driver_sql(single, rows[full:]).rowcount
+        many = _sqlite_upsert_sql(*shape, per_statement)
+        for start in range(0, full, _BATCH):
+            stop = min(start + _BATCH, full)
+            batches = [
+                tuple(v for row in rows[at : at + per_statement] for v in row)
+                for at in range(start, stop, per_statement)
+            ]
+            touched += connection.exec_driver_sql(many, batches).rowcount
+    if full < len(rows):  # the rest row by row: compiling a statement of their number costs more
+        touched += connection.exec_driver_sql(_sqlite_upsert_sql(*shape, 1), rows[full:]).rowcount
     return touched
 
 
-def _split_values(sql: str, width: int) -> tuple[str, str, str]:
-    """``INSERT ... VALUES (?, ...) ON CONFLICT ...`` as (head, one row's placeholders, tail)."""
-    placeholders = "(" + ", ".join(["?"] * width) + ")"
-    head, found, tail = sql.partition(" VALUES " + placeholders)
-    if not found:
-        raise ValueError(f"unexpected INSERT statement: {sql[:200]}")
-    return head + " VALUES ", placeholders, tail
+@lru_cache(maxsize=32)
+def _sqlite_upsert_sql(
+    table: Table,
+    names: tuple[str, ...],
+    keys: tuple[str, ...],
+    compared: tuple[str, ...],
+    updated: tuple[str, ...],
+    count: int,
+) -> str:
+    """The SQLite upsert of ``count`` rows of ``names`` as SQLAlchemy compiles it (once per shape),
+    its parameters row by row in the order of ``names`` (checked: the values go by position)."""
+    parameters: list[list[BindParameter[Any]]] = [
+        [bindparam(f"r{row}c{column}") for column in range(len(names))] for row in range(count)
+    ]
+    rows = [dict(zip(names, row, strict=True)) for row in parameters]
+    compiled = _upsert(sqlite.insert(table).values(rows), table, keys, compared, updated).compile(
+        dialect=sqlite.dialect()
+    )
+    if list(compiled.positiontup or ()) != [parameter.key for row in parameters for parameter in row]:
+        raise ValueError(f"unexpected parameter order in {str(compiled)[:200]}")
+    return str(compiled)
 
 
 def _upsert_by_copy(
