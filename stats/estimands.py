@@ -1010,8 +1010,9 @@ def analyse_study(
     ``cache`` (:class:`AnalysisCache`) keeps what depends on the population alone between calls on
     frames that differ in their gold labels only: learner inputs, cells, designs, surrogate fits.
     """
-    if cache is not None:
-        cache.check(len(frame))
+    # Without a cache from the caller one serves this call: the estimates and the bounds share cells.
+    cache = AnalysisCache() if cache is None else cache
+    cache.check(len(frame))
     # Every estimand looks rows up by stratum: as a categorical that is a pass over integer codes,
     # not over 775k strings, each time (issue 10).
     frame = frame.assign(stratum=_cached(cache, "stratum", lambda: pd.Categorical(frame["stratum"])))
