@@ -42,6 +42,7 @@ reuses the predictions of its rows (``g_hat=``).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -170,6 +171,7 @@ class AnalysisCache:
         self._labeled: OrderedDict[Hashable, Any] = OrderedDict()
         self._keep = {False: keep, True: keep_labeled}
         self._rows: int | None = None
+        self._lock = threading.Lock()
 
     def check(self, n_rows: int) -> None:
         """Refuse a frame of another size than the one the cache was filled from."""
@@ -184,13 +186,15 @@ class AnalysisCache:
         ``of_labels`` keeps it among the few values of particular labels (keyed by them), apart
         from the population's, so that a run of new labels never pushes those out."""
         items = self._labeled if of_labels else self._items
-        if key in items:
-            items.move_to_end(key)
-            return items[key]
+        with self._lock:  # the two outcomes' cross-fits ask from two threads
+            if key in items:
+                items.move_to_end(key)
+                return items[key]
         value = compute()
-        items[key] = value
-        while len(items) > self._keep[of_labels]:
-            items.popitem(last=False)
+        with self._lock:
+            items[key] = value
+            while len(items) > self._keep[of_labels]:
+                items.popitem(last=False)
         return value
 
     def __len__(self) -> int:
