@@ -10,17 +10,19 @@ Usage:
 
     python benchmarks/bench_ingest.py [--rows 730000] [--db URL] [--compare]
 
-Measured 2026-11-30 on the shared 2-core machine under load (other jobs running, load 4-9, so
-figures vary by +-30 % between runs; compare within a run):
+Measured 2026-11-30 on the shared 2-core machine under load (other jobs running, load about 4,
+so figures vary by +-30 % between runs; compare within a run):
 
-- ``--compare --rows 730000``, SQLite: upsert_rows 6.7 s insert / 4.5 s unchanged / 5.5 s
-  10 % changed; SQLAlchemy's executemany 15 / 19 / 36 s, with insertmanyvalues 64 / 18 / 29 s.
-- ``--compare --rows 200000``, PostgreSQL: COPY + one INSERT ... SELECT 6.9 / 4.2 / 3.6 s;
-  SQLAlchemy's insertmanyvalues (psycopg) 41 / 49 / 83 s.
+- ``--compare`` (730k rows), SQLite: upsert_rows 12.0 s insert / 4.7 s unchanged / 5.5 s 10 %
+  changed; SQLAlchemy's own 26.9 / 29.2 / 39.3 s. (Its executemany without RETURNING, one-row
+  statements, measured 15 / 19 / 36 s against 6.7 / 4.5 / 5.5 s in an earlier run.)
+- ``--compare --rows 200000 --db postgresql://...``: COPY + one INSERT ... SELECT 3.6 / 2.6 /
+  2.8 s; SQLAlchemy's own (psycopg, insertmanyvalues) 50.3 / 49.8 / 45.1 s.
+- whole import, SQLite, 730k rows: 18.5 s first import (39,400 rows/s), 15.1 s re-import
+  (48,300 rows/s); before the change (SQL text cut and repeated) 27.4 s and 15.4 s.
 
-So neither SQLAlchemy path comes within 20 % of today's: SQLite keeps one many-row statement
-(compiled by SQLAlchemy, no longer pieced together from SQL text) and PostgreSQL keeps COPY.
-Whole import, SQLite, 730k rows: 27 s first import (26,700 rows/s), 15 s re-import.
+So neither SQLAlchemy path comes within 20 % of ours: SQLite keeps one many-row statement
+(now compiled by SQLAlchemy, no longer pieced together from SQL text) and PostgreSQL keeps COPY.
 """
 
 from __future__ import annotations
