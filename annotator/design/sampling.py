@@ -152,6 +152,8 @@ BALANCES = ("implicit", "arms", "none")
 #: The fewest draws a stratum gets (all of it if it is smaller), and the expected labels a
 #: cell must have to be a stratum of its own: two, so that a labeled stratum shows its spread.
 MIN_PER_STRATUM = 2
+#: The golden ratio's fractional part: the shift between the systematic starts of two strata.
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 #: The confidence band of every completion when the design has no bands.
 ALL_CONFIDENCE = "all"
 
@@ -707,7 +709,10 @@ def _draw(
     smallest keys are an SRS, and their key order is a uniformly random order of it.
     Systematic: the stratum's rows in ``order`` (the sort of the design), random within it,
     are a circle of ``N`` places; ``need`` points ``N / need`` apart from a uniform start each
-    take the row they fall on, queued in :func:`nested_order`.
+    take the row they fall on, queued in :func:`nested_order`. The starts are coordinated: one
+    uniform number, shifted by the golden ratio for each further stratum (mod 1), so each start
+    is uniform on its own (every probability stays exact) while the strata's first points fall
+    on different arms, and the arms' labels balance across strata, not only inside each.
     """
     codes = population["code"].to_numpy()
     keys = rng.random(len(population))
@@ -724,7 +729,7 @@ def _draw(
     sizes = np.bincount(codes, minlength=len(need))
     rows: list[NDArray[np.int64]] = []
     positions: list[NDArray[np.int64]] = []
-    start = rng.random(len(need))
+    start = (rng.random() + np.arange(len(need)) * _GOLDEN) % 1.0
     for code in np.flatnonzero(need > 0):
         size, count = int(sizes[code]), int(need[code])
         places = np.floor((start[code] * size + np.arange(count) * size / count) % size).astype(np.int64)
