@@ -174,6 +174,46 @@ def test_annotator_imports_only_downwards(path: Path) -> None:
     assert not upwards, f"{path.relative_to(ROOT)} ({mine}) imports a sibling or a layer above: {', '.join(upwards)}"
 
 
+#: ``annotator/annotation/``'s modules from the top down: what annotators do (claims and submits,
+#: revisions) and what reports how far they are stand on the shared reads, which stand on the
+#: pure queue policy, the label type and the refusals. A module imports only lower rows.
+ANNOTATION_LAYERS = [
+    {"agreement", "reporting", "revisions"},
+    {"routing"},
+    {"reads", "labels", "guidelines"},
+    {"answers", "queue"},
+    {"errors"},
+]
+
+
+ANNOTATION_MODULES = sorted(path for path in (ROOT / "annotator" / "annotation").glob("*.py") if path.stem[0] != "_")
+
+
+def annotation_modules(module: str, names: list[str]) -> list[str]:
+    """The modules of ``annotator.annotation`` an import takes."""
+    if module == "annotator.annotation":
+        return names
+    return [module.removeprefix("annotator.annotation.")] if module.startswith("annotator.annotation.") else []
+
+
+def test_every_annotation_module_has_a_layer() -> None:
+    modules = {path.stem for path in ANNOTATION_MODULES}
+    layered = set().union(*ANNOTATION_LAYERS)
+    assert modules == layered, f"not layered: {sorted(modules - layered)}; gone: {sorted(layered - modules)}"
+
+
+@pytest.mark.parametrize("path", ANNOTATION_MODULES, ids=lambda path: path.stem)
+def test_annotation_modules_import_only_downwards(path: Path) -> None:
+    layer = {module: depth for depth, modules in enumerate(ANNOTATION_LAYERS) for module in modules}
+    upwards = [
+        f"line {line}: {module}"
+        for line, module, names in imports(path)
+        for imported in annotation_modules(module, names)
+        if layer[imported] <= layer[path.stem]
+    ]
+    assert not upwards, f"{path.relative_to(ROOT)} imports a sibling or a module above: {', '.join(upwards)}"
+
+
 def test_the_queue_policy_needs_no_database() -> None:
     """Routing's rules stay readable and testable on their own (tests/annotator/test_queue.py)."""
     path = ROOT / "annotator" / "annotation" / "queue.py"
