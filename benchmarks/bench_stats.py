@@ -7,9 +7,10 @@ The synthetic frame comes from :func:`stats.simulate_study`; its generation is t
 of the total. Target: the total within 30 s for 730k rows and 1000 labels on a 2-core machine.
 
 Several ``--rows`` (``--rows 730000 3000000 10000000``) measure growth instead: each size runs
-in a fresh process, which times one full re-estimation (:func:`stats.analyse_study`: every
-estimand, both outcomes, power) and reports its peak resident memory; the table gives seconds
-per million rows, which stays flat when the work grows linearly.
+in a fresh process, which times one full estimation from nothing (:func:`stats.analyse_study`:
+every estimand, both outcomes, power), then the recompute after one label changed (with the
+estimation's ``AnalysisCache``, as the dashboard recomputes), and reports its peak resident
+memory; the table gives seconds per million rows, which stays flat when the work grows linearly.
 
 ``--compare-learners`` instead measures candidate g-hat learners (accuracy against the true
 labels, resulting DSL standard errors, time): the measurement behind the default learner
@@ -33,6 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import stats
+from stats.estimands import AnalysisCache
 
 
 def _timed(
@@ -171,19 +173,37 @@ def compare_learners(rows: int, labels: int, seeds: list[int]) -> pd.DataFrame:
 
 
 def full_estimation(rows: int, labels: int, cross_fit: int, sample_split: int, seed: int) -> None:
-    """One :func:`stats.analyse_study` on a simulated frame; prints a parsable line with rows,
-    wall and CPU seconds and this process's peak resident memory (MB)."""
+    """One :func:`stats.analyse_study` on a simulated frame from nothing, then the recompute after
+    one label changed (with the :class:`stats.estimands.AnalysisCache` of the first, as the
+    dashboard keeps it); prints a parsable line with rows, wall and CPU seconds of each and
+    this process's peak resident memory (MB)."""
     frame = stats.simulate_study(rows, labels, seed=seed)
+    cache = AnalysisCache()
+    args: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    stats.analyse_study(frame, cross_fit=cross_fit, sample_split=sample_split, seed=seed)
+    stats.analyse_study(frame, cache=cache, **args)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # The same population with one label less: what a recompute after a label change does.
+    changed = frame.copy(deep=False)
+    row = int(np.flatnonzero(frame["labeled"].to_numpy())[0])
+    for column, value in (("fidelity", np.nan), ("correct", np.nan), ("labeled", False)):
+        values = frame[column].to_numpy().copy()
+        values[row] = value
+        changed[column] = values
+    again_wall, again_cpu = time.perf_counter(), time.process_time()
+    stats.analyse_study(changed, cache=cache, **args)
+    again_wall, again_cpu = time.perf_counter() - again_wall, time.process_time() - again_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RESULT {rows} {wall:.3f} {cpu:.3f} {peak:.0f}", flush=True)
+    print(f"RESULT {rows} {wall:.3f} {cpu:.3f} {again_wall:.3f} {again_cpu:.3f} {peak:.0f}", flush=True)
 
 
 def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, seed: int) -> None:
-    """Time and peak memory of a full re-estimation per size, each in a fresh process."""
-    print(f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} {'peak MB':>9}")
+    """Time and peak memory of a full estimation and of a recompute after a label, per size,
+    each size in a fresh process."""
+    print(
+        f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} "
+        f"{'recompute wall s':>17} {'recompute cpu s':>16} {'peak MB':>9}"
+    )
     for rows in sizes:
         command = [
             sys.executable,
@@ -205,9 +225,10 @@ def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, see
         if output.returncode != 0 or not result:
             print(f"{rows:>12,} failed (exit {output.returncode}): {output.stderr.strip().splitlines()[-1:]}")
             continue
-        _, _, wall, cpu, peak = result[0]
+        _, _, wall, cpu, again_wall, again_cpu, peak = result[0]
         print(
-            f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} {float(peak):>9,.0f}",
+            f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} "
+            f"{float(again_wall):>17.1f} {float(again_cpu):>16.1f} {float(peak):>9,.0f}",
             flush=True,
         )
 
