@@ -28,18 +28,15 @@ So neither SQLAlchemy path comes within 20 % of ours: SQLite keeps one many-row 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import JSON, Connection, Engine, Table, Text, cast, create_engine, text
+from scratch import scratch_database
+from sqlalchemy import JSON, Connection, Engine, Table, Text, cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 
 from annotator.ingest.bulk import upsert_rows
 from annotator.ingest.completions import import_file, validate_frame
@@ -99,38 +96,16 @@ def sqlalchemy_upsert(connection: Connection, table: Table, frame: pd.DataFrame,
     )
 
 
-def compare(rows: int, url: str | None, folder: Path) -> None:
+def compare(rows: int, url: str | None) -> None:
     checked = validate_frame(synthetic_frame(rows), "bench").rows
     changed = checked.copy()
     changed.loc[changed.index[::10], "completion"] = "changed"
     for number, (name, upsert) in enumerate((("upsert_rows", upsert_rows), ("SQLAlchemy's own", sqlalchemy_upsert))):
-        with scratch_database(url, folder / f"{number}.sqlite") as engine:
+        with scratch_database(url, f"bench_ingest_{number}") as engine:
+            upgrade_database(engine)
             seconds = time_upserts(engine, upsert, (checked, checked, changed))
         insert, unchanged, changed_ = (f"{value:.1f} s" for value in seconds)
         print(f"{name}: {rows} rows, insert {insert}, unchanged {unchanged}, 10 % changed {changed_}")
-
-
-@contextmanager
-def scratch_database(url: str | None, sqlite_file: Path) -> Iterator[Engine]:
-    """A fresh SQLite file, or on a PostgreSQL URL a schema of its own, dropped afterwards."""
-    if url is None or make_url(url).get_backend_name() != "postgresql":
-        engine = make_engine(url or f"sqlite:///{sqlite_file}")
-        upgrade_database(engine)
-        yield engine
-        engine.dispose()
-        return
-    admin, schema = make_engine(url), f"bench_ingest_{os.getpid()}"
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(admin.url, pool_pre_ping=True, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        upgrade_database(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def time_upserts(engine: Engine, upsert, frames) -> list[float]:
@@ -149,10 +124,10 @@ def main() -> None:
     parser.add_argument("--db", help="SQLAlchemy URL (default: a fresh SQLite file)")
     parser.add_argument("--compare", action="store_true", help="time the upsert alone against SQLAlchemy's own paths")
     args = parser.parse_args()
+    if args.compare:
+        compare(args.rows, args.db)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        if args.compare:
-            compare(args.rows, args.db, Path(folder))
-            return
         path = Path(folder) / "completions.csv"
         synthetic_frame(args.rows).to_csv(path, index=False)
         size_mb = path.stat().st_size / 1e6

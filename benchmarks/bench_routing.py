@@ -23,17 +23,15 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from scratch import scratch_database
+from sqlalchemy import Engine, insert
 
 from annotator.access.accounts import add_annotator
 from annotator.annotation.reporting import progress
@@ -233,28 +231,9 @@ def main() -> int:
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--workers", type=int, default=0, help="label from this many processes at once")
     args = parser.parse_args()
-    url = make_url(args.db) if args.db else None
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    if url is not None and url.get_backend_name() == "postgresql":
-        schema = f"bench_routing_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            engine = make_engine(
-                url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
-            )
-            median = run(engine, args.completions, args.sample, args.labels, args.workers)
-            engine.dispose()
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-    else:
-        with tempfile.TemporaryDirectory() as folder:
-            engine = make_engine(args.db or f"sqlite:///{Path(folder) / 'bench.sqlite'}")
-            median = run(engine, args.completions, args.sample, args.labels, args.workers)
-            engine.dispose()
+    with scratch_database(args.db, "bench_routing") as engine:
+        median = run(engine, args.completions, args.sample, args.labels, args.workers)
     verdict = "meets" if median < TARGET_MS else "MISSES"
     print(f"median next-item latency {median:.1f} ms {verdict} the {TARGET_MS:.0f} ms target")
     return 0 if median < TARGET_MS else 1
