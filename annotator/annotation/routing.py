@@ -305,8 +305,8 @@ def claim_next(
 ) -> ClaimedItem | None:
     """The item this annotator should label next, claimed under a lease; None when there is none.
 
-    An item the annotator already holds comes back with its lease renewed. :func:`progress`
-    says why the queue is empty.
+    An item the annotator already holds comes back with its lease renewed.
+    :func:`~annotator.annotation.reporting.progress` says why the queue is empty.
     """
     claimed = _claim(engine, annotator_id, 1, lease, now)
     return claimed[0] if claimed else None
@@ -428,7 +428,8 @@ def skip(engine: Engine, annotator_id: int, completion_id: str) -> None:
     """Give a held item back because this annotator cannot label it; others still get it.
 
     It is not offered to the same annotator again while their skip stands (until someone
-    else takes it over). Items nobody can label stay unlabeled: :func:`queue_status` counts them.
+    else takes it over). Items nobody can label stay unlabeled:
+    :func:`~annotator.annotation.reporting.queue_status` counts them.
     """
     _finish_claim(engine, annotator_id, completion_id, "skipped")
 
