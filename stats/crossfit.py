@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from sklearn.base import clone
 from threadpoolctl import ThreadpoolController
 
 from stats._formula import as_list
-from stats.learners import Learner, default_learner
+from stats.learners import ColumnInputs, Learner, default_learner
 
 __all__ = [
     "DistinctInputs",
@@ -35,6 +35,7 @@ __all__ = [
     "distinct_rows",
     "fold_assignments",
     "fold_table",
+    "learner_columns",
     "learner_inputs",
 ]
 
@@ -46,11 +47,43 @@ def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.flo
     one-hot encoded with one indicator per level (no reference level is dropped: the learners are
     regularised, so full coding costs nothing and keeps every level's effect shrunk alike).
     """
+    encoded = _encode(data, columns)
+    matrix = np.zeros((len(data), sum(width for _, _, width in encoded)))
+    offset = 0
+    for kind, values, width in encoded:
+        if kind == "numeric":
+            matrix[:, offset] = values
+        else:
+            matrix[np.arange(len(data)), offset + values] = 1.0
+        offset += width
+    return matrix
+
+
+def learner_columns(data: pd.DataFrame, columns: Sequence[str]) -> ColumnInputs:
+    """:func:`learner_inputs` kept by column (:class:`stats.learners.ColumnInputs`)."""
+    encoded = _encode(data, columns)
+    numeric, numeric_at, codes, offsets, widths = [], [], [], [], []
+    offset = 0
+    for kind, values, width in encoded:
+        if kind == "numeric":
+            numeric.append(values)
+            numeric_at.append(offset)
+        else:
+            codes.append(values.astype(np.intp))
+            offsets.append(offset)
+            widths.append(width)
+        offset += width
+    table = np.column_stack(numeric) if numeric else np.zeros((len(data), 0))
+    return ColumnInputs(table, numeric_at, codes, offsets, widths, offset)
+
+
+def _encode(data: pd.DataFrame, columns: Sequence[str]) -> list[tuple[str, NDArray[Any], int]]:
+    """Each column as (kind, values, matrix columns): numeric as itself, else integer codes."""
     if not columns:
         raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
     # Encode each column (numeric: itself; categorical: integer codes), then fill one
     # preallocated matrix: at 730k rows this avoids copying every block a second time.
-    encoded: list[tuple[str, NDArray[np.float64], int]] = []
+    encoded: list[tuple[str, NDArray[Any], int]] = []
     for column in columns:
         values = data[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
@@ -63,15 +96,7 @@ def learner_inputs(data: pd.DataFrame, columns: Sequence[str]) -> NDArray[np.flo
             if (codes < 0).any():
                 raise ValueError(f"learner input column {column!r} has missing values")
             encoded.append(("one-hot", codes, len(levels)))
-    matrix = np.zeros((len(data), sum(width for _, _, width in encoded)))
-    offset = 0
-    for kind, values, width in encoded:
-        if kind == "numeric":
-            matrix[:, offset] = values
-        else:
-            matrix[np.arange(len(data)), offset + values] = 1.0
-        offset += width
-    return matrix
+    return encoded
 
 
 def fold_assignments(n_units: int, cross_fit: int, rng: np.random.Generator) -> NDArray[np.intp]:
@@ -97,9 +122,14 @@ def fold_table(n_units: int, cross_fit: int, sample_split: int, rng: np.random.G
 
 
 def _fit_predict(
-    learner: Learner, x_train: NDArray[np.float64], y_train: NDArray[np.float64], x_test: NDArray[np.float64]
+    learner: Learner,
+    x_train: NDArray[np.float64],
+    y_train: NDArray[np.float64],
+    x_test: NDArray[np.float64] | ColumnInputs,
 ) -> NDArray[np.float64]:
-    """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers."""
+    """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers.
+
+    ``x_test`` may be :class:`ColumnInputs` where the learner predicts from them (``predict_columns``)."""
     observed = np.unique(y_train)
     if observed.size == 0:
         raise ValueError("no labeled rows in the training folds: too few labels for cross-fitting")
@@ -108,6 +138,8 @@ def _fit_predict(
         # learn from, and classifiers refuse to fit: predict that value.
         return np.full(len(x_test), float(observed[0]))
     fitted = clone(learner).fit(x_train, y_train)
+    if isinstance(x_test, ColumnInputs):
+        return np.asarray(fitted.predict_columns(x_test), dtype=np.float64)
     if hasattr(fitted, "predict_proba"):
         classes = list(fitted.classes_)
         if len(classes) != 2:
@@ -221,6 +253,9 @@ class DistinctInputs(NamedTuple):
 
     x: NDArray[np.float64]
     inverse: NDArray[np.intp]
+    #: The same matrix by column (:class:`stats.learners.ColumnInputs`), for a learner that
+    #: predicts from them; None where the first column (the surrogate) is not numeric.
+    columns: ColumnInputs | None = None
 
 
 def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInputs:
@@ -228,7 +263,9 @@ def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInput
     if not columns:
         raise ValueError("the learner needs at least one input column (`prediction` or `feature`)")
     first, inverse = distinct_rows(data, columns)
-    return DistinctInputs(learner_inputs(data.iloc[first], columns), inverse)
+    rows = data.iloc[first]
+    by_column = learner_columns(rows, columns)
+    return DistinctInputs(learner_inputs(rows, columns), inverse, by_column if 0 in by_column.numeric_at else None)
 
 
 def cross_fit_distinct(
@@ -250,12 +287,15 @@ def cross_fit_distinct(
     # Rows with the same inputs get the same prediction from a fitted learner, and at the study's
     # scale few inputs are distinct (repeated short answers share language-ID output and length):
     # fit on and predict only the distinct rows, then broadcast (``inverse``).
-    x, inverse = inputs
+    x, inverse, by_column = inputs
     labels = np.asarray(labels, dtype=np.float64).reshape(len(inverse), -1)
     n_targets = labels.shape[1]
     labeled = ~np.isnan(labels).any(axis=1)
     rng = np.random.default_rng(seed)
     learner = default_learner() if learner is None else learner
+    # A learner that predicts from the columns predicts every distinct row: cheaper than copying
+    # the needed rows out of the dense matrix for the dense product.
+    by_column = by_column if hasattr(learner, "predict_columns") else None
     n_units = len(inverse) if unit is None else int(unit.max()) + 1
     if folds is not None and np.shape(folds) != (sample_split, n_units):
         raise ValueError(f"folds must have shape (sample_split, units) = ({sample_split}, {n_units})")
@@ -272,18 +312,21 @@ def cross_fit_distinct(
             fold = fold if unit is None else fold[unit]
             # Row i needs the prediction of fold fold[i]'s learner for its distinct input row.
             cell = fold * n_distinct + inverse
-            needed = np.zeros(cross_fit * n_distinct, dtype=bool)
-            needed[cell] = True
-            needed_by_fold = needed.reshape(cross_fit, n_distinct)
+            if by_column is None:
+                needed = np.zeros(cross_fit * n_distinct, dtype=bool)
+                needed[cell] = True
+                needed_by_fold = needed.reshape(cross_fit, n_distinct)
             for k in range(cross_fit):
                 train = labeled_rows[fold[labeled_rows] != k]
                 x_train = x[inverse[train]]
-                rows = np.flatnonzero(needed_by_fold[k])
-                predict: NDArray[np.intp] | slice
-                if 2 * rows.size > n_distinct:  # predicting every row costs less than copying most
-                    predict = slice(k * n_distinct, (k + 1) * n_distinct)
+                predict: NDArray[np.intp] | slice = slice(k * n_distinct, (k + 1) * n_distinct)
+                x_test: NDArray[np.float64] | ColumnInputs
+                if by_column is not None:
+                    x_test = by_column
+                elif 2 * np.count_nonzero(needed_by_fold[k]) > n_distinct:  # all costs less than copying most
                     x_test = x
                 else:
+                    rows = np.flatnonzero(needed_by_fold[k])
                     x_test = x[rows]
                     predict = k * n_distinct + rows
                 for t in range(n_targets):

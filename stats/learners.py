@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
 
-__all__ = ["BinnedInteractionLearner", "Learner", "default_learner"]
+__all__ = ["BinnedInteractionLearner", "ColumnInputs", "Learner", "default_learner"]
 
 
 class Learner(Protocol):
@@ -25,6 +25,90 @@ class Learner(Protocol):
     def fit(self, X: Any, y: Any) -> Any: ...
 
     def predict(self, X: Any) -> Any: ...
+
+
+class ColumnInputs:
+    """A learner input matrix (:func:`stats.crossfit.learner_inputs`) kept by column: the numeric
+    columns as they are, each one-hot block as one integer code per row.
+
+    The matrix of the study's distinct input rows is mostly one-hot indicators (language, model,
+    benchmark), so a prediction from the codes reads a tenth of the memory a product with the
+    dense matrix does, and needs no copy of the rows (issue 10). ``matrix(rows)`` gives the dense
+    rows, equal to the learner-input matrix's.
+
+    Parameters
+    ----------
+    numeric : ndarray (n, p)
+        The numeric columns, in order.
+    numeric_at : sequence of int
+        The matrix column of each numeric column.
+    codes : sequence of ndarray (n,)
+        Per one-hot block, each row's level (0..width-1).
+    offsets, widths : sequence of int
+        Per one-hot block, its first matrix column and its number of columns.
+    width : int
+        Columns of the matrix.
+    """
+
+    def __init__(
+        self,
+        numeric: NDArray[np.float64],
+        numeric_at: list[int],
+        codes: list[NDArray[np.intp]],
+        offsets: list[int],
+        widths: list[int],
+        width: int,
+    ) -> None:
+        self.numeric, self.numeric_at = numeric, numeric_at
+        self.codes, self.offsets, self.widths, self.width = codes, offsets, widths, width
+        # The one-hot blocks together take few combinations (language x model x benchmark):
+        # each row's combination, and each combination's matrix columns set to one.
+        key = np.zeros(len(numeric), dtype=np.int64)
+        for block, block_width in zip(codes, widths, strict=True):
+            key = key * block_width + block
+        self._combination, first = _first_of_each(key)
+        self._ones = [offset + block[first] for block, offset in zip(codes, offsets, strict=True)]
+        # Each numeric column's sorted distinct values and every row's index into them: a bin
+        # look-up then searches the few distinct values, not every row.
+        self._distinct = [np.unique(column, return_inverse=True) for column in numeric.T]
+
+    def __len__(self) -> int:
+        return len(self.numeric)
+
+    def matrix(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
+        """The dense input matrix of ``rows``."""
+        out = np.zeros((len(rows), self.width))
+        out[:, self.numeric_at] = self.numeric[rows]
+        for codes, offset in zip(self.codes, self.offsets, strict=True):
+            out[np.arange(len(rows)), offset + codes[rows]] = 1.0
+        return out
+
+    def dot(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The matrix times ``weights`` (width, m), from the columns."""
+        out = self.numeric @ weights[self.numeric_at]
+        if self._ones:
+            per_combination = weights[self._ones[0]].copy()
+            for ones in self._ones[1:]:
+                per_combination += weights[ones]
+            out += per_combination[self._combination]
+        return np.asarray(out, dtype=np.float64)
+
+    def column(self, j: int) -> NDArray[np.float64]:
+        """Matrix column ``j``, which must be a numeric one."""
+        return self.numeric[:, self.numeric_at.index(j)]
+
+    def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
+        """``np.searchsorted(edges, column j, side="right")`` (a numeric column), via its distinct values."""
+        values, inverse = self._distinct[self.numeric_at.index(j)]
+        return np.searchsorted(edges, values, side="right")[inverse]
+
+
+def _first_of_each(key: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Each row's index among the distinct keys (in order of appearance), and each key's first row."""
+    distinct, combination = np.unique(key, return_inverse=True)
+    first = np.empty(len(distinct), dtype=np.intp)
+    first[combination[::-1]] = np.arange(len(key))[::-1]
+    return combination.astype(np.intp), first
 
 
 class BinnedInteractionLearner(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
@@ -96,6 +180,24 @@ class BinnedInteractionLearner(BaseEstimator):  # type: ignore[misc]  # scikit-l
                 interaction += self.surrogate_coef_[offset : offset + len(edges) + 1][bins]
                 offset += len(edges) + 1
         surrogate = (X[:, 0] - self.center_[0]) / self.scale_[0]
+        eta = self.intercept_ + main + surrogate * interaction
+        return 1.0 / (1.0 + np.exp(-eta)) if self.binary_ else eta
+
+    def predict_columns(self, inputs: ColumnInputs) -> NDArray[np.float64]:
+        """:meth:`predict` of ``inputs.matrix(all rows)``, computed from the columns (see
+        :class:`ColumnInputs`): the same numbers up to the order of a sum's terms."""
+        n_inputs = inputs.width
+        slopes = np.column_stack([self.main_coef_[:n_inputs], self.surrogate_coef_[:n_inputs]]) / self.scale_[:, None]
+        linear = inputs.dot(slopes) - self.center_ @ slopes
+        main, interaction = linear[:, 0], linear[:, 1]
+        offset = n_inputs
+        for j, edges in enumerate(self.edges_):
+            if edges is not None:
+                bins = inputs.bins(j, edges)
+                main += self.main_coef_[offset : offset + len(edges) + 1][bins]
+                interaction += self.surrogate_coef_[offset : offset + len(edges) + 1][bins]
+                offset += len(edges) + 1
+        surrogate = (inputs.column(0) - self.center_[0]) / self.scale_[0]
         eta = self.intercept_ + main + surrogate * interaction
         return 1.0 / (1.0 + np.exp(-eta)) if self.binary_ else eta
 
