@@ -603,10 +603,11 @@ def _fit_cells(
     fits = []
     for cell in structure:
         data, x, position, problems = cell.data, cell.x, cell.position, list(cell.problems)
-        if len(data):
+        if len(data) and variance == "sandwich":  # the general functions take the cell's rows
             data = data.assign(**{outcome: gold_values[position]})
         results: dict[str, Any] = dict.fromkeys(estimators)
-        needs = identification_shortfall(formula, data, outcome, min_labels, design=x) if len(data) else ""
+        gold = gold_values[position]
+        needs = _shortfall(x, ~np.isnan(gold), cell.strata, cell.sizes, min_labels) if x is not None else ""
         # Sampled strata of the cell with no label yet: the label-based estimators would have to
         # leave their rows out, which silently changes the cell's population.
         empty = sorted(str(stratum) for stratum in cell_strata.get(cell.key, ()) if stratum in empty_strata)
@@ -628,7 +629,6 @@ def _fit_cells(
                     patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
                     sums = structure.pattern_sums(dsl_g_hat)[:, patterns]
                     max_sums = sums if point_only else structure.pattern_sums(dsl_g_hat, of_max=True)[:, patterns]
-                    gold = gold_values[position]
                     results[estimator] = _as_point(
                         dsl_design_sums(
                             formula,
@@ -645,7 +645,6 @@ def _fit_cells(
                     )
                 else:
                     design_args = (pi[position], cell.strata, cell.sizes)
-                    gold = gold_values[position]
                     if point_only:
                         results[estimator] = _Coefficients(
                             dsl_design_estimate(x, gold, dsl_g_hat[:, position], *design_args)
@@ -859,6 +858,13 @@ def identification_shortfall(
     labeled = data[outcome].notna().to_numpy()
     strata = data["stratum"].to_numpy() if "stratum" in data else np.zeros(len(data))
     sizes = data["_stratum_size"].to_numpy() if "_stratum_size" in data else np.full(len(data), float(len(data)))
+    return _shortfall(x, labeled, strata, sizes, min_labels)
+
+
+def _shortfall(
+    x: pd.DataFrame, labeled: NDArray[np.bool_], strata: NDArray[Any], sizes: NDArray[np.float64], min_labels: int
+) -> str:
+    """:func:`identification_shortfall` on the cell's design, labeled mask, strata and stratum sizes."""
     needed, short_strata = 0, set[Any]()
     for column in x.columns:
         values = x[column].to_numpy()
