@@ -68,9 +68,9 @@ class ColumnInputs:
             key = key * block_width + block
         self._combination, first = _first_of_each(key)
         self._ones = [offset + block[first] for block, offset in zip(codes, offsets, strict=True)]
-        # Each numeric column's sorted distinct values and every row's index into them: a bin
-        # look-up then searches the few distinct values, not every row.
-        self._distinct = [np.unique(column, return_inverse=True) for column in numeric.T]
+        # Per binned numeric column (on first use): its sorted distinct values and every row's
+        # index into them, so that a bin look-up searches the distinct values, not every row.
+        self._distinct: dict[int, tuple[NDArray[np.float64], NDArray[np.intp]]] = {}
 
     def __len__(self) -> int:
         return len(self.numeric)
@@ -99,7 +99,9 @@ class ColumnInputs:
 
     def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
         """``np.searchsorted(edges, column j, side="right")`` (a numeric column), via its distinct values."""
-        values, inverse = self._distinct[self.numeric_at.index(j)]
+        if j not in self._distinct:
+            self._distinct[j] = np.unique(self.column(j), return_inverse=True)
+        values, inverse = self._distinct[j]
         return np.searchsorted(edges, values, side="right")[inverse]
 
 
