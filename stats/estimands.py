@@ -891,13 +891,20 @@ def _needs_sentence(labels: int, strata: Sequence[str]) -> str:
     return f"not yet estimable: needs about {labels} more label{'s' if labels != 1 else ''} in {where}"
 
 
+#: The range of each estimand's terms where it is bounded: an image effect is a difference of
+#: two proportions (of binary outcomes), so it lies in [-1, 1]. Its intervals are clipped to it.
+ESTIMAND_RANGE: dict[str, tuple[float, float]] = {"image_effect": (-1.0, 1.0)}
+
+
 def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataFrame:
     """One row per estimand cell x term x estimator (:data:`TIDY_COLUMNS`).
 
     The interval is each estimator's ``conf_int`` (t with ``df`` for the design variance, normal
-    for R's sandwich, statsmodels' t for the HC1 baselines); an estimator that could not run
-    gives NaNs. ``status`` is ``not_estimable`` (and ``needs`` says what is missing) where the
-    labels do not identify a label-based estimator's cell; ``bound_low``/``bound_high`` stay NaN
+    for R's sandwich, statsmodels' t for the HC1 baselines), clipped to the estimand's range
+    (:data:`ESTIMAND_RANGE`: the true value always lies in it, so clipping keeps the coverage and
+    only removes values no cell can take); an estimator that could not run gives NaNs.
+    ``status`` is ``not_estimable`` (and ``needs`` says what is missing) where the labels do not
+    identify a label-based estimator's cell; ``bound_low``/``bound_high`` stay NaN
     here (:func:`analyse_study` fills them for accuracy).
     """
     records = []
@@ -931,7 +938,12 @@ def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataF
                         "bound_high": np.nan,
                     }
                 )
-    return pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
+    table = pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
+    for estimand, (low, high) in ESTIMAND_RANGE.items():
+        bounded = table["estimand"] == estimand
+        table.loc[bounded, "ci_low"] = table.loc[bounded, "ci_low"].clip(lower=low)
+        table.loc[bounded, "ci_high"] = table.loc[bounded, "ci_high"].clip(upper=high)
+    return table
 
 
 def _degrees_of_freedom(result: Any) -> pd.Series:
