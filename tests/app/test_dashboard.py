@@ -312,12 +312,18 @@ def test_exported_figures_are_inert_and_offline_in_chromium(hostile: StudyEstima
         assert HOSTILE_BENCHMARK in legend
         traces = [trace.name for trace in FIGURES["power"](hostile).data]
         hostile_trace = page.locator(".scatterlayer .trace").nth(traces.index(inert(HOSTILE_BENCHMARK)))
-        box = hostile_trace.locator(".points path").first.bounding_box()
-        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        # Hover its points in turn: where another trace's point lies on top, that one is hovered.
         hover = page.locator(".hoverlayer")
-        hover.locator("text").first.wait_for()
-        assert HOSTILE_BENCHMARK in " ".join(hover.locator("text").all_text_contents())
-        assert hover.locator("a").count() == 0
+        shown = []
+        for point in hostile_trace.locator(".points path").all():
+            box = point.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            hover.locator("text").first.wait_for()
+            shown.append(" ".join(hover.locator("text").all_text_contents()))
+            assert hover.locator("a").count() == 0
+            if HOSTILE_BENCHMARK in shown[-1]:
+                break
+        assert HOSTILE_BENCHMARK in shown[-1], shown
         page.screenshot(path=str(tmp_path / "power.png"))
         chromium.close()
     assert requests and all(url.startswith("file://") for url in requests), [
