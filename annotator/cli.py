@@ -87,9 +87,9 @@ def cmd_simulate_annotators(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    from annotator.annotation.reads import current_sample_id
     from annotator.annotation.reporting import unroutable_languages
     from annotator.design.sampling import (
-        current_sample_id,
         design_report,
         draw_sample,
         load_weights,

@@ -83,7 +83,8 @@ from sqlalchemy import Engine, select
 from annotator.analysis.frame import ANALYSIS_COLUMNS, analysis_frame, faithful_class
 from annotator.analysis.wording import with_term_words
 from annotator.annotation.labels import resolved_labels
-from annotator.design.sampling import NoSampleError, current_sample_id
+from annotator.annotation.reads import current_sample_id
+from annotator.design.sampling import NoSampleError
 from annotator.storage import session_scope
 from db.models import (
     Adjudication,

@@ -54,7 +54,8 @@ from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
-from annotator.design.sampling import current_sample_id, strata_for_sample
+from annotator.annotation.reads import current_sample_id
+from annotator.design.sampling import strata_for_sample
 from annotator.ingest.langid import LANGUAGE_ID_SOURCES
 from annotator.languages import query_language_class
 from annotator.storage import fetch_frame, session_scope

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from annotator.annotation.errors import UnknownAnnotatorError
@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pandas only for the reports, imported there: claims stay qu
 
 __all__ = [
     "active_annotator",
-    "active_sample_id",
+    "current_sample_id",
     "queue_rows",
     "sample_frame",
     "submittable_items",
@@ -36,9 +36,16 @@ def utc(value: datetime | None) -> datetime:
     return utcnow() if value is None else aware_utc(value)
 
 
-def active_sample_id(session: Session) -> int | None:
-    """The sample routing works on: the most recently drawn one (None before any)."""
-    return session.scalar(select(func.max(Sample.id)))
+def current_sample_id(bind: Engine | Connection | Session) -> int | None:
+    """The study's sample, the one routing, estimation and exports work on: the most recently
+    drawn (one database is one study), or None before any. The one definition of it."""
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return connection.scalar(_CURRENT_SAMPLE)
+    return bind.scalar(_CURRENT_SAMPLE)
+
+
+_CURRENT_SAMPLE = select(func.max(Sample.id))
 
 
 _ANNOTATOR = (

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from annotator.annotation.queue import item_view
-from annotator.annotation.reads import active_annotator, active_sample_id, queue_rows, sample_frame, utc
+from annotator.annotation.reads import active_annotator, current_sample_id, queue_rows, sample_frame, utc
 from annotator.storage import session_scope
 from db.models import Annotation, Annotator, AnnotatorLanguage
 
@@ -69,7 +69,7 @@ def progress(engine: Engine, annotator_id: int, now: datetime | None = None) -> 
                 Annotation.annotator_id == me
             )
         ).one()
-        sample_id = active_sample_id(session)
+        sample_id = current_sample_id(session)
         views = [item_view(row, me, now) for row in queue_rows(session, me, languages)]
         expiries = [
             utc(view.row.a1_expires if view.slot1 == "held" else view.row.a2_expires)
@@ -135,7 +135,7 @@ def _active_sample_work(engine: Engine) -> tuple[pd.DataFrame, dict[str, set[int
     """The active sample's items with both slots (:func:`sample_frame`) and who reads each
     language (:func:`_readers`), read in one transaction; None before any sample."""
     with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
+        sample_id = current_sample_id(session)
         if sample_id is None:
             return None
         return sample_frame(session, sample_id), _readers(session)

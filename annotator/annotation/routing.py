@@ -72,7 +72,7 @@ from annotator.annotation.errors import (
     RoutingError,
 )
 from annotator.annotation.queue import ItemView, item_view, routing_order
-from annotator.annotation.reads import active_annotator, active_sample_id, queue_rows, submittable_items, utc
+from annotator.annotation.reads import active_annotator, current_sample_id, queue_rows, submittable_items, utc
 from annotator.storage import session_scope
 from db.models import Annotation, AnnotationEvent, Assignment, Completion, SampleItem, table_of, utcnow
 
@@ -109,7 +109,7 @@ class ClaimedItem:
 
 
 def _sample_item(session: Session, completion_id: str) -> SampleItem:
-    sample_id = active_sample_id(session)
+    sample_id = current_sample_id(session)
     if sample_id is None:
         raise NotInSampleError("no sample has been drawn yet, so there is nothing to label")
     item = session.scalars(
@@ -339,7 +339,7 @@ def _store_labels(session: Session, me: int, languages: tuple[str, ...], labels:
     items = submittable_items(session, me, ids)
     for completion_id in ids:
         if completion_id not in items:
-            sample_id = active_sample_id(session)
+            sample_id = current_sample_id(session)
             if sample_id is None:
                 raise NotInSampleError("no sample has been drawn yet, so there is nothing to label")
             raise NotInSampleError(f"completion {completion_id!r} is not in the active sample {sample_id}")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 
 from annotator.access.accounts import add_annotator
 from annotator.annotation.answers import Label
-from annotator.annotation.reads import active_sample_id
+from annotator.annotation.reads import current_sample_id
 from annotator.annotation.routing import claim_batch, release, submit_batch
 from annotator.storage import session_scope
 from db.models import Annotation, Annotator, AnnotatorLanguage, DemoOracle, SampleItem
@@ -99,7 +99,7 @@ def simulate_annotators(
         raise ValueError("error_rate must be between 0 and 1")
     rng = np.random.default_rng(seed)
     with session_scope(engine) as session:
-        sample_id = active_sample_id(session)
+        sample_id = current_sample_id(session)
         if sample_id is None:
             raise SimulationError("no sample has been drawn yet; draw one before simulating annotators")
         if session.scalar(select(func.count()).select_from(DemoOracle)) == 0:

@@ -89,6 +89,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from annotator.annotation.labels import resolved_labels
+from annotator.annotation.reads import current_sample_id
 from annotator.ingest.langid import LANGUAGE_ID_SOURCES
 from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import fetch_frame, session_scope
@@ -126,7 +127,6 @@ __all__ = [
     "WeightsError",
     "allocate",
     "assign_strata",
-    "current_sample_id",
     "design_report",
     "draw_sample",
     "load_weights",
@@ -845,7 +845,7 @@ def draw_sample(
 
 def _resolve_sample(session: Session, sample_id: int | None, *, lock: bool = False) -> Sample:
     if sample_id is None:
-        sample_id = session.scalar(select(func.max(Sample.id)))
+        sample_id = current_sample_id(session)
         if sample_id is None:
             raise NoSampleError("no sample has been drawn yet: run `ifl sample` first")
     sample = session.get(Sample, sample_id, with_for_update=lock)
@@ -869,7 +869,7 @@ def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None
     """
     with session_scope(engine) as session:
         if sample_id is None:
-            sample_id = session.scalar(select(func.max(Sample.id)))
+            sample_id = current_sample_id(session)
         design = None if sample_id is None else session.scalar(select(Sample.design).where(Sample.id == sample_id))
         rows = frame.rename(columns={"completion_id": "id"})[["id", "benchmark", "query_language", "model", "image"]]
         if _is_coarse(design):
@@ -998,12 +998,6 @@ def sample_rounds(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
             .order_by(SampleRound.round)
         ).all()
     return pd.DataFrame(rows, columns=["round", "seed", "n_total", "added", "created_at"])
-
-
-def current_sample_id(engine: Engine) -> int | None:
-    """The newest sample (one database is one study; estimation uses the newest), or None."""
-    with engine.connect() as connection:
-        return connection.scalar(select(func.max(Sample.id)))
 
 
 def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:

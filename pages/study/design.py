@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from annotator.annotation.reads import current_sample_id
 from annotator.annotation.reporting import queue_status
 from annotator.design.sampling import (
     ALLOCATIONS,
@@ -13,7 +14,6 @@ from annotator.design.sampling import (
     NoSampleError,
     SamplingError,
     WeightsError,
-    current_sample_id,
     design_report,
     draw_sample,
     plan_allocation,

@@ -16,7 +16,7 @@ import streamlit as st
 
 from annotator.analysis.export import csv_bytes, export_frame
 from annotator.analysis.wording import with_term_words
-from annotator.design.sampling import current_sample_id
+from annotator.annotation.reads import current_sample_id
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import download_csv, engine, require_role
 from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from annotator.analysis.estimates import study_estimates, study_version
+from annotator.annotation.reads import current_sample_id
 from annotator.cli import main as cli_main
 from annotator.demo.setup import set_up_demo
-from annotator.design.sampling import current_sample_id, top_up
+from annotator.design.sampling import top_up
 from annotator.languages import query_language_class
 from annotator.storage import make_engine, upgrade_database
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
+from annotator.annotation.reads import current_sample_id
 from annotator.design import sampling
 from annotator.design.sampling import (
     PAPER_WEIGHTS,
@@ -16,7 +17,6 @@ from annotator.design.sampling import (
     SamplingWeights,
     WeightsError,
     allocate,
-    current_sample_id,
     design_report,
     draw_sample,
     load_weights,

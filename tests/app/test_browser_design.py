@@ -21,7 +21,8 @@ from browser_support import (  # noqa: F401  (fixtures)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotator.design.sampling import current_sample_id, design_report, sample_rounds
+from annotator.annotation.reads import current_sample_id
+from annotator.design.sampling import design_report, sample_rounds
 from annotator.storage import make_engine
 from db.models import Sample
 
