@@ -576,7 +576,7 @@ def _fit_cells(
     depends on labels but which strata have some) are kept under ``cells_key``, which names
     ``prepare`` and ``restrict``.
     """
-    unknown = set(estimators) - set(ESTIMATORS)
+    unknown = set(estimators) - set(_FITS)
     if unknown:
         raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
     if variance not in VARIANCES:
@@ -613,50 +613,12 @@ def _fit_cells(
         empty = sorted(str(stratum) for stratum in cell_strata.get(cell.key, ()) if stratum in empty_strata)
         if empty and not needs:  # part of the cell's population has no label to stand for it
             needs = _needs_sentence(len(empty), empty)
+        context = _CellFit(cell, structure, formula, outcome, data, gold, pi[position], dsl_g_hat, variance, point_only)
         for estimator in estimators if len(data) else ():
             if needs and estimator in _LABEL_ESTIMATORS:
                 continue
             try:
-                if estimator == "surrogate":
-                    results[estimator] = cell.surrogate_fit()
-                elif variance == "sandwich":  # R's dsl and HC1: the general functions
-                    results[estimator] = (
-                        dsl("lm", formula, data, outcome, sample_prob=pi[position], g_hat=dsl_g_hat[:, position])
-                        if estimator == "dsl"
-                        else labeled_ols(formula, data, pi[position])
-                    )
-                elif estimator == "dsl" and cell.design is not None:
-                    patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
-                    sums = structure.pattern_sums(dsl_g_hat)[:, patterns]
-                    max_sums = sums if point_only else structure.pattern_sums(dsl_g_hat, of_max=True)[:, patterns]
-                    results[estimator] = _as_point(
-                        dsl_design_sums(
-                            formula,
-                            cell.design,
-                            gold,
-                            dsl_g_hat[:, position[~np.isnan(gold)]],
-                            sums,
-                            max_sums,
-                            pi[position],
-                            cell.strata,
-                            cell.sizes,
-                            point_only=point_only,
-                        )
-                    )
-                else:
-                    design_args = (pi[position], cell.strata, cell.sizes)
-                    if point_only:
-                        results[estimator] = _Coefficients(
-                            dsl_design_estimate(x, gold, dsl_g_hat[:, position], *design_args)
-                            if estimator == "dsl"
-                            else labeled_survey_estimate(x, gold, *design_args)
-                        )
-                    else:
-                        results[estimator] = (
-                            dsl_design_matrix(formula, x, gold, dsl_g_hat[:, position], *design_args)
-                            if estimator == "dsl"
-                            else labeled_survey_design(x, gold, *design_args)
-                        )
+                results[estimator] = _FITS[estimator](context)
             except (np.linalg.LinAlgError, ValueError) as error:
                 results[estimator] = None
                 problems.append(f"{estimator}: {error}")
@@ -677,6 +639,65 @@ def _fit_cells(
             )
         )
     return fits
+
+
+@dataclass(frozen=True)
+class _CellFit:
+    """What an estimator is given to fit one cell (see :data:`_FITS`): the cell, its rows' gold
+    labels and effective probabilities, the frame's g-hat, and how to fit."""
+
+    cell: _Cell
+    cells: _Cells
+    formula: str
+    outcome: str
+    data: pd.DataFrame
+    gold: NDArray[np.float64]
+    pi: NDArray[np.float64]
+    g_hat: NDArray[np.float64]
+    variance: str
+    point_only: bool
+
+    @property
+    def design_args(self) -> tuple[NDArray[np.float64], NDArray[Any], NDArray[np.float64]]:
+        return self.pi, self.cell.strata, self.cell.sizes
+
+
+def _fit_surrogate(fit: _CellFit) -> Any:
+    """OLS of the surrogate on every row of the cell (HC1): needs no label, fitted once per cell."""
+    return fit.cell.surrogate_fit()
+
+
+def _fit_dsl(fit: _CellFit) -> Any:
+    """DSL: R's sandwich on the cell's rows, else the design variance from g-hat's per-pattern
+    sums (:func:`stats.dsl.dsl_design_sums`) or, where the design has a missing value, from its rows."""
+    cell, position = fit.cell, fit.cell.position
+    if fit.variance == "sandwich":
+        return dsl("lm", fit.formula, fit.data, fit.outcome, sample_prob=fit.pi, g_hat=fit.g_hat[:, position])
+    if cell.design is not None:
+        patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
+        sums = fit.cells.pattern_sums(fit.g_hat)[:, patterns]
+        max_sums = sums if fit.point_only else fit.cells.pattern_sums(fit.g_hat, of_max=True)[:, patterns]
+        labeled_g = fit.g_hat[:, position[~np.isnan(fit.gold)]]
+        result = dsl_design_sums(
+            fit.formula, cell.design, fit.gold, labeled_g, sums, max_sums, *fit.design_args, point_only=fit.point_only
+        )
+        return _as_point(result)
+    if fit.point_only:
+        return _Coefficients(dsl_design_estimate(cell.x, fit.gold, fit.g_hat[:, position], *fit.design_args))
+    return dsl_design_matrix(fit.formula, cell.x, fit.gold, fit.g_hat[:, position], *fit.design_args)
+
+
+def _fit_labeled(fit: _CellFit) -> Any:
+    """The design-weighted regression on the gold labels alone (R's sandwich: HC1 weighted OLS)."""
+    if fit.variance == "sandwich":
+        return labeled_ols(fit.formula, fit.data, fit.pi)
+    if fit.point_only:
+        return _Coefficients(labeled_survey_estimate(fit.cell.x, fit.gold, *fit.design_args))
+    return labeled_survey_design(fit.cell.x, fit.gold, *fit.design_args)
+
+
+#: Estimator name -> how it fits one cell: the registry behind :data:`ESTIMATORS`.
+_FITS: Mapping[str, Callable[[_CellFit], Any]] = {"dsl": _fit_dsl, "surrogate": _fit_surrogate, "labeled": _fit_labeled}
 
 
 class _Cell:
