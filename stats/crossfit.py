@@ -15,6 +15,7 @@ them once with :func:`cross_fit_predictions` and pass them as ``g_hat=`` to ever
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, NamedTuple, overload
 
@@ -28,6 +29,7 @@ from stats._formula import as_list
 from stats.learners import ColumnInputs, Learner, default_learner
 
 __all__ = [
+    "CrossFitSettings",
     "DistinctInputs",
     "cross_fit_distinct",
     "cross_fit_predictions",
@@ -244,6 +246,24 @@ def cross_fit_predictions(
     if isinstance(predicted_var, str):
         return out[0]
     return {name: out[t] for t, name in enumerate(targets)}
+
+
+@dataclass(frozen=True)
+class CrossFitSettings:
+    """How g-hat is cross-fitted, as one value: ``cross_fit`` folds, ``sample_split`` fold draws,
+    the ``seed`` of the draws and the ``learner`` (None: :func:`stats.learners.default_learner`).
+
+    The public functions keep these four as keyword arguments; inside they travel together.
+    """
+
+    cross_fit: int = 5
+    sample_split: int = 10
+    seed: int | np.random.Generator = 1234
+    learner: Learner | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """The four as keyword arguments (of :func:`cross_fit_predictions` and the estimand functions)."""
+        return dict(cross_fit=self.cross_fit, sample_split=self.sample_split, seed=self.seed, learner=self.learner)
 
 
 class DistinctInputs(NamedTuple):

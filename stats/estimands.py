@@ -59,7 +59,7 @@ from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
-from stats.crossfit import _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
+from stats.crossfit import CrossFitSettings, _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import (
     _EVAL_ENV,
@@ -311,14 +311,11 @@ def study_predictions(
 def _study_predictions(
     frame: pd.DataFrame,
     outcomes: Sequence[str],
-    cross_fit: int,
-    sample_split: int,
-    seed: int | np.random.Generator,
-    learner: Learner | None,
+    settings: CrossFitSettings,
     cache: AnalysisCache | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator."""
-    with _predicting(frame, outcomes, cross_fit, sample_split, seed, learner, cache) as running:
+    with _predicting(frame, outcomes, settings, cache) as running:
         return {outcome: future.result() for outcome, future in running.items()}
 
 
@@ -326,10 +323,7 @@ def _study_predictions(
 def _predicting(
     frame: pd.DataFrame,
     outcomes: Sequence[str],
-    cross_fit: int,
-    sample_split: int,
-    seed: int | np.random.Generator,
-    learner: Learner | None,
+    settings: CrossFitSettings,
     cache: AnalysisCache | None = None,
 ) -> Iterator[dict[str, Future[NDArray[np.float64]]]]:
     """The g-hat of each outcome being computed: :func:`study_predictions` for them in turn with
@@ -339,11 +333,12 @@ def _predicting(
     is an int: they depend on nothing else), so the outcomes can be cross-fitted at once: the
     fits and predictions spend most of their time in NumPy, outside the GIL.
     """
+    cross_fit, sample_split, seed = settings.cross_fit, settings.sample_split, settings.seed
     if isinstance(seed, (int, np.integer)):
         draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
     else:
         draws = tuple(fold_table(len(frame), cross_fit, sample_split, seed) for _ in outcomes)
-    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=learner, cache=cache)
+    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=settings.learner, cache=cache)
     # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
     # from two threads would otherwise leave it at one for the rest of the process.
     with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
@@ -431,7 +426,7 @@ def image_effect_fits(
         "image_effect",
         estimators,
         g_hat,
-        dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
+        CrossFitSettings(cross_fit, sample_split, seed, learner),
         report_terms=("image",),
         variance=variance,
         min_labels=min_labels,
@@ -512,7 +507,7 @@ def interaction_fits(
         "interaction",
         estimators,
         g_hat,
-        dict(cross_fit=cross_fit, sample_split=sample_split, seed=seed, learner=learner),
+        CrossFitSettings(cross_fit, sample_split, seed, learner),
         prepare=lambda rows: ablation_frame(rows, reference),
         restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
         variance=variance,
@@ -556,7 +551,7 @@ def _fit_cells(
     estimand: str,
     estimators: Sequence[str],
     g_hat: NDArray[np.float64] | None,
-    crossfit_args: dict[str, Any],
+    crossfit: CrossFitSettings,
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     restrict: NDArray[np.intp] | None = None,
     report_terms: tuple[str, ...] | None = None,
@@ -584,7 +579,7 @@ def _fit_cells(
     if point_only and (variance != "design" or not set(estimators) <= set(_LABEL_ESTIMATORS)):
         raise ValueError("point_only is for the label-based estimators under the design variance")
     if "dsl" in estimators and g_hat is None:
-        g_hat = study_predictions(frame, outcome, cache=cache, **crossfit_args)
+        g_hat = study_predictions(frame, outcome, cache=cache, **crossfit.arguments())
     dsl_g_hat = cast(NDArray[np.float64], g_hat)  # set whenever "dsl" is asked for, and only dsl reads it
     gold_values = frame[outcome].to_numpy(dtype=np.float64)
     labeled = ~np.isnan(gold_values)
@@ -1064,7 +1059,7 @@ def analyse_study(
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
     predicting = (
-        _predicting(frame, outcomes, cross_fit, sample_split, seed, learner, cache)
+        _predicting(frame, outcomes, CrossFitSettings(cross_fit, sample_split, seed, learner), cache)
         if "dsl" in estimators
         else nullcontext(dict[str, Future[NDArray[np.float64]]]())
     )
