@@ -51,9 +51,12 @@ def succeeded(where: str, message: object) -> None:
 
 
 def show_message(where: str) -> None:
-    """The message of the action started here (once), where the user is looking."""
+    """The message of the action started here (once): under its button, and as a toast, which
+    stays in view when the rerun shortens the page above the button (a preview closes)."""
     if st.session_state.get(MESSAGE, ("",))[0] == where:
-        st.success(escape_markdown(st.session_state.pop(MESSAGE)[1]))
+        message = escape_markdown(st.session_state.pop(MESSAGE)[1])
+        st.success(message)
+        st.toast(message, icon=":material/check_circle:", duration="long")
 
 
 def weights_mapping(languages: pd.DataFrame, benchmarks: pd.DataFrame) -> dict:
@@ -122,7 +125,8 @@ st.subheader("Draw a new sample")
 st.caption(
     "The weights act on benchmark × query language: each completion weighs 1 / its benchmark's share (if "
     "balanced) × its benchmark's multiplier × its language's multiplier, and the sample is allocated in "
-    "proportion, at least one item each, then split evenly over the model × image arms inside. "
+    "proportion, at least one item each, then spread over the model × image arms inside (implicit "
+    "stratification; the surrogate-informed allocation makes each arm a stratum). "
     "Surrogate-informed: the main models' items go where the language ID is least sure, so that the "
     "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
     "Defaults: the paper's weights (Appendix B)."

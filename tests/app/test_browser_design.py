@@ -70,7 +70,8 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(
     page.get_by_role("button", name="Top up").click()
     settled(page)
     message = page.get_by_test_id("stAlertContentSuccess").filter(has_text=f"{before + 100} of")
-    expect(message).to_be_in_viewport(timeout=WAIT_MS)
+    expect(message).to_be_attached(timeout=WAIT_MS)  # under the button
+    expect(page.get_by_test_id("stToast").filter(has_text=f"{before + 100} of")).to_be_in_viewport(timeout=WAIT_MS)
     expect(page.get_by_text(f"now {before + 100:,} items")).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_text(f"Sample {first}: {before + 100:,} items")).to_be_visible(timeout=WAIT_MS)
     expect(total).to_have_value(str(before + 200), timeout=WAIT_MS)
@@ -90,7 +91,10 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(
     draw.click()
     settled(page)
     message = page.get_by_test_id("stAlertContentSuccess").filter(has_text="650 of")
-    expect(message).to_be_in_viewport(timeout=WAIT_MS)
+    expect(message).to_be_attached(timeout=WAIT_MS)
+    # The preview above the button closes with the rerun, so the page shortens: the toast is
+    # what stays in view (the message under the button can land above the window).
+    expect(page.get_by_test_id("stToast").filter(has_text="650 of")).to_be_in_viewport(timeout=WAIT_MS)
     confirm = page.get_by_role("checkbox", name="Replace the current sample", exact=False)
     expect(confirm).not_to_be_checked(timeout=WAIT_MS)
     expect(draw).to_be_disabled(timeout=WAIT_MS)
