@@ -103,7 +103,9 @@ class Completion(Base):
     vision_encoder: Mapped[str | None] = mapped_column(String(200))
     train_language: Mapped[str | None] = mapped_column(String(200))
     covariates: Mapped[dict[str, Any] | None] = mapped_column(comment="extra input columns, kept for analysis")
-    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Indexed: the analysis reads max(imported_at) on every refresh to see whether the
+    # population changed (migration 0005).
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     predictions: Mapped[list[Prediction]] = relationship(back_populates="completion")
 
@@ -127,7 +129,8 @@ class Prediction(Base):
     language_class: Mapped[str | None] = mapped_column(String(20))
     predicted_fidelity: Mapped[bool | None] = mapped_column(Boolean)
     predicted_correct: Mapped[bool | None] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Indexed for the same reason as ``Completion.imported_at`` (migration 0005).
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     completion: Mapped[Completion] = relationship(back_populates="predictions")
 
