@@ -586,16 +586,11 @@ def dsl_design_sums(
             b_g[split] + survey_coefficients(x_labeled, residual, sample) for split, residual in enumerate(residuals)
         ]
         return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(cell.x.columns))
-    floors = None
-    if np.isin(gold, (0.0, 1.0)).all():
-        labeled_patterns = cell.patterns[labeled]
-        is_error = (np.abs(residuals) > 0.5).astype(np.float64)
-        errors = np.stack(
-            [np.bincount(labeled_patterns, weights=split, minlength=len(cell.counts)) for split in is_error]
-        )
-        rate = (is_error.sum(axis=1) + 0.5) / (residuals.shape[1] + 1.0)
-        size = g_max_sums / cell.counts
-        floors = np.where(errors == 0, rate[:, None] * size**2, 0.0)[:, labeled_patterns]
+    floors = (
+        _no_error_floor(cell.patterns[labeled], residuals, g_max_sums / cell.counts)
+        if np.isin(gold, (0.0, 1.0)).all()
+        else None
+    )
     fits = [
         _SplitFit(
             params=b_g[split] + fit.params, cov=fit.cov, labeling_part=fit.cov, rest=np.zeros_like(fit.cov), df=fit.df
@@ -741,17 +736,24 @@ def _unseen_error_floor(
     sparse product instead of a pass over the rows per split (issue 10). Returns (S, n).
     """
     g, residual = np.atleast_2d(g), np.atleast_2d(residual)
-    labeled_patterns = patterns[labeled]
     n_patterns = patterns.max() + 1
-    is_error = (np.abs(residual) > 0.5).astype(np.float64)
-    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=n_patterns) for split in is_error])
-    rate = (is_error.sum(axis=1) + 0.5) / (residual.shape[1] + 1.0)
     one_hot = sp.csr_matrix(
         (np.ones(len(patterns)), (np.arange(len(patterns)), patterns)), shape=(len(patterns), n_patterns)
     )
     size = (one_hot.T @ np.maximum(g, 1.0 - g).T).T / np.bincount(patterns, minlength=n_patterns)
-    floor = np.where(errors == 0, rate[:, None] * size**2, 0.0)
-    return floor[:, labeled_patterns]
+    return _no_error_floor(patterns[labeled], residual, size)
+
+
+def _no_error_floor(
+    labeled_patterns: NDArray[np.intp], residual: NDArray[np.float64], size: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The floor of :func:`_unseen_error_floor` from each labeled row's pattern, the residuals
+    (S, n) and each pattern's typical error size ``mean(max(g, 1 - g))`` (S, patterns): the
+    cell's Jeffreys error rate times the size squared where a pattern's labels show no error."""
+    is_error = (np.abs(residual) > 0.5).astype(np.float64)
+    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=size.shape[1]) for split in is_error])
+    rate = (is_error.sum(axis=1) + 0.5) / (residual.shape[1] + 1.0)
+    return np.where(errors == 0, rate[:, None] * size**2, 0.0)[:, labeled_patterns]
 
 
 def _solve(
