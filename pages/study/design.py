@@ -125,8 +125,8 @@ st.subheader("Draw a new sample")
 st.caption(
     "The weights act on benchmark × query language: each completion weighs 1 / its benchmark's share (if "
     "balanced) × its benchmark's multiplier × its language's multiplier, and the sample is allocated in "
-    "proportion, at least one item each, then spread over the model × image arms inside (implicit "
-    "stratification; the surrogate-informed allocation makes each arm a stratum). "
+    "proportion, at least two items each (all of a smaller one), then spread over the model × image arms "
+    "inside (implicit stratification; the surrogate-informed allocation makes each arm a stratum). "
     "Surrogate-informed: the main models' items go where the language ID is least sure, so that the "
     "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
     "Defaults: the paper's weights (Appendix B)."
