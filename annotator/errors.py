@@ -12,7 +12,8 @@ from annotator.access.accounts import AccountError
 from annotator.analysis.estimates import NotEstimableError
 from annotator.annotation.agreement import AdjudicationError
 from annotator.annotation.errors import RoutingError
-from annotator.design.sampling import NoSampleError, SamplingError, WeightsError
+from annotator.design.sampling import NoSampleError, SamplingError
+from annotator.design.weights import WeightsError
 from annotator.ingest.completions import IngestError
 from annotator.languages import UnknownLanguageError
 from annotator.storage import DatabaseDriverError

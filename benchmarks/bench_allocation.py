@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from annotator.analysis.frame import faithful_class
 from annotator.annotation.queue import stratum_priority
 from annotator.demo.setup import set_up_demo
+from annotator.design.report import design_report
 from annotator.design.sampling import (
-    design_report,
     draw_sample,
     predicted_widths,
     strata_for_sample,

@@ -67,11 +67,8 @@ from __future__ import annotations
 
 import math
 import time
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -88,10 +85,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from annotator.annotation.labels import resolved_labels
 from annotator.annotation.reads import current_sample_id
+from annotator.design.weights import SamplingWeights, as_weights
 from annotator.ingest.langid import LANGUAGE_ID_SOURCES
-from annotator.languages import UnknownLanguageError, canonical_language
 from annotator.storage import fetch_frame, session_scope
 from db.models import (
     Completion,
@@ -117,23 +113,19 @@ __all__ = [
     "ALLOCATIONS",
     "BALANCES",
     "MIN_PER_STRATUM",
-    "PAPER_WEIGHTS",
     "STRATUM_COLUMNS",
     "STRATUM_SEPARATOR",
     "NoSampleError",
     "SampleSummary",
     "SamplingError",
-    "SamplingWeights",
-    "WeightsError",
     "allocate",
     "assign_strata",
-    "design_report",
     "draw_sample",
-    "load_weights",
+    "is_coarse_design",
     "nested_order",
     "plan_allocation",
     "predicted_widths",
-    "sample_rounds",
+    "resolve_sample",
     "strata_for_sample",
     "stratum_key",
     "top_up",
@@ -166,10 +158,6 @@ class NoSampleError(LookupError):
     """The database has no sample (or not the one asked for)."""
 
 
-class WeightsError(ValueError):
-    """A weighting scheme that is not valid; the message names the file (or source) and key."""
-
-
 def stratum_key(benchmark: Any, query_language: Any) -> Any:
     """The stratum of a benchmark and query language, ``"MaXM|deu"``; works on scalars and Series.
 
@@ -177,135 +165,6 @@ def stratum_key(benchmark: Any, query_language: Any) -> Any:
     even if a benchmark name contains the separator.
     """
     return benchmark + STRATUM_SEPARATOR + query_language
-
-
-@dataclass(frozen=True)
-class SamplingWeights:
-    """How much each completion counts when the sample is allocated to strata.
-
-    A completion's weight is ``(N / N_benchmark if balance_benchmarks else 1)
-    * benchmarks.get(benchmark, 1) * languages.get(query_language, 1)``. Only ratios matter.
-
-    The TOML form (:func:`load_weights`; :meth:`from_mapping` takes the same shape)::
-
-        [benchmark]
-        balance = true        # weight by 1 / the benchmark's share, so benchmarks count equally
-        [benchmark.multipliers]
-        MaXM = 1.5            # optional, per benchmark name
-        [language]            # ISO 639-1/639-3 codes or English names
-        German = 4.0
-        zh = 2
-        hin = 2
-        ron = 0.5
-    """
-
-    balance_benchmarks: bool = True
-    languages: Mapping[str, float] = field(default_factory=dict)
-    benchmarks: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Read-only copies, so that nobody changes PAPER_WEIGHTS (or a recorded scheme) in place.
-        object.__setattr__(self, "languages", MappingProxyType(dict(self.languages)))
-        object.__setattr__(self, "benchmarks", MappingProxyType(dict(self.benchmarks)))
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], source: str = "<weights>") -> SamplingWeights:
-        """Validate a TOML-shaped mapping; errors name ``source`` and the offending key."""
-
-        def fail(key: str, problem: str) -> WeightsError:
-            return WeightsError(f"{source}: {key}: {problem}")
-
-        if not isinstance(mapping, Mapping):
-            raise WeightsError(f"{source}: expected a table with [benchmark] and [language]")
-        for key in mapping:
-            if key not in ("benchmark", "language"):
-                raise fail(str(key), "unknown section (use [benchmark] and [language])")
-        benchmark = _table(mapping.get("benchmark", {}), "benchmark", fail)
-        for key in benchmark:
-            if key not in ("balance", "multipliers"):
-                raise fail(f"benchmark.{key}", "unknown key (use balance and [benchmark.multipliers])")
-        balance = benchmark.get("balance", True)
-        if not isinstance(balance, bool):
-            raise fail("benchmark.balance", f"{balance!r} is not true or false")
-        multipliers = _table(benchmark.get("multipliers", {}), "benchmark.multipliers", fail)
-        benchmarks = {
-            str(name): _multiplier(value, f"benchmark.multipliers.{name}", fail) for name, value in multipliers.items()
-        }
-        languages: dict[str, float] = {}
-        for name, value in _table(mapping.get("language", {}), "language", fail).items():
-            key = f"language.{name}"
-            try:
-                code = canonical_language(str(name))
-            except UnknownLanguageError as error:
-                raise fail(key, str(error)) from None
-            if code in languages:
-                raise fail(key, f"names {code!r} a second time")
-            languages[code] = _multiplier(value, key, fail)
-        return cls(balance_benchmarks=balance, languages=languages, benchmarks=benchmarks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The TOML-shaped form, as recorded in ``samples.weights``."""
-        benchmark: dict[str, Any] = {"balance": self.balance_benchmarks}
-        if self.benchmarks:
-            benchmark["multipliers"] = dict(self.benchmarks)
-        return {"benchmark": benchmark, "language": dict(self.languages)}
-
-    def stratum_weights(self, strata: pd.DataFrame) -> NDArray[np.float64]:
-        """``W_h`` for a frame with ``benchmark``, ``query_language`` and ``population`` per stratum."""
-        population = strata["population"].to_numpy(dtype=np.float64)
-        unit = np.ones(len(strata))
-        if self.balance_benchmarks:
-            per_benchmark = strata.groupby("benchmark")["population"].transform("sum").to_numpy(dtype=np.float64)
-            unit *= population.sum() / per_benchmark
-        unit *= strata["benchmark"].map(lambda name: self.benchmarks.get(name, 1.0)).to_numpy(dtype=np.float64)
-        unit *= strata["query_language"].map(lambda code: self.languages.get(code, 1.0)).to_numpy(dtype=np.float64)
-        return population * unit
-
-
-def _table(value: Any, key: str, fail) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise fail(key, "expected a table")
-    return value
-
-
-def _multiplier(value: Any, key: str, fail) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise fail(key, f"{value!r} is not a number")
-    if not math.isfinite(value) or value <= 0:
-        raise fail(key, f"{value!r} must be a positive number")
-    return float(value)
-
-
-#: The paper's scheme (Appendix B): benchmarks balanced; German x4; Chinese, Hindi x2;
-#: Romanian, Russian, Urdu x0.5.
-PAPER_WEIGHTS = SamplingWeights(
-    balance_benchmarks=True,
-    languages={"deu": 4.0, "zho": 2.0, "hin": 2.0, "ron": 0.5, "rus": 0.5, "urd": 0.5},
-)
-
-
-def load_weights(path: str | Path) -> SamplingWeights:
-    """Read a TOML weighting scheme (format: :class:`SamplingWeights`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise WeightsError(f"{path}: not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise WeightsError(f"{path}: not valid TOML ({error})") from None
-    return SamplingWeights.from_mapping(data, source=str(path))
-
-
-def _weights(weights: SamplingWeights | Mapping[str, Any] | None) -> SamplingWeights:
-    if weights is None:
-        return PAPER_WEIGHTS
-    if isinstance(weights, SamplingWeights):
-        return weights
-    return SamplingWeights.from_mapping(weights)
 
 
 def allocate(weight_sum: ArrayLike, population: ArrayLike, n: int, lower: ArrayLike | None = None) -> NDArray[np.int64]:
@@ -583,7 +442,7 @@ def _balance(allocation: str, balance: str | None) -> str:
     return balance
 
 
-def _is_coarse(design: Mapping[str, Any] | None) -> bool:
+def is_coarse_design(design: Mapping[str, Any] | None) -> bool:
     """Whether a recorded design's strata are benchmark x language (no model x image cells)."""
     return design is not None and design.get("levels") == ["benchmark", "query_language"]
 
@@ -598,7 +457,7 @@ def _with_sort_order(population: pd.DataFrame, design: Mapping[str, Any] | None)
         else np.zeros(len(population), dtype=np.int64)
     )
     frame = population.assign(order=order)
-    return frame.assign(model="", image=0) if _is_coarse(design) else frame
+    return frame.assign(model="", image=0) if is_coarse_design(design) else frame
 
 
 def _new_design(connection: Connection, allocation: str, balance: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -633,7 +492,7 @@ def plan_allocation(
     """
     with engine.connect() as connection:
         population, design = _new_design(connection, allocation, balance)
-    strata, _ = _plan(population, _weights(weights), n, allocation, design)
+    strata, _ = _plan(population, as_weights(weights), n, allocation, design)
     return strata.assign(probability=strata["drawn"] / strata["population"])
 
 
@@ -647,7 +506,7 @@ def predicted_widths(
     variance model and its proxy are :mod:`stats.allocation`'s; both designs are scored by
     the same model, so the ratio is the informative figure.
     """
-    scheme = _weights(weights)
+    scheme = as_weights(weights)
     with engine.connect() as connection:
         population, design = _new_design(connection, "surrogate", "arms")
     widths = {}
@@ -798,7 +657,7 @@ def draw_sample(
         raise SamplingError(f"overlap_share = {overlap_share} must lie between 0 and 1")
     if n <= 0:
         raise SamplingError(f"n = {n} must be positive")
-    scheme = _weights(weights)
+    scheme = as_weights(weights)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     with session_scope(engine, write=True) as session:
@@ -843,7 +702,9 @@ def draw_sample(
         )
 
 
-def _resolve_sample(session: Session, sample_id: int | None, *, lock: bool = False) -> Sample:
+def resolve_sample(session: Session, sample_id: int | None, *, lock: bool = False) -> Sample:
+    """The sample ``sample_id`` (None: the current one), locked for update if asked; raises
+    :class:`NoSampleError` when there is none."""
     if sample_id is None:
         sample_id = current_sample_id(session)
         if sample_id is None:
@@ -872,7 +733,7 @@ def strata_for_sample(engine: Engine, frame: pd.DataFrame, sample_id: int | None
             sample_id = current_sample_id(session)
         design = None if sample_id is None else session.scalar(select(Sample.design).where(Sample.id == sample_id))
         rows = frame.rename(columns={"completion_id": "id"})[["id", "benchmark", "query_language", "model", "image"]]
-        if _is_coarse(design):
+        if is_coarse_design(design):
             rows = rows.assign(model="", image=0)
         if design is not None and design.get("confidence_source") is not None:
             confidence = fetch_frame(
@@ -911,7 +772,7 @@ def top_up(
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     with session_scope(engine, write=True) as session:
-        sample = _resolve_sample(session, sample_id, lock=True)
+        sample = resolve_sample(session, sample_id, lock=True)
         connection = session.connection()
         recorded = pd.read_sql(
             select(*(getattr(SampleStratum, c) for c in STRATUM_COLUMNS)).where(SampleStratum.sample_id == sample.id),
@@ -982,75 +843,3 @@ def top_up(
             seconds=time.perf_counter() - started,
             allocation=(sample.design or {}).get("allocation", "paper"),
         )
-
-
-def sample_rounds(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
-    """The rounds of a sample (default: the newest): round, seed, n_total, added, created_at.
-
-    Drawing with round 1's seed and topping up with each later round's seed and ``n_total``,
-    on the same completions, gives the same sample.
-    """
-    with session_scope(engine) as session:
-        sample = _resolve_sample(session, sample_id)
-        rows = session.execute(
-            select(SampleRound.round, SampleRound.seed, SampleRound.n_total, SampleRound.added, SampleRound.created_at)
-            .where(SampleRound.sample_id == sample.id)
-            .order_by(SampleRound.round)
-        ).all()
-    return pd.DataFrame(rows, columns=["round", "seed", "n_total", "added", "created_at"])
-
-
-def design_report(engine: Engine, sample_id: int | None = None) -> pd.DataFrame:
-    """Per stratum of a sample (default: the newest): the design figures and labels so far.
-
-    Columns: stratum, benchmark, query_language, population (``N_h``), weight_sum (``W_h``),
-    expected (``n * W_h / sum W``, before bounds and rounding), drawn (``n_h``), probability
-    (``n_h / N_h``), level (what the stratum is: a benchmark x language, one model x image arm
-    of it, or arms merged), cells (model x image [x confidence band] cells in it),
-    double_annotate (items planned for a second label), labeled (items with a resolved gold label).
-    """
-    with session_scope(engine) as session:
-        sample = _resolve_sample(session, sample_id)
-        levels = _stratum_levels(sample.design)
-        connection = session.connection()
-        strata = pd.read_sql(
-            select(*(getattr(SampleStratum, c) for c in STRATUM_COLUMNS))
-            .where(SampleStratum.sample_id == sample.id)
-            .order_by(SampleStratum.stratum),
-            connection,
-        )
-        items = pd.read_sql(
-            select(SampleItem.completion_id, SampleItem.stratum, SampleItem.double_annotate).where(
-                SampleItem.sample_id == sample.id
-            ),
-            connection,
-        )
-        labeled = resolved_labels(session, sample.id)["completion_id"]
-    items["labeled"] = items["completion_id"].isin(labeled)
-    items["double_annotate"] = items["double_annotate"].astype(bool)
-    counts = items.groupby("stratum")[["double_annotate", "labeled"]].sum()
-    report = (
-        strata.assign(probability=strata["drawn"] / strata["population"])
-        .join(levels, on="stratum")
-        .join(counts, on="stratum")
-    )
-    coarse = "benchmark x language" + (
-        ", systematic by arm" if (sample.design or {}).get("selection") == "systematic" else ""
-    )
-    report["level"] = report["level"].fillna(coarse)
-    report["cells"] = report["cells"].fillna(1).astype(np.int64)
-    report[["double_annotate", "labeled"]] = report[["double_annotate", "labeled"]].fillna(0).astype(np.int64)
-    return report
-
-
-def _stratum_levels(design: Mapping[str, Any] | None) -> pd.DataFrame:
-    """Per stratum of a recorded design: its level in words and how many cells it holds."""
-    if design is None or _is_coarse(design):
-        return pd.DataFrame({"level": pd.Series(dtype=object), "cells": pd.Series(dtype=np.int64)})
-    cells = pd.DataFrame(design["cells"], columns=[*CELL_COLUMNS, "stratum"])
-    arm = "model x image x confidence band" if design.get("confidence_cuts") else "model x image"
-    per_stratum = cells.groupby("stratum").size().rename("cells").to_frame()
-    whole = cells.groupby(["benchmark", "query_language"])["stratum"].transform("nunique").eq(1)
-    per_stratum["level"] = np.where(per_stratum["cells"].eq(1), arm, "merged " + arm + " cells")
-    per_stratum.loc[cells.loc[whole, "stratum"].unique(), "level"] = "benchmark x language"
-    return per_stratum[["level", "cells"]]

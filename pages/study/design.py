@@ -8,19 +8,17 @@ import streamlit as st
 
 from annotator.annotation.reads import current_sample_id
 from annotator.annotation.reporting import queue_status
+from annotator.design.report import design_report, sample_rounds
 from annotator.design.sampling import (
     ALLOCATIONS,
-    PAPER_WEIGHTS,
     NoSampleError,
     SamplingError,
-    WeightsError,
-    design_report,
     draw_sample,
     plan_allocation,
     predicted_widths,
-    sample_rounds,
     top_up,
 )
+from annotator.design.weights import PAPER_WEIGHTS, WeightsError
 from annotator.languages import language_name
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import (

@@ -16,10 +16,10 @@ from sqlalchemy import Engine, select
 from annotator.analysis.frame import analysis_frame
 from annotator.annotation.routing import claim_batch, submit
 from annotator.cli import main
+from annotator.design.report import design_report
 from annotator.design.sampling import (
     SamplingError,
     _draw,
-    design_report,
     draw_sample,
     nested_order,
     top_up,

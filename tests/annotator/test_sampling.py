@@ -11,19 +11,15 @@ from sqlalchemy import Engine, func, select
 
 from annotator.annotation.reads import current_sample_id
 from annotator.design import sampling
+from annotator.design.report import design_report, sample_rounds
 from annotator.design.sampling import (
-    PAPER_WEIGHTS,
     SamplingError,
-    SamplingWeights,
-    WeightsError,
     allocate,
-    design_report,
     draw_sample,
-    load_weights,
     plan_allocation,
-    sample_rounds,
     top_up,
 )
+from annotator.design.weights import PAPER_WEIGHTS, SamplingWeights, WeightsError, load_weights
 from annotator.storage import make_engine, session_scope, upgrade_database
 from db.models import Sample, SampleItem, SampleStratum
 

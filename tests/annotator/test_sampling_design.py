@@ -11,9 +11,9 @@ from sqlalchemy import Engine, insert, select, update
 from annotator.analysis.frame import analysis_frame
 from annotator.annotation.routing import claim_batch, submit
 from annotator.cli import main
+from annotator.design.report import design_report
 from annotator.design.sampling import (
     SamplingError,
-    design_report,
     draw_sample,
     plan_allocation,
     predicted_widths,

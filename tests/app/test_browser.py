@@ -34,7 +34,7 @@ from annotator.analysis.estimates import study_estimates
 from annotator.annotation import reporting, revisions, routing
 from annotator.annotation.agreement import adjudication_queue
 from annotator.demo.generator import build_demo
-from annotator.design.sampling import design_report
+from annotator.design.report import design_report
 from annotator.ingest.images import record_image_root
 from annotator.languages import query_language_class
 from annotator.storage import make_engine

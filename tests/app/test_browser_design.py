@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annotator.annotation.reads import current_sample_id
-from annotator.design.sampling import design_report, sample_rounds
+from annotator.design.report import design_report, sample_rounds
 from annotator.storage import make_engine
 from db.models import Sample
 

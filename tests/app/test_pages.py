@@ -18,7 +18,7 @@ from annotator.analysis.estimates import label_count, study_estimates
 from annotator.analysis.wording import readable_estimates
 from annotator.annotation import reporting, revisions, routing
 from annotator.annotation.agreement import adjudication_queue
-from annotator.design.sampling import design_report
+from annotator.design.report import design_report
 from annotator.languages import query_language_class
 from annotator.storage import make_engine
 
