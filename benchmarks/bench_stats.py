@@ -34,7 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import stats
-from stats.estimands import AnalysisCache
+from stats.cache import AnalysisCache
 
 
 def _timed(

@@ -42,8 +42,6 @@ reuses the predictions of its rows (``g_hat=``).
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -59,6 +57,7 @@ from scipy import stats as sps
 
 from stats._formula import formula_names, formula_outcome, with_outcome
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
+from stats.cache import AnalysisCache, cached
 from stats.crossfit import CrossFitSettings, _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import (
@@ -85,7 +84,6 @@ __all__ = [
     "STATUS_OK",
     "SURROGATE",
     "TIDY_COLUMNS",
-    "AnalysisCache",
     "EstimandFit",
     "StudyAnalysis",
     "ablation_frame",
@@ -150,61 +148,6 @@ STATUS_OK, STATUS_NOT_ESTIMABLE = "ok", "not_estimable"
 _LABEL_ESTIMATORS = ("dsl", "labeled")
 
 
-class AnalysisCache:
-    """What :func:`analyse_study` derives from the population alone, kept between its calls.
-
-    The learner inputs and their distinct rows, the cells of every estimand with their rows,
-    design matrices and surrogate-only fits depend on the frame's population columns only, not
-    on the gold labels (``labeled``, ``fidelity``, ``correct``, ``answer_language``). A caller
-    that recomputes after every new label on an unchanged population (the dashboard) passes one
-    cache to every call, and a recompute then fits only what the labels change (issue 10).
-
-    The caller keeps one cache per population and drops it when any other column changes (an
-    import, a language-ID run, a new sample): the cache cannot tell. It checks only the number
-    of rows. Cell structures depend on which strata have labels: the ``keep`` most recently used
-    values are kept, and apart from them the interim designs of the ``keep_labeled`` most recent
-    label sets.
-    """
-
-    def __init__(self, keep: int = 32, keep_labeled: int = 4) -> None:
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._labeled: OrderedDict[Hashable, Any] = OrderedDict()
-        self._keep = {False: keep, True: keep_labeled}
-        self._rows: int | None = None
-        self._lock = threading.Lock()
-
-    def check(self, n_rows: int) -> None:
-        """Refuse a frame of another size than the one the cache was filled from."""
-        if self._rows is None:
-            self._rows = n_rows
-        elif self._rows != n_rows:
-            raise ValueError(f"this AnalysisCache holds a population of {self._rows} rows, not {n_rows}")
-
-    def get(self, key: Hashable, compute: Callable[[], Any], *, of_labels: bool = False) -> Any:
-        """The value kept under ``key``, else ``compute()`` kept (the least recently used dropped).
-
-        ``of_labels`` keeps it among the few values of particular labels (keyed by them), apart
-        from the population's, so that a run of new labels never pushes those out."""
-        items = self._labeled if of_labels else self._items
-        with self._lock:  # the two outcomes' cross-fits ask from two threads
-            if key in items:
-                items.move_to_end(key)
-                return items[key]
-        value = compute()
-        with self._lock:
-            items[key] = value
-            while len(items) > self._keep[of_labels]:
-                items.popitem(last=False)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def _cached(cache: AnalysisCache | None, key: Hashable, compute: Callable[[], Any], of_labels: bool = False) -> Any:
-    return compute() if cache is None else cache.get(key, compute, of_labels=of_labels)
-
-
 def _labeling(
     frame: pd.DataFrame, labeled: NDArray[np.bool_], cache: AnalysisCache | None
 ) -> tuple[InterimDesign, NDArray[np.float64]]:
@@ -216,7 +159,7 @@ def _labeling(
         return design, interim_sample_prob(frame["stratum"], labeled)
 
     key = ("labeling", hashlib.blake2b(np.packbits(labeled).tobytes(), digest_size=16).digest(), len(labeled))
-    return cast(tuple[InterimDesign, NDArray[np.float64]], _cached(cache, key, compute, of_labels=True))
+    return cast(tuple[InterimDesign, NDArray[np.float64]], cached(cache, key, compute, of_labels=True))
 
 
 @dataclass(frozen=True)
@@ -298,7 +241,7 @@ def study_predictions(
         return distinct_inputs(inputs, names)
 
     return cross_fit_distinct(
-        _cached(cache, ("learner inputs", outcome), prepare),
+        cached(cache, ("learner inputs", outcome), prepare),
         frame[outcome].to_numpy(dtype=np.float64),
         cross_fit=cross_fit,
         sample_split=sample_split,
@@ -586,12 +529,12 @@ def _fit_cells(
     design, pi = _labeling(frame, labeled, cache)
     rhs = formula.split("~", 1)[1].strip()
     key = ("cells", outcome, rhs, tuple(cells), cells_key if cache is not None else None)
-    structure: _Cells = _cached(
+    structure: _Cells = cached(
         cache,
         (*key, tuple(design.covered_strata)),
         lambda: _cell_structure(frame, outcome, formula, cells, design, prepare, restrict),
     )
-    cell_strata: dict[tuple[Any, ...], list[Any]] = _cached(
+    cell_strata: dict[tuple[Any, ...], list[Any]] = cached(
         cache, (*key, "strata"), lambda: _cell_strata(frame, cells, restrict, ablation_only=prepare is not None)
     )
     empty_strata = set(design.empty_strata)
@@ -1053,7 +996,7 @@ def analyse_study(
     cache.check(len(frame))
     # Every estimand looks rows up by stratum: as a categorical that is a pass over integer codes,
     # not over 775k strings, each time (issue 10).
-    frame = frame.assign(stratum=_cached(cache, "stratum", lambda: pd.Categorical(frame["stratum"])))
+    frame = frame.assign(stratum=cached(cache, "stratum", lambda: pd.Categorical(frame["stratum"])))
     fits: list[EstimandFit] = []
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []

@@ -68,7 +68,7 @@ from db.models import (
     SampleItem,
     SampleStratum,
 )
-from stats.estimands import AnalysisCache
+from stats.cache import AnalysisCache
 
 __all__ = [
     "ANALYSIS_COLUMNS",

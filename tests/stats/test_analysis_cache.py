@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from stats import analyse_study, simulate_study
-from stats.estimands import AnalysisCache
+from stats.cache import AnalysisCache
 
 SPLITS = dict(cross_fit=5, sample_split=3, seed=4, languages=("zho", "deu"))
 
