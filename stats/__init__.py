@@ -4,6 +4,7 @@ Pure: numpy, scipy, pandas, statsmodels/patsy and scikit-learn only.
 """
 
 from stats.baselines import SurveyResults, labeled_ols, labeled_survey, surrogate_ols
+from stats.cells import ESTIMATORS, MIN_LABELS, EstimandFit, identification_shortfall
 from stats.crossfit import cross_fit_predictions, fold_assignments, learner_inputs
 from stats.design import (
     InterimDesign,
@@ -18,19 +19,15 @@ from stats.dsl import VARIANCES, DSLResults, dsl
 from stats.estimands import (
     ABLATION_COLUMNS,
     ABLATION_REFERENCE,
-    ESTIMATORS,
     INTERACTION_FORMULA,
     LEARNER_INPUTS,
-    MIN_LABELS,
     STATUS_NOT_ESTIMABLE,
     STATUS_OK,
     SURROGATE,
     TIDY_COLUMNS,
-    EstimandFit,
     StudyAnalysis,
     ablation_frame,
     analyse_study,
-    identification_shortfall,
     image_effect_fits,
     image_effect_table,
     interaction_fits,

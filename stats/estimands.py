@@ -16,6 +16,8 @@ Estimands (population = all completions of the covered strata, see :mod:`stats.d
 
 Estimators: ``dsl`` (cross-fitted DSL, :func:`stats.dsl`), ``surrogate`` (OLS of the surrogate on
 all rows: no labels, biased) and ``labeled`` (design-weighted regression on the gold labels only).
+Each estimand is one formula fitted in every cell by :func:`stats.cells.fit_cells`; this module
+says which formula, on which rows and cells, and tabulates the fits.
 
 Variance (``variance``): ``design`` (the default) treats the population as fixed and the labels as
 a stratified simple random sample: DSL's correction term and the labeled estimator get the
@@ -27,7 +29,7 @@ Identification: a cell is estimated from labels only where every arm or level of
 regressor (each 0/1 column of the design matrix, both its values) has at least ``min_labels``
 gold labels and the labeled design matrix has full rank. Elsewhere the label-based estimators
 report ``status == "not_estimable"`` and ``needs`` says about how many more labels in which
-strata would do; :data:`MIN_LABELS` is chosen by simulation (docs/stats.md).
+strata would do; :data:`stats.cells.MIN_LABELS` is chosen by simulation (docs/stats.md).
 
 Missing gold answers: items whose ``correct`` is NA ("cannot tell") count as unlabeled for the
 accuracy estimands, and each stratum's inclusion probability becomes (items with a definite
@@ -41,34 +43,25 @@ reuses the predictions of its rows (``g_hat=``).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import patsy
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from stats._formula import formula_names, formula_outcome, with_outcome
-from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
+from stats._formula import formula_outcome, with_outcome
 from stats.cache import AnalysisCache, cached
+from stats.cells import ESTIMATORS, LABEL_ESTIMATORS, MIN_LABELS, EstimandFit, fit_cells, labeling
 from stats.crossfit import CrossFitSettings, _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
-from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
+from stats.design import InterimDesign, interim_design
 from stats.dsl import (
-    _EVAL_ENV,
-    VARIANCES,
-    CellDesign,
     DSLResults,
-    dsl,
-    dsl_design_estimate,
-    dsl_design_matrix,
-    dsl_design_sums,
 )
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
@@ -76,19 +69,15 @@ from stats.power import labels_for_halfwidth, power_dsl
 __all__ = [
     "ABLATION_COLUMNS",
     "ABLATION_REFERENCE",
-    "ESTIMATORS",
     "INTERACTION_FORMULA",
     "LEARNER_INPUTS",
-    "MIN_LABELS",
     "STATUS_NOT_ESTIMABLE",
     "STATUS_OK",
     "SURROGATE",
     "TIDY_COLUMNS",
-    "EstimandFit",
     "StudyAnalysis",
     "ablation_frame",
     "analyse_study",
-    "identification_shortfall",
     "image_effect_fits",
     "image_effect_table",
     "interaction_fits",
@@ -99,7 +88,6 @@ __all__ = [
     "tidy_estimates",
 ]
 
-ESTIMATORS: tuple[str, ...] = ("dsl", "surrogate", "labeled")
 #: Gold outcome -> its surrogate column.
 SURROGATE: Mapping[str, str] = {"fidelity": "pred_fidelity", "correct": "pred_correct"}
 #: Gold outcome -> (surrogate, further learner features) for g-hat. ``log_chars`` is
@@ -140,49 +128,7 @@ TIDY_COLUMNS: tuple[str, ...] = (
     "bound_low",
     "bound_high",
 )
-#: Fewest gold labels each arm / level of a regressor needs before a cell is estimated from
-#: labels (measured: docs/stats.md, "Identification").
-MIN_LABELS = 2
 STATUS_OK, STATUS_NOT_ESTIMABLE = "ok", "not_estimable"
-#: Estimators that rest on the gold labels (the identification check applies to them).
-_LABEL_ESTIMATORS = ("dsl", "labeled")
-
-
-def _labeling(
-    frame: pd.DataFrame, labeled: NDArray[np.bool_], cache: AnalysisCache | None
-) -> tuple[InterimDesign, NDArray[np.float64]]:
-    """:func:`outcome_design` and :func:`stats.design.interim_sample_prob` for the rows ``labeled``;
-    with a cache kept for these labels (the estimands of one outcome share them)."""
-
-    def compute() -> tuple[InterimDesign, NDArray[np.float64]]:
-        design = interim_design(frame["stratum"], labeled, frame["sample_prob"])
-        return design, interim_sample_prob(frame["stratum"], labeled)
-
-    key = ("labeling", hashlib.blake2b(np.packbits(labeled).tobytes(), digest_size=16).digest(), len(labeled))
-    return cast(tuple[InterimDesign, NDArray[np.float64]], cached(cache, key, compute, of_labels=True))
-
-
-@dataclass(frozen=True)
-class EstimandFit:
-    """One estimand on one population cell, fitted by each estimator.
-
-    ``results`` maps estimator name to a results object with ``params``, ``bse`` and
-    ``conf_int(alpha)`` (:class:`stats.DSLResults` or statsmodels), or to None where the estimator
-    could not run (no labels, or a singular design); ``note`` then says why.
-    """
-
-    estimand: str
-    outcome: str
-    model: str | None
-    benchmark: str | None
-    language: str | None
-    terms: tuple[str, ...]
-    n: int
-    n_labeled: int
-    results: Mapping[str, Any]
-    note: str = ""
-    #: Empty when the labels identify the cell, else "not yet estimable: needs about ...".
-    needs: str = ""
 
 
 @dataclass(frozen=True)
@@ -291,6 +237,13 @@ def _predicting(
         }
 
 
+def _predict(
+    frame: pd.DataFrame, outcome: str, settings: CrossFitSettings, cache: AnalysisCache | None
+) -> Callable[[], NDArray[np.float64]]:
+    """:func:`study_predictions` of ``outcome`` with these settings, when called (only where DSL needs it)."""
+    return lambda: study_predictions(frame, outcome, cache=cache, **settings.arguments())
+
+
 @lru_cache(maxsize=2)
 def _fold_draws(
     seed: int, n_rows: int, cross_fit: int, sample_split: int, n_outcomes: int
@@ -361,7 +314,7 @@ def image_effect_fits(
     """
     cells = list(by) + (["query_language"] if per_language else [])
     formula = f"{outcome} ~ image"
-    return _fit_cells(
+    return fit_cells(
         frame,
         outcome,
         formula,
@@ -369,7 +322,8 @@ def image_effect_fits(
         "image_effect",
         estimators,
         g_hat,
-        CrossFitSettings(cross_fit, sample_split, seed, learner),
+        _predict(frame, outcome, CrossFitSettings(cross_fit, sample_split, seed, learner), cache),
+        surrogate=SURROGATE[outcome],
         report_terms=("image",),
         variance=variance,
         min_labels=min_labels,
@@ -442,7 +396,7 @@ def interaction_fits(
         As in :func:`image_effect_fits` (``min_labels`` per level of every regressor).
     """
     outcome = formula_outcome(formula)
-    fits = _fit_cells(
+    fits = fit_cells(
         frame,
         outcome,
         formula,
@@ -450,8 +404,10 @@ def interaction_fits(
         "interaction",
         estimators,
         g_hat,
-        CrossFitSettings(cross_fit, sample_split, seed, learner),
+        _predict(frame, outcome, CrossFitSettings(cross_fit, sample_split, seed, learner), cache),
+        surrogate=SURROGATE[outcome],
         prepare=lambda rows: ablation_frame(rows, reference),
+        prepare_columns=list(ABLATION_COLUMNS.values()),
         restrict=np.flatnonzero(frame["query_language"].isin(list(languages)).to_numpy()),
         variance=variance,
         min_labels=min_labels,
@@ -486,370 +442,6 @@ def interaction_table(
     return tidy_estimates(interaction_fits(frame, formula, **kwargs), alpha=alpha)
 
 
-def _fit_cells(
-    frame: pd.DataFrame,
-    outcome: str,
-    formula: str,
-    cells: list[str],
-    estimand: str,
-    estimators: Sequence[str],
-    g_hat: NDArray[np.float64] | None,
-    crossfit: CrossFitSettings,
-    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    restrict: NDArray[np.intp] | None = None,
-    report_terms: tuple[str, ...] | None = None,
-    variance: str = "design",
-    min_labels: int = MIN_LABELS,
-    point_only: bool = False,
-    cache: AnalysisCache | None = None,
-    cells_key: Hashable = None,
-) -> list[EstimandFit]:
-    """Fit one formula by each estimator in every cell of the covered population.
-
-    ``prepare`` turns a cell's rows into the regression data (the interaction regression's
-    :func:`ablation_frame`); ``restrict`` limits the rows (positions in ``frame``);
-    ``report_terms`` are the terms to tabulate (default: all but the intercept). A cell whose
-    labels fail :func:`identification_shortfall` is not given to the label-based estimators.
-    With a ``cache``, the cells (rows, design matrices, surrogate-only fits: nothing that
-    depends on labels but which strata have some) are kept under ``cells_key``, which names
-    ``prepare`` and ``restrict``.
-    """
-    unknown = set(estimators) - set(_FITS)
-    if unknown:
-        raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
-    if variance not in VARIANCES:
-        raise ValueError(f"unknown variance {variance!r}; choose from {VARIANCES}")
-    if point_only and (variance != "design" or not set(estimators) <= set(_LABEL_ESTIMATORS)):
-        raise ValueError("point_only is for the label-based estimators under the design variance")
-    if "dsl" in estimators and g_hat is None:
-        g_hat = study_predictions(frame, outcome, cache=cache, **crossfit.arguments())
-    dsl_g_hat = cast(NDArray[np.float64], g_hat)  # set whenever "dsl" is asked for, and only dsl reads it
-    gold_values = frame[outcome].to_numpy(dtype=np.float64)
-    labeled = ~np.isnan(gold_values)
-    design, pi = _labeling(frame, labeled, cache)
-    rhs = formula.split("~", 1)[1].strip()
-    key = ("cells", outcome, rhs, tuple(cells), cells_key if cache is not None else None)
-    structure: _Cells = cached(
-        cache,
-        (*key, tuple(design.covered_strata)),
-        lambda: _cell_structure(frame, outcome, formula, cells, design, prepare, restrict),
-    )
-    cell_strata: dict[tuple[Any, ...], list[Any]] = cached(
-        cache, (*key, "strata"), lambda: _cell_strata(frame, cells, restrict, ablation_only=prepare is not None)
-    )
-    empty_strata = set(design.empty_strata)
-    fits = []
-    for cell in structure:
-        data, x, position, problems = cell.data, cell.x, cell.position, list(cell.problems)
-        if len(data) and variance == "sandwich":  # the general functions take the cell's rows
-            data = data.assign(**{outcome: gold_values[position]})
-        results: dict[str, Any] = dict.fromkeys(estimators)
-        gold = gold_values[position]
-        needs = _shortfall(x, ~np.isnan(gold), cell.strata, cell.sizes, min_labels) if x is not None else ""
-        # Sampled strata of the cell with no label yet: the label-based estimators would have to
-        # leave their rows out, which silently changes the cell's population.
-        empty = sorted(str(stratum) for stratum in cell_strata.get(cell.key, ()) if stratum in empty_strata)
-        if empty and not needs:  # part of the cell's population has no label to stand for it
-            needs = _needs_sentence(len(empty), empty)
-        context = _CellFit(cell, structure, formula, outcome, data, gold, pi[position], dsl_g_hat, variance, point_only)
-        for estimator in estimators if len(data) else ():
-            if needs and estimator in _LABEL_ESTIMATORS:
-                continue
-            try:
-                results[estimator] = _FITS[estimator](context)
-            except (np.linalg.LinAlgError, ValueError) as error:
-                results[estimator] = None
-                problems.append(f"{estimator}: {error}")
-        fitted = [r for r in results.values() if r is not None]
-        fits.append(
-            EstimandFit(
-                estimand=estimand,
-                outcome=outcome,
-                model=cell.labels.get("model"),
-                benchmark=cell.labels.get("benchmark"),
-                language=cell.labels.get("query_language"),
-                terms=report_terms or (tuple(t for t in fitted[0].params.index if t != "Intercept") if fitted else ()),
-                n=len(data),
-                n_labeled=int(labeled[position].sum()),
-                results=results,
-                note="; ".join(problems),
-                needs=needs,
-            )
-        )
-    return fits
-
-
-@dataclass(frozen=True)
-class _CellFit:
-    """What an estimator is given to fit one cell (see :data:`_FITS`): the cell, its rows' gold
-    labels and effective probabilities, the frame's g-hat, and how to fit."""
-
-    cell: _Cell
-    cells: _Cells
-    formula: str
-    outcome: str
-    data: pd.DataFrame
-    gold: NDArray[np.float64]
-    pi: NDArray[np.float64]
-    g_hat: NDArray[np.float64]
-    variance: str
-    point_only: bool
-
-    @property
-    def design_args(self) -> tuple[NDArray[np.float64], NDArray[Any], NDArray[np.float64]]:
-        return self.pi, self.cell.strata, self.cell.sizes
-
-
-def _fit_surrogate(fit: _CellFit) -> Any:
-    """OLS of the surrogate on every row of the cell (HC1): needs no label, fitted once per cell."""
-    return fit.cell.surrogate_fit()
-
-
-def _fit_dsl(fit: _CellFit) -> Any:
-    """DSL: R's sandwich on the cell's rows, else the design variance from g-hat's per-pattern
-    sums (:func:`stats.dsl.dsl_design_sums`) or, where the design has a missing value, from its rows."""
-    cell, position = fit.cell, fit.cell.position
-    if fit.variance == "sandwich":
-        return dsl("lm", fit.formula, fit.data, fit.outcome, sample_prob=fit.pi, g_hat=fit.g_hat[:, position])
-    if cell.design is not None:
-        patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
-        sums = fit.cells.pattern_sums(fit.g_hat)[:, patterns]
-        max_sums = sums if fit.point_only else fit.cells.pattern_sums(fit.g_hat, of_max=True)[:, patterns]
-        labeled_g = fit.g_hat[:, position[~np.isnan(fit.gold)]]
-        result = dsl_design_sums(
-            fit.formula, cell.design, fit.gold, labeled_g, sums, max_sums, *fit.design_args, point_only=fit.point_only
-        )
-        return _as_point(result)
-    if fit.point_only:
-        return _Coefficients(dsl_design_estimate(cell.x, fit.gold, fit.g_hat[:, position], *fit.design_args))
-    return dsl_design_matrix(fit.formula, cell.x, fit.gold, fit.g_hat[:, position], *fit.design_args)
-
-
-def _fit_labeled(fit: _CellFit) -> Any:
-    """The design-weighted regression on the gold labels alone (R's sandwich: HC1 weighted OLS)."""
-    if fit.variance == "sandwich":
-        return labeled_ols(fit.formula, fit.data, fit.pi)
-    if fit.point_only:
-        return _Coefficients(labeled_survey_estimate(fit.cell.x, fit.gold, *fit.design_args))
-    return labeled_survey_design(fit.cell.x, fit.gold, *fit.design_args)
-
-
-#: Estimator name -> how it fits one cell: the registry behind :data:`ESTIMATORS`.
-_FITS: Mapping[str, Callable[[_CellFit], Any]] = {"dsl": _fit_dsl, "surrogate": _fit_surrogate, "labeled": _fit_labeled}
-
-
-class _Cell:
-    """One cell of an estimand on the covered population: what does not depend on the labels.
-
-    ``data`` holds the cell's regression rows (population columns, ``_position`` in the frame,
-    ``_stratum_size``), ``x`` their design matrix (None for a cell without rows), ``problems``
-    why the cell could not be prepared. The surrogate-only fit uses no label: it is fitted once.
-    """
-
-    def __init__(
-        self,
-        key: tuple[Any, ...],
-        labels: dict[str, Any],
-        data: pd.DataFrame,
-        x: pd.DataFrame | None,
-        problems: list[str],
-        surrogate: str,
-    ) -> None:
-        self.key, self.labels, self.data, self.x, self.problems = key, labels, data, x, problems
-        self.position = data["_position"].to_numpy()
-        self.strata = data["stratum"].to_numpy()
-        self.sizes = data["_stratum_size"].to_numpy()
-        self._surrogate = surrogate
-        self._surrogate_fit: tuple[Any, Exception | None] | None = None
-        #: For DSL from g-hat's per-pattern sums; None where the design has a missing value.
-        self.design = CellDesign.of(x) if x is not None else None
-        self.offset = 0  # of its patterns among all cells' (:class:`_Cells`)
-
-    def surrogate_fit(self) -> Any:
-        """:func:`stats.baselines.surrogate_ols_design` of the cell, fitted on first use (or its error)."""
-        if self._surrogate_fit is None:
-            try:
-                self._surrogate_fit = (
-                    surrogate_ols_design(self.x, self.data[self._surrogate].to_numpy(dtype=np.float64)),
-                    None,
-                )
-            except (np.linalg.LinAlgError, ValueError) as error:
-                self._surrogate_fit = (None, error)
-        fit, failure = self._surrogate_fit
-        if failure is not None:
-            raise failure
-        return fit
-
-
-def _cell_structure(
-    frame: pd.DataFrame,
-    outcome: str,
-    formula: str,
-    cells: list[str],
-    design: InterimDesign,
-    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None,
-    restrict: NDArray[np.intp] | None,
-) -> list[_Cell]:
-    """The cells of the covered rows (of ``restrict``), each with its regression rows and design."""
-    covered = design.covered(frame["stratum"])
-    positions = np.flatnonzero(covered) if restrict is None else restrict[covered[restrict]]
-    # Only the columns the formula and estimators use go to them: smaller copies, faster patsy.
-    columns = set(formula_names(formula, frame.columns)) | {SURROGATE[outcome], "stratum"}
-    columns.discard(outcome)
-    if prepare is not None:
-        columns |= set(ABLATION_COLUMNS.values())
-    stratum_size = stratum_sizes(frame["stratum"])
-    slim = frame[sorted(columns)].iloc[positions].assign(_position=positions, _stratum_size=stratum_size[positions])
-    groups = frame[cells].iloc[positions].groupby(cells, sort=True, dropna=False).indices
-    structure = _Cells()
-    for key, members in groups.items():
-        key = key if isinstance(key, tuple) else (key,)
-        data = slim.iloc[members]
-        problems = []
-        if prepare is not None:
-            try:
-                data = prepare(data)
-            except ValueError as error:  # e.g. the reference model is missing in this cell
-                data, problems = data.iloc[:0], [str(error)]
-        if len(data) == 0 and not problems:
-            problems = ["no rows to analyse in this cell"]
-        # One design per cell for the identification check and every estimator (issue 10).
-        x = _cell_design(formula, data) if len(data) else None
-        labels = dict(zip(cells, key, strict=True))
-        structure.append(_Cell(key, labels, data, x, problems, SURROGATE[outcome]))
-    structure.index_patterns(len(frame))
-    return structure
-
-
-class _Cells(list[_Cell]):
-    """The cells of one estimand, with every cell's covariate patterns numbered across cells, so
-    that DSL's per-pattern sums of g-hat for all cells take one pass over the rows per split."""
-
-    def index_patterns(self, n_rows: int) -> None:
-        offset, positions, patterns = 0, [], []
-        for cell in self:
-            if cell.design is not None:
-                cell.offset = offset
-                positions.append(cell.position)
-                patterns.append(cell.design.patterns + offset)
-                offset += len(cell.design.counts)
-        self._positions: NDArray[np.intp] | None = (
-            np.concatenate(positions) if positions else np.zeros(0, dtype=np.intp)
-        )
-        self._patterns: NDArray[np.intp] = np.concatenate(patterns) if patterns else np.zeros(0, dtype=np.intp)
-        self._n_patterns = offset
-        if 2 * len(self._patterns) > n_rows:
-            # Most rows are in a cell: number every row (those in none get pattern ``offset``)
-            # and sum over whole contiguous rows of g-hat instead of gathering them first.
-            every = np.full(n_rows, offset, dtype=np.intp)
-            every[np.concatenate(positions)] = self._patterns
-            self._positions, self._patterns = None, every
-        self._sums: dict[bool, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-
-    def pattern_sums(self, g_hat: NDArray[np.float64], of_max: bool = False) -> NDArray[np.float64]:
-        """Per split and pattern (all cells'): the sum of g-hat (or with ``of_max`` of ``max(g, 1 - g)``)
-        over its rows; kept for the same g-hat array (the bounds' refits reuse the estimates' g-hat)."""
-        kept = self._sums.get(of_max)
-        if kept is not None and kept[0] is g_hat:
-            return kept[1]
-        sums = np.empty((len(g_hat), self._n_patterns))
-        for split, values in enumerate(g_hat):
-            values = values if self._positions is None else values[self._positions]
-            if of_max:
-                values = np.maximum(values, 1.0 - values)
-            sums[split] = np.bincount(self._patterns, weights=values, minlength=self._n_patterns)[: self._n_patterns]
-        self._sums[of_max] = (g_hat, sums)
-        return sums
-
-
-@dataclass(frozen=True)
-class _Coefficients:
-    """A point estimate without a variance (``point_only`` fits)."""
-
-    params: pd.Series
-
-
-def _as_point(result: DSLResults | pd.Series) -> Any:
-    """A :func:`stats.dsl.dsl_design_sums` result as :func:`_fit_cells` reports it."""
-    return _Coefficients(result) if isinstance(result, pd.Series) else result
-
-
-def _cell_design(formula: str, data: pd.DataFrame) -> pd.DataFrame:
-    """The cell's design matrix (right-hand side of ``formula``) on all its rows, NA kept as NaN."""
-    return patsy.dmatrix(
-        formula.split("~", 1)[1],
-        data,
-        NA_action=patsy.NAAction(NA_types=[]),
-        eval_env=_EVAL_ENV,
-        return_type="dataframe",
-    )
-
-
-def _cell_strata(
-    frame: pd.DataFrame, cells: list[str], restrict: NDArray[np.intp] | None, ablation_only: bool
-) -> dict[tuple[Any, ...], list[Any]]:
-    """Cell key -> the strata of its rows (of ``restrict``; with ``ablation_only`` of the ablation
-    models' rows), whether covered or not: a cell's sampled strata without labels are among them."""
-    rows = frame.iloc[restrict] if restrict is not None else frame
-    if ablation_only:
-        rows = rows.loc[rows[list(ABLATION_COLUMNS.values())].notna().all(axis=1)]
-    pairs = rows[[*cells, "stratum"]].drop_duplicates()
-    strata: dict[tuple[Any, ...], list[Any]] = {}
-    for values in pairs.itertuples(index=False, name=None):
-        strata.setdefault(tuple(values[:-1]), []).append(values[-1])
-    return strata
-
-
-def identification_shortfall(
-    formula: str, data: pd.DataFrame, outcome: str, min_labels: int = MIN_LABELS, *, design: pd.DataFrame | None = None
-) -> str:
-    """Why the gold labels of a cell cannot yet identify the regression; "" if they can.
-
-    Every 0/1 column of the design matrix (an image arm, a level of an ablation component) needs
-    at least ``min_labels`` labeled rows with each of its values, and the labeled design matrix
-    full rank. The sentence estimates the labels still needed: for a group short of ``d``
-    labels whose rows make up a share ``N_g / N_S`` of the strata they live in (sizes from the
-    ``_stratum_size`` column, else the rows given), about ``d * N_S / N_g`` more labels in those
-    strata, assuming annotation keeps spreading evenly over them. ``design`` is the formula's
-    design matrix on ``data`` where the caller has built it already.
-    """
-    x = _cell_design(formula, data) if design is None else design
-    labeled = data[outcome].notna().to_numpy()
-    strata = data["stratum"].to_numpy() if "stratum" in data else np.zeros(len(data))
-    sizes = data["_stratum_size"].to_numpy() if "_stratum_size" in data else np.full(len(data), float(len(data)))
-    return _shortfall(x, labeled, strata, sizes, min_labels)
-
-
-def _shortfall(
-    x: pd.DataFrame, labeled: NDArray[np.bool_], strata: NDArray[Any], sizes: NDArray[np.float64], min_labels: int
-) -> str:
-    """:func:`identification_shortfall` on the cell's design, labeled mask, strata and stratum sizes."""
-    needed, short_strata = 0, set[Any]()
-    for column in x.columns:
-        values = x[column].to_numpy()
-        if column == "Intercept" or not np.isin(values, (0.0, 1.0)).all():
-            continue
-        for group in (values == 1.0, values == 0.0):
-            deficit = min_labels - int((group & labeled).sum())
-            if deficit <= 0 or not group.any():
-                continue
-            group_strata = pd.unique(strata[group])
-            stratum_rows = pd.Series(sizes[group], index=strata[group]).groupby(level=0).first().sum()
-            needed += int(np.ceil(deficit * stratum_rows / group.sum()))
-            short_strata.update(str(s) for s in group_strata)
-    if not needed and np.linalg.matrix_rank(x.to_numpy()[labeled]) < x.shape[1]:
-        return "not yet estimable: the labeled rows do not separate every coefficient; label more of this cell"
-    if not needed:
-        return ""
-    return _needs_sentence(needed, sorted(short_strata))
-
-
-def _needs_sentence(labels: int, strata: Sequence[str]) -> str:
-    """ "not yet estimable: needs about k more labels in <strata>" (three named, then a count)."""
-    where = ", ".join(strata[:3]) + (f" and {len(strata) - 3} more strata" if len(strata) > 3 else "")
-    return f"not yet estimable: needs about {labels} more label{'s' if labels != 1 else ''} in {where}"
-
-
 #: The range of each estimand's terms where it is bounded: an image effect is a difference of
 #: two proportions (of binary outcomes), so it lies in [-1, 1]. Its intervals are clipped to it.
 ESTIMAND_RANGE: dict[str, tuple[float, float]] = {"image_effect": (-1.0, 1.0)}
@@ -870,7 +462,7 @@ def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataF
     for fit in fits:
         for estimator, result in fit.results.items():
             terms = fit.terms or (None,)
-            blocked = bool(fit.needs) and estimator in _LABEL_ESTIMATORS
+            blocked = bool(fit.needs) and estimator in LABEL_ESTIMATORS
             if result is not None:
                 ci, df = result.conf_int(alpha), _degrees_of_freedom(result)
             for term in terms:
@@ -1010,7 +602,7 @@ def analyse_study(
     with predicting as running:
         for outcome in outcomes:
             g_hat = running[outcome].result() if outcome in running else None
-            designs[outcome] = _labeling(frame, frame[outcome].notna().to_numpy(), cache)[0]
+            designs[outcome] = labeling(frame, frame[outcome].notna().to_numpy(), cache)[0]
             notes.append(f"{outcome}: {designs[outcome].describe()}")
             common: dict[str, Any] = dict(
                 estimators=estimators, g_hat=g_hat, variance=variance, min_labels=min_labels, cache=cache
@@ -1022,7 +614,7 @@ def analyse_study(
                 # Only the label-based estimates; under the design variance without their variances.
                 bounds: dict[str, Any] = dict(
                     common,
-                    estimators=[e for e in estimators if e in _LABEL_ESTIMATORS],
+                    estimators=[e for e in estimators if e in LABEL_ESTIMATORS],
                     point_only=variance == "design",
                 )
                 scenarios[outcome] = [
@@ -1081,7 +673,7 @@ def _with_bounds(estimates: pd.DataFrame, scenarios: Mapping[str, list[pd.DataFr
     keys = ["estimand", "outcome", "model", "benchmark", "language", "term", "estimator"]
     estimates = estimates.copy()
     for outcome, tables in scenarios.items():
-        rows = (estimates["outcome"] == outcome) & estimates["estimator"].isin(_LABEL_ESTIMATORS)
+        rows = (estimates["outcome"] == outcome) & estimates["estimator"].isin(LABEL_ESTIMATORS)
         if not tables:  # no "cannot tell": the assumption carries nothing
             estimates.loc[rows, "bound_low"] = estimates.loc[rows, "estimate"]
             estimates.loc[rows, "bound_high"] = estimates.loc[rows, "estimate"]
