@@ -7,16 +7,19 @@ Both return results with ``params``, ``bse`` and ``conf_int`` (statsmodels resul
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import patsy
-import statsmodels.formula.api as smf
 from numpy.typing import ArrayLike
 from scipy import stats as sps
-from statsmodels.regression.linear_model import RegressionModel, RegressionResultsWrapper
 
 from stats._formula import formula_outcome, with_outcome
 from stats.design import StratifiedSample, agresti_coull_floor, survey_coefficients, survey_regression
+
+if TYPE_CHECKING:
+    from statsmodels.regression.linear_model import RegressionModel, RegressionResultsWrapper
 
 __all__ = [
     "OLSResults",
@@ -38,6 +41,8 @@ def surrogate_ols(formula: str, data: pd.DataFrame, surrogate: str) -> Regressio
     ID that errs more on the short answers given to image queries), so its coverage of the true
     coefficient goes to zero as ``N`` grows. Rows where the surrogate is missing are dropped.
     """
+    import statsmodels.formula.api as smf  # lazily: 0.7 s to import, and analyse_study never needs it
+
     rows = data.loc[data[surrogate].notna()]
     return _full_rank(smf.ols(with_outcome(formula, surrogate), rows)).fit(cov_type="HC1")
 
@@ -101,6 +106,8 @@ def labeled_ols(formula: str, data: pd.DataFrame, sample_prob: ArrayLike) -> Reg
     sample_prob : array-like
         Inclusion probability of each row of ``data``.
     """
+    import statsmodels.formula.api as smf  # lazily, see surrogate_ols
+
     outcome = formula_outcome(formula)
     pi = np.asarray(sample_prob, dtype=np.float64)
     labeled = data[outcome].notna().to_numpy()
