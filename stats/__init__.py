@@ -20,7 +20,6 @@ from stats.estimands import (
     ABLATION_COLUMNS,
     ABLATION_REFERENCE,
     INTERACTION_FORMULA,
-    LEARNER_INPUTS,
     STATUS_NOT_ESTIMABLE,
     STATUS_OK,
     SURROGATE,
@@ -34,9 +33,9 @@ from stats.estimands import (
     interaction_table,
     outcome_design,
     power_table,
-    study_predictions,
     tidy_estimates,
 )
+from stats.ghat import LEARNER_INPUTS, study_predictions
 from stats.learners import BinnedInteractionLearner, Learner, default_learner
 from stats.power import labels_for_halfwidth, power_dsl, predicted_halfwidth
 from stats.simulate import DEFAULT_MODELS, LANGUAGE_WEIGHTS, simulate_study

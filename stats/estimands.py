@@ -37,17 +37,16 @@ answer) / ``N_h``. This is valid if "cannot tell" is missing at random within st
 targets accuracy over all completions of the stratum.
 
 Speed: g-hat depends on the data and the learner, not on the regression, so
-:func:`study_predictions` cross-fits once over the whole frame per outcome and every estimand
-reuses the predictions of its rows (``g_hat=``).
+:func:`stats.ghat.study_predictions` cross-fits once over the whole frame per outcome and every
+estimand reuses the predictions of its rows (``g_hat=``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -58,11 +57,12 @@ from scipy import stats as sps
 from stats._formula import formula_outcome, with_outcome
 from stats.cache import AnalysisCache, cached
 from stats.cells import ESTIMATORS, LABEL_ESTIMATORS, MIN_LABELS, EstimandFit, fit_cells, labeling
-from stats.crossfit import CrossFitSettings, _blas_controller, cross_fit_distinct, distinct_inputs, fold_table
+from stats.crossfit import CrossFitSettings
 from stats.design import InterimDesign, interim_design
 from stats.dsl import (
     DSLResults,
 )
+from stats.ghat import predicting, study_predictions
 from stats.learners import Learner
 from stats.power import labels_for_halfwidth, power_dsl
 
@@ -70,7 +70,6 @@ __all__ = [
     "ABLATION_COLUMNS",
     "ABLATION_REFERENCE",
     "INTERACTION_FORMULA",
-    "LEARNER_INPUTS",
     "STATUS_NOT_ESTIMABLE",
     "STATUS_OK",
     "SURROGATE",
@@ -84,25 +83,11 @@ __all__ = [
     "interaction_table",
     "outcome_design",
     "power_table",
-    "study_predictions",
     "tidy_estimates",
 ]
 
 #: Gold outcome -> its surrogate column.
 SURROGATE: Mapping[str, str] = {"fidelity": "pred_fidelity", "correct": "pred_correct"}
-#: Gold outcome -> (surrogate, further learner features) for g-hat. ``log_chars`` is
-#: ``log(1 + completion_chars)``; numeric inputs with missing values (``pred_correct`` where the
-#: judge failed) are mean-filled and get a ``<name>_missing`` indicator.
-LEARNER_INPUTS: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "fidelity": (
-        "pred_fidelity",
-        ("pred_probability", "log_chars", "image", "query_language", "model", "benchmark"),
-    ),
-    "correct": (
-        "pred_correct",
-        ("pred_fidelity", "pred_probability", "log_chars", "image", "query_language", "model", "benchmark"),
-    ),
-}
 #: Formula variable -> analysis-frame column, for the ablation (interaction) regression.
 ABLATION_COLUMNS: Mapping[str, str] = {"llm": "llm", "vision": "vision_encoder", "data": "train_language"}
 #: Reference level of each ablation variable: the original LLaVA.
@@ -162,111 +147,12 @@ def outcome_design(frame: pd.DataFrame, outcome: str = "fidelity") -> InterimDes
     return interim_design(frame["stratum"], frame[outcome].notna(), frame["sample_prob"])
 
 
-def study_predictions(
-    frame: pd.DataFrame,
-    outcome: str = "fidelity",
-    *,
-    cross_fit: int = 5,
-    sample_split: int = 10,
-    seed: int | np.random.Generator = 1234,
-    learner: Learner | None = None,
-    folds: NDArray[np.integer] | None = None,
-    cache: AnalysisCache | None = None,
-) -> NDArray[np.float64]:
-    """Cross-fitted g-hat of ``outcome`` for every row of the frame, shape (sample_split, N).
-
-    Learner inputs are :data:`LEARNER_INPUTS` ``[outcome]``. Labeled rows are those with a gold
-    ``outcome``; compute this once and pass it as ``g_hat`` to the estimand functions. ``folds``
-    (:func:`stats.crossfit.fold_table`) replaces the draws from ``seed``; ``cache`` keeps the
-    learner inputs (they do not depend on the labels) for the next call on the same population.
-    """
-
-    def prepare() -> Any:
-        prediction, features = LEARNER_INPUTS[outcome]
-        inputs, names = _learner_inputs_frame(frame, [prediction, *features])
-        return distinct_inputs(inputs, names)
-
-    return cross_fit_distinct(
-        cached(cache, ("learner inputs", outcome), prepare),
-        frame[outcome].to_numpy(dtype=np.float64),
-        cross_fit=cross_fit,
-        sample_split=sample_split,
-        seed=seed,
-        learner=learner,
-        folds=folds,
-    )[0]
-
-
-def _study_predictions(
-    frame: pd.DataFrame,
-    outcomes: Sequence[str],
-    settings: CrossFitSettings,
-    cache: AnalysisCache | None = None,
-) -> dict[str, NDArray[np.float64]]:
-    """g-hat of each outcome, as :func:`study_predictions` called for them in turn with one generator."""
-    with _predicting(frame, outcomes, settings, cache) as running:
-        return {outcome: future.result() for outcome, future in running.items()}
-
-
-@contextmanager
-def _predicting(
-    frame: pd.DataFrame,
-    outcomes: Sequence[str],
-    settings: CrossFitSettings,
-    cache: AnalysisCache | None = None,
-) -> Iterator[dict[str, Future[NDArray[np.float64]]]]:
-    """The g-hat of each outcome being computed: :func:`study_predictions` for them in turn with
-    one generator, running in two threads while the caller works (on the first outcome's cells).
-
-    The folds are drawn up front in that order (and kept for the next recompute when the seed
-    is an int: they depend on nothing else), so the outcomes can be cross-fitted at once: the
-    fits and predictions spend most of their time in NumPy, outside the GIL.
-    """
-    cross_fit, sample_split, seed = settings.cross_fit, settings.sample_split, settings.seed
-    if isinstance(seed, (int, np.integer)):
-        draws = _fold_draws(int(seed), len(frame), cross_fit, sample_split, len(outcomes))
-    else:
-        draws = tuple(fold_table(len(frame), cross_fit, sample_split, seed) for _ in outcomes)
-    common: dict[str, Any] = dict(cross_fit=cross_fit, sample_split=sample_split, learner=settings.learner, cache=cache)
-    # One BLAS thread throughout: the cross-fits limit it themselves, and nested limits set
-    # from two threads would otherwise leave it at one for the rest of the process.
-    with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool:
-        yield {
-            outcome: pool.submit(study_predictions, frame, outcome, folds=folds, **common)
-            for outcome, folds in zip(outcomes, draws, strict=True)
-        }
-
-
 def _predict(
     frame: pd.DataFrame, outcome: str, settings: CrossFitSettings, cache: AnalysisCache | None
 ) -> Callable[[], NDArray[np.float64]]:
-    """:func:`study_predictions` of ``outcome`` with these settings, when called (only where DSL needs it)."""
+    """:func:`stats.ghat.study_predictions` of ``outcome`` with these settings, when called (only
+    where DSL needs it)."""
     return lambda: study_predictions(frame, outcome, cache=cache, **settings.arguments())
-
-
-@lru_cache(maxsize=2)
-def _fold_draws(
-    seed: int, n_rows: int, cross_fit: int, sample_split: int, n_outcomes: int
-) -> tuple[NDArray[np.int8], ...]:
-    """The fold tables of ``n_outcomes`` cross-fits drawn in turn from ``default_rng(seed)`` (read-only)."""
-    rng = np.random.default_rng(seed)
-    tables = tuple(fold_table(n_rows, cross_fit, sample_split, rng) for _ in range(n_outcomes))
-    for table in tables:
-        table.flags.writeable = False
-    return tables
-
-
-def _learner_inputs_frame(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Learner input columns; a numeric column with gaps is mean-filled and gets an indicator."""
-    out: dict[str, pd.Series] = {}
-    for column in columns:
-        values = np.log1p(frame["completion_chars"].astype(np.float64)) if column == "log_chars" else frame[column]
-        if pd.api.types.is_numeric_dtype(values) and values.isna().any():
-            out[column] = values.fillna(values.mean()).fillna(0.0)
-            out[f"{column}_missing"] = values.isna().astype(np.float64)
-        else:
-            out[column] = values
-    return pd.DataFrame(out).reset_index(drop=True), list(out)
 
 
 def image_effect_fits(
@@ -299,7 +185,7 @@ def image_effect_fits(
         Cell-defining columns (default model and benchmark).
     estimators : sequence of {"dsl", "surrogate", "labeled"}
     g_hat : ndarray (S, N), optional
-        Precomputed :func:`study_predictions` for ``outcome``; computed here if omitted.
+        Precomputed :func:`stats.ghat.study_predictions` for ``outcome``; computed here if omitted.
     cross_fit, sample_split, seed, learner
         For computing g-hat when it is not given.
     variance : {"design", "sandwich"}
@@ -572,7 +458,7 @@ def analyse_study(
 ) -> StudyAnalysis:
     """All estimands of the study, for each outcome, by each estimator, plus power and coverage.
 
-    For each outcome g-hat is cross-fitted once over the whole frame (:func:`study_predictions`)
+    For each outcome g-hat is cross-fitted once over the whole frame (:func:`stats.ghat.study_predictions`)
     and reused by every estimand. The interaction formula's outcome is replaced by each outcome in
     turn. ``variance`` and ``min_labels`` as in :func:`image_effect_fits`.
 
@@ -593,13 +479,13 @@ def analyse_study(
     designs: dict[str, InterimDesign] = {}
     notes: list[str] = []
     scenarios: dict[str, list[pd.DataFrame]] = {}
-    predicting = (
-        _predicting(frame, outcomes, CrossFitSettings(cross_fit, sample_split, seed, learner), cache)
+    g_hats = (
+        predicting(frame, outcomes, CrossFitSettings(cross_fit, sample_split, seed, learner), cache)
         if "dsl" in estimators
         else nullcontext(dict[str, Future[NDArray[np.float64]]]())
     )
     # The first outcome's cells are fitted while the second outcome is still being cross-fitted.
-    with predicting as running:
+    with g_hats as running:
         for outcome in outcomes:
             g_hat = running[outcome].result() if outcome in running else None
             designs[outcome] = labeling(frame, frame[outcome].notna().to_numpy(), cache)[0]
