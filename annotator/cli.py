@@ -89,11 +89,8 @@ def cmd_simulate_annotators(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from annotator.annotation.reads import current_sample_id
     from annotator.annotation.reporting import unroutable_languages
+    from annotator.design.draws import draw_sample, top_up
     from annotator.design.report import design_report, sample_rounds
-    from annotator.design.sampling import (
-        draw_sample,
-        top_up,
-    )
     from annotator.design.weights import load_weights
 
     engine = _engine(args)

@@ -19,7 +19,7 @@ Measurements from the demo's true labels (``demo_oracle``), seeded, printed as t
    for the difference estimator with the surrogate fixed: ``2 x 1.96 sqrt(sum_h N_h^2 (1 - f_h)
    S_h^2(z) / n_h)`` with ``z`` the contrast's residual ``Y - Yhat`` (Cochran 1977, 5.3), from
    the oracle's ``Y`` over the whole population, and the designs the app draws
-   (:func:`annotator.design.sampling.draw_sample`). The app's DSL uses a learned ``g-hat`` and its own
+   (:func:`annotator.design.draws.draw_sample`). The app's DSL uses a learned ``g-hat`` and its own
    variance estimate, so absolute widths differ; 3 measures those. The
    widths each design *predicts* before any label (:func:`annotator.design.sampling.predicted_widths`)
    are printed beside them.
@@ -48,12 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from annotator.analysis.frame import faithful_class
 from annotator.annotation.queue import stratum_priority
 from annotator.demo.setup import set_up_demo
+from annotator.design.draws import draw_sample
 from annotator.design.report import design_report
-from annotator.design.sampling import (
-    draw_sample,
-    predicted_widths,
-    strata_for_sample,
-)
+from annotator.design.sampling import predicted_widths, strata_for_sample
 from annotator.storage import fetch_frame, make_engine, upgrade_database
 from db.models import Completion, DemoOracle, Prediction
 from stats.allocation import Z_95

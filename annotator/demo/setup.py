@@ -36,7 +36,7 @@ def set_up_demo(engine: Engine, size: str = "small", seed: int = 0, labeled_shar
     from annotator.access.accounts import add_annotator, list_annotators
     from annotator.demo.annotators import simulate_annotators
     from annotator.demo.generator import load_demo
-    from annotator.design.sampling import draw_sample
+    from annotator.design.draws import draw_sample
     from annotator.ingest.langid import run_language_id
 
     yield str(load_demo(engine, size=size, seed=seed))

@@ -8,15 +8,14 @@ import streamlit as st
 
 from annotator.annotation.reads import current_sample_id
 from annotator.annotation.reporting import queue_status
+from annotator.design.draws import draw_sample, top_up
 from annotator.design.report import design_report, sample_rounds
 from annotator.design.sampling import (
     ALLOCATIONS,
     NoSampleError,
     SamplingError,
-    draw_sample,
     plan_allocation,
     predicted_widths,
-    top_up,
 )
 from annotator.design.weights import PAPER_WEIGHTS, WeightsError
 from annotator.languages import language_name

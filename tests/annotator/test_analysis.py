@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from annotator.analysis.frame import ANALYSIS_COLUMNS, analysis_frame, label_count
-from annotator.design.sampling import draw_sample
+from annotator.design.draws import draw_sample
 from db.models import Annotation, Prediction, SampleItem
 
 COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}

@@ -14,7 +14,7 @@ from annotator.analysis.estimates import study_estimates, study_version
 from annotator.annotation.reads import current_sample_id
 from annotator.cli import main as cli_main
 from annotator.demo.setup import set_up_demo
-from annotator.design.sampling import top_up
+from annotator.design.draws import top_up
 from annotator.languages import query_language_class
 from annotator.storage import make_engine, upgrade_database
 

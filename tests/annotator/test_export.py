@@ -20,7 +20,8 @@ from annotator.analysis.export import (
     write_csv,
 )
 from annotator.analysis.wording import with_term_words
-from annotator.design.sampling import NoSampleError, draw_sample
+from annotator.design.draws import draw_sample
+from annotator.design.sampling import NoSampleError
 from db.models import SampleItem
 
 

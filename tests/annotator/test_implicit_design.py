@@ -16,14 +16,9 @@ from sqlalchemy import Engine, select
 from annotator.analysis.frame import analysis_frame
 from annotator.annotation.routing import claim_batch, submit
 from annotator.cli import main
+from annotator.design.draws import _draw, draw_sample, nested_order, top_up
 from annotator.design.report import design_report
-from annotator.design.sampling import (
-    SamplingError,
-    _draw,
-    draw_sample,
-    nested_order,
-    top_up,
-)
+from annotator.design.sampling import SamplingError
 from db.models import Sample, SampleItem
 
 MODELS = ("m1", "m2", "m3")

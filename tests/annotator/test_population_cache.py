@@ -9,7 +9,7 @@ from sqlalchemy import Engine, insert, select
 
 from annotator.analysis import frame as analysis
 from annotator.analysis.frame import analysis_frame, cached_population, keep_population_cached, population_version
-from annotator.design.sampling import draw_sample, top_up
+from annotator.design.draws import draw_sample, top_up
 from db.models import Prediction, SampleItem
 
 COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}

@@ -10,15 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from annotator.annotation.reads import current_sample_id
-from annotator.design import sampling
+from annotator.design import draws, sampling
+from annotator.design.draws import draw_sample, top_up
 from annotator.design.report import design_report, sample_rounds
-from annotator.design.sampling import (
-    SamplingError,
-    allocate,
-    draw_sample,
-    plan_allocation,
-    top_up,
-)
+from annotator.design.sampling import SamplingError, allocate, plan_allocation
 from annotator.design.weights import PAPER_WEIGHTS, SamplingWeights, WeightsError, load_weights
 from annotator.storage import make_engine, session_scope, upgrade_database
 from db.models import Sample, SampleItem, SampleStratum
@@ -277,7 +272,7 @@ def test_draws_are_simple_random_samples_within_strata():
     population = pd.DataFrame({"id": [f"c{i}" for i in range(len(codes))], "code": codes, "unit": unit})
     picks = pd.concat(
         [
-            sampling._draw(population, need, np.zeros_like(need), np.random.default_rng(seed)).assign(seed=seed)
+            draws._draw(population, need, np.zeros_like(need), np.random.default_rng(seed)).assign(seed=seed)
             for seed in range(reps // copies)
         ]
     )

@@ -11,14 +11,13 @@ from sqlalchemy import Engine, insert, select, update
 from annotator.analysis.frame import analysis_frame
 from annotator.annotation.routing import claim_batch, submit
 from annotator.cli import main
+from annotator.design.draws import draw_sample, top_up
 from annotator.design.report import design_report
 from annotator.design.sampling import (
     SamplingError,
-    draw_sample,
     plan_allocation,
     predicted_widths,
     strata_for_sample,
-    top_up,
 )
 from annotator.storage import session_scope
 from db.models import Prediction, Sample, SampleItem, SampleStratum
