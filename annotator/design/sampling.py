@@ -346,19 +346,21 @@ def plan_design(
         raise SamplingError(f"allocation {allocation!r} is not one of {', '.join(ALLOCATIONS)}")
     cells = _group(_cells(population, scheme, n, allocation, design))
     design = {**design, "cells": cells[[*CELL_COLUMNS, "stratum"]].astype(object).values.tolist()}
-    strata = (
-        cells.groupby("stratum", sort=True)
-        .agg(
-            benchmark=("benchmark", "first"),
-            query_language=("query_language", "first"),
-            population=("population", "sum"),
-            weight_sum=("weight", "sum"),
-        )
-        .reset_index()
-    )
+    strata = _strata_of_cells(cells).reset_index()
     strata["expected"] = n * strata["weight_sum"] / strata["weight_sum"].sum()
     strata["drawn"] = allocate_nested(strata, n)
     return strata[list(STRATUM_COLUMNS)], design
+
+
+def _strata_of_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per stratum of grouped cells (:func:`_group`), indexed by it: its benchmark,
+    query language, population and summed weight."""
+    return cells.groupby("stratum", sort=True).agg(
+        benchmark=("benchmark", "first"),
+        query_language=("query_language", "first"),
+        population=("population", "sum"),
+        weight_sum=("weight", "sum"),
+    )
 
 
 def allocate_nested(strata: pd.DataFrame, n: int, lower: ArrayLike | None = None) -> NDArray[np.int64]:
@@ -469,12 +471,7 @@ def predicted_widths(
     widths = {}
     for allocation in ALLOCATIONS:
         cells = _group(_cells(population, scheme, n, allocation, design))
-        strata = cells.groupby("stratum").agg(
-            benchmark=("benchmark", "first"),
-            query_language=("query_language", "first"),
-            population=("population", "sum"),
-            weight_sum=("weight", "sum"),
-        )
+        strata = _strata_of_cells(cells)
         drawn = pd.Series(allocate_nested(strata, n), index=strata.index)
         cells["pi"] = cells["stratum"].map(drawn / strata["population"])
         cells["variance"] = residual_variance(cells["error"])
