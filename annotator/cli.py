@@ -167,9 +167,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> None:
     from annotator.analysis.estimates import study_estimates
+    from annotator.analysis.frame import keep_population_on_disk
 
+    engine = _engine(args)
+    if not args.no_cache:
+        keep_population_on_disk(engine)  # read once per population version, then loaded in a fraction of a second
     estimates = study_estimates(
-        _engine(args),
+        engine,
         seed=args.seed,
         per_language=args.per_language,
         interaction_formula=args.formula,
@@ -335,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["design", "sandwich"],
         default="design",
         help="design: finite-population, small-sample t intervals (default); sandwich: R dsl's, for comparison with R",
+    )
+    estimate.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read the population from the database, not from the copy kept on disk per population version "
+        "(beside a SQLite file, else in the user cache folder; IFL_CACHE_DIR sets the folder, 'off' none)",
     )
     estimate.set_defaults(handler=cmd_estimate)
 

@@ -45,14 +45,18 @@ import warnings
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from sqlalchemy import Engine, and_, func, select
 from sqlalchemy.orm import Session, aliased
 
+from annotator.analysis.population_store import load_population, population_cache_dir, population_key, save_population
 from annotator.annotation.labels import RESOLVED_COLUMNS, resolved_labels
 from annotator.annotation.reads import current_sample_id
 from annotator.design.sampling import strata_for_sample
@@ -81,6 +85,7 @@ __all__ = [
     "change_stamp",
     "faithful_class",
     "keep_population_cached",
+    "keep_population_on_disk",
     "label_count",
     "population_and_frame",
     "population_frame",
@@ -117,6 +122,8 @@ _LABEL_COLUMNS = ("labeled", "fidelity", "correct", "answer_language")
 _POPULATIONS: weakref.WeakKeyDictionary[Engine, dict[tuple[int | None, str | None], tuple[Population, int | None]]]
 _POPULATIONS = weakref.WeakKeyDictionary()
 _WATCHES: weakref.WeakKeyDictionary[Engine, tuple[threading.Lock, sqlite3.Connection]] = weakref.WeakKeyDictionary()
+#: Per engine: the folder where :func:`keep_population_on_disk` keeps its population.
+_DISK: weakref.WeakKeyDictionary[Engine, Path] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()  # held for dictionary updates only
 _POPULATION_LOCK = threading.Lock()  # held while a population is read
 
@@ -199,9 +206,7 @@ class Population:
         """
         frame = self.frame.copy(deep=False)
         n_rows = len(frame)
-        rows = self.rows.get_indexer(labels["completion_id"])
-        known = rows >= 0
-        rows = rows[known]
+        rows, known = self._label_rows(labels["completion_id"])
         labeled = np.zeros(n_rows, dtype=bool)
         labeled[rows] = True
         labeled &= frame["sampled"].to_numpy()
@@ -216,6 +221,22 @@ class Population:
         frame["correct"] = correct
         frame["answer_language"] = pd.Series(answer, index=frame.index, dtype=object)
         return frame[list(ANALYSIS_COLUMNS)]
+
+    def _label_rows(self, ids: pd.Series) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """The rows of the labeled completions ``ids`` (unique), and the position in ``ids`` of each.
+
+        Found by looking each of the N completion ids up among the n labels' (a hash of n ids),
+        not each label among the completions': hashing 775k ids for the index costs 0.6 s, and
+        a process that estimates once (``ifl estimate``) would pay it every time. ``ids`` of no
+        completion (none should exist: labels are of sampled items) are left out.
+        """
+        if not pd.Index(ids).is_unique:  # one label per completion; else the last one, as before
+            at = self.rows.get_indexer(ids)
+            known = np.flatnonzero(at >= 0)
+            return at[known], known
+        found = pc.index_in(pa.array(self.frame["completion_id"]), value_set=pa.array(ids, type=pa.string()))
+        rows = np.flatnonzero(found.is_valid().to_numpy(zero_copy_only=False))
+        return rows, found.drop_null().to_numpy().astype(np.intp)
 
 
 def population_frame(engine: Engine, sample_id: int | None = None, surrogate_source: str | None = None) -> Population:
@@ -279,8 +300,17 @@ def population_frame(engine: Engine, sample_id: int | None = None, surrogate_sou
     for column in ("llm", "vision_encoder", "train_language", "pred_language"):
         frame[column] = frame[column].where(frame[column].notna(), np.nan)  # NaN, not None, where missing
     population = [column for column in ANALYSIS_COLUMNS if column not in _LABEL_COLUMNS]
+    return _population(frame[population], sample_id, version, faithful)
+
+
+def _population(
+    frame: pd.DataFrame, sample_id: int | None, version: PopulationVersion, faithful: pd.Series | None = None
+) -> Population:
+    """A :class:`Population` of its frame (the population columns of :data:`ANALYSIS_COLUMNS`)."""
+    if faithful is None:
+        faithful = faithful_class(frame["query_language"])
     return Population(
-        frame=frame[population],
+        frame=frame,
         sample_id=sample_id,
         version=version,
         faithful=faithful.to_numpy(dtype=object),
@@ -298,6 +328,48 @@ def keep_population_cached(engine: Engine) -> None:
     """
     with _CACHE_LOCK:
         _POPULATIONS.setdefault(engine, {})
+
+
+def keep_population_on_disk(engine: Engine, directory: Path | None = None) -> Path | None:
+    """Let :func:`cached_population` on ``engine`` keep the population on disk too, per
+    :class:`PopulationVersion` (:mod:`annotator.analysis.population_store`).
+
+    For processes that start often and read a population that seldom changes (``ifl
+    estimate``): a read from the database writes the population to ``directory`` (default
+    :func:`~annotator.analysis.population_store.population_cache_dir`), and a later process
+    whose database shows the same version loads it from there instead of reading it. Off by
+    default. Returns the folder, or None where there is none (in-memory SQLite, ``IFL_CACHE_DIR=off``).
+    """
+    folder = population_cache_dir(engine) if directory is None else directory
+    with _CACHE_LOCK:
+        if folder is None:
+            _DISK.pop(engine, None)
+        else:
+            _DISK[engine] = folder
+    return folder
+
+
+def _read_population(
+    engine: Engine, sample_id: int | None, surrogate_source: str | None, version: PopulationVersion | None
+) -> Population:
+    """The population read from the database, or from the disk cache where one is kept for
+    ``engine`` and holds the current version (``version`` if the caller has just read it)."""
+    with _CACHE_LOCK:
+        folder = _DISK.get(engine)
+    if folder is None:
+        return population_frame(engine, sample_id, surrogate_source)
+    if version is None:
+        version = population_version(engine)
+    loaded = load_population(folder, population_key(version, sample_id, surrogate_source))
+    if loaded is not None:
+        frame, extra = loaded
+        return _population(frame, extra["sample_id"], version)
+    population = population_frame(engine, sample_id, surrogate_source)
+    # Keyed by the version read before the population was: if anything changed while it was
+    # read, the version differs now and the next process misses instead of using this copy.
+    key = population_key(population.version, sample_id, surrogate_source)
+    save_population(folder, key, population.frame, {"sample_id": population.sample_id})
+    return population
 
 
 def change_stamp(engine: Engine) -> int | None:
@@ -336,7 +408,7 @@ def cached_population(
     with _CACHE_LOCK:
         cache = _POPULATIONS.get(engine)
     if cache is None:
-        return population_frame(engine, sample_id, surrogate_source)
+        return _read_population(engine, sample_id, surrogate_source, version)
     key = (sample_id, surrogate_source)
     with _CACHE_LOCK:
         kept, confirmed = cache.get(key, (None, None))
@@ -355,7 +427,7 @@ def cached_population(
             kept, confirmed = cache.get(key, (None, None))
         if kept is not None and stamp is not None and stamp == confirmed:
             return kept
-        population = population_frame(engine, sample_id, surrogate_source)
+        population = _read_population(engine, sample_id, surrogate_source, None)
         with _CACHE_LOCK:
             cache.clear()  # one population at a time: it is the bulk of the app's memory
             cache[key] = (population, stamp)

@@ -1,0 +1,169 @@
+"""The population part of the analysis frame kept on disk, per :class:`PopulationVersion` (issue 10).
+
+``ifl estimate`` is a fresh process each time: reading the population of the paper demo (775k
+completions joined with their surrogate and sample) from SQLite costs about 3-5 s, more than
+half of its budget. The population changes only with an import, a language-ID run or a sample,
+so a process that reads it writes it here too, and the next process whose database shows the
+same version loads it in a fraction of a second (Arrow IPC, memory-mapped; no pickle, so a
+file planted in the folder can hold data but never run code).
+
+Where: ``IFL_CACHE_DIR`` if set (empty or ``off``: no disk cache), else beside a SQLite file
+(``db/ifl.sqlite-cache/``, which ``.gitignore``'s ``db/*.sqlite-*`` already covers), else, for
+other databases (PostgreSQL), ``$XDG_CACHE_HOME/ifl-studio`` (``~/.cache/ifl-studio``); in every
+case in a folder named by a hash of the database URL (password hidden). In-memory SQLite has none.
+
+The file is named by a hash of its key and holds the key in its metadata, which must match on
+load: the :class:`PopulationVersion` read *before* the population was read (so a change made
+while reading makes the next version differ and the cache miss), the requested sample and
+surrogate source, a format number, the pandas and pyarrow versions, and a hash of the source of
+the modules that define the population (this one, :mod:`annotator.analysis.frame`, the strata
+and the language classes), so that a code change never meets a frame built by older code. One
+population per database is kept: writing one removes the others.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Engine
+
+__all__ = ["CACHE_DIR_SETTING", "load_population", "population_cache_dir", "population_key", "save_population"]
+
+CACHE_DIR_SETTING = "IFL_CACHE_DIR"
+_FORMAT = 1
+_PREFIX = "population-"
+_SUFFIX = ".arrow"
+#: The modules whose code decides what a population frame holds: a change to any of them is a miss.
+_DEFINING_MODULES = (
+    "annotator.analysis.population_store",
+    "annotator.analysis.frame",
+    "annotator.design.sampling",
+    "annotator.languages",
+    "annotator.storage",
+)
+
+
+def population_cache_dir(engine: Engine) -> Path | None:
+    """The folder for ``engine``'s kept population, or None where there is none (see the module)."""
+    setting = os.environ.get(CACHE_DIR_SETTING)
+    url = engine.url
+    if setting is not None:
+        if setting.strip().lower() in {"", "0", "off", "none", "false"}:
+            return None
+        root = Path(setting).expanduser()
+    elif url.get_backend_name() == "sqlite":
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
+            return None
+        path = Path(database).expanduser().resolve()
+        root = path.with_name(path.name + "-cache")
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ifl-studio"
+    name = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    return root / name
+
+
+@functools.cache
+def _source_hash() -> str:
+    """A hash of the source of the modules that define the population (read once per process)."""
+    digest = hashlib.sha256()
+    for name in _DEFINING_MODULES:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        digest.update(name.encode())
+        digest.update(Path(file).read_bytes() if file else b"?")
+    return digest.hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def population_key(version: Sequence[Any], sample_id: int | None, surrogate_source: str | None) -> str:
+    """The key of a population: everything its frame is a function of (see the module)."""
+    return json.dumps(
+        {
+            "format": _FORMAT,
+            "code": _source_hash(),
+            "pandas": pd.__version__,
+            "pyarrow": pa.__version__,
+            "version": [_plain(value) for value in version],
+            "sample_id": sample_id,
+            "surrogate_source": surrogate_source,
+        },
+        sort_keys=True,
+    )
+
+
+def _file(directory: Path, key: str) -> Path:
+    return directory / f"{_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:24]}{_SUFFIX}"
+
+
+def save_population(directory: Path, key: str, frame: pd.DataFrame, extra: Mapping[str, Any]) -> Path | None:
+    """Write ``frame`` under ``key`` (atomically: another process sees the old file or the new
+    one, never half of one) and remove the database's other populations. ``extra`` (JSON) is
+    returned by :func:`load_population` with the frame. None, and nothing written, if the folder
+    cannot be written: the cache is an optimisation only."""
+    target = _file(directory, key)
+    # Object columns come back with None where Arrow has a null: note whether they had NaN.
+    objects = {column: _missing_marker(frame[column]) for column in frame.columns if frame[column].dtype == object}
+    if "mixed" in objects.values():
+        return None
+    meta = {"key": key, "extra": dict(extra), "objects": objects, "dtypes": [str(t) for t in frame.dtypes]}
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({b"ifl": json.dumps(meta).encode()})
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", suffix=_SUFFIX, delete=False) as handle:
+            temporary = Path(handle.name)
+            with pa.ipc.new_file(handle, table.schema) as writer:
+                writer.write_table(table)
+        os.replace(temporary, target)
+    except (OSError, pa.ArrowException):
+        return None
+    for other in directory.glob(f"{_PREFIX}*{_SUFFIX}"):
+        if other != target:
+            other.unlink(missing_ok=True)
+    return target
+
+
+def _missing_marker(values: pd.Series) -> str:
+    """How an object column marks a missing value: ``none``, ``nan``, or ``mixed`` (both)."""
+    array = values.to_numpy()
+    missing = int(pd.isna(array).sum())
+    nones = sum(value is None for value in array[pd.isna(array)])
+    return "none" if nones == missing else "nan" if nones == 0 else "mixed"
+
+
+def load_population(directory: Path, key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The frame kept under ``key`` and its ``extra``, or None if there is none (or it does not
+    read back as written: wrong key, other column types, a damaged file)."""
+    path = _file(directory, key)
+    try:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        meta = json.loads((table.schema.metadata or {}).get(b"ifl", b"{}"))
+        if meta.get("key") != key:
+            return None
+        frame = table.to_pandas()
+        for column, marker in meta["objects"].items():
+            values = table.column(column).to_numpy(zero_copy_only=False).astype(object)
+            if marker == "nan":
+                values[pd.isna(values)] = np.nan
+            frame[column] = pd.Series(values, index=frame.index, dtype=object)
+        if [str(t) for t in frame.dtypes] != meta["dtypes"]:
+            return None
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None
+    return frame, meta["extra"]
