@@ -1,12 +1,12 @@
 """Time every researcher page in a real browser: ``python benchmarks/bench_pages.py --db URL``.
 
-Starts ``streamlit run app.py`` on the study (default: the paper-size demo, built as
-``bench_dashboard.py`` builds it), signs in through Debian's chromium (Playwright, headless)
-and opens each researcher page from the sidebar, several rounds. A page counts as open when
-its title is on screen and the script run has ended (Streamlit's ``data-test-script-state``
-is ``notRunning``): what a researcher waits for. The first visit to the dashboard (sign-in
-to figures) is printed apart, with when its progress bar appeared; after it every page
-should open within ``--target`` seconds.
+Starts ``ifl app`` on the study (default: the paper-size demo, built as ``bench_dashboard.py``
+builds it) as the browser tests do (``tests/app/live_app.py``), signs in through Debian's
+chromium (Playwright, headless) and opens each researcher page from the sidebar, several
+rounds. A page counts as open when its title is on screen and the script run has ended
+(Streamlit's ``data-test-script-state`` is ``notRunning``): what a researcher waits for. The
+first visit to the dashboard (sign-in to figures) is printed apart, with when its progress bar
+appeared; after it every page should open within ``--target`` seconds.
 The server's peak resident memory (``VmHWM``) is printed at the end. Screenshots of the
 last round go to ``--screenshots`` when given.
 """
@@ -15,32 +15,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from bench_dashboard import build_demo  # noqa: E402 - importable once sys.path holds the repository
+from live_app import CHROMIUM, CHROMIUM_ARGS, served_app  # noqa: E402 - the tests' way of serving the app
 
 from annotator.demo.setup import DEMO_PASSWORD  # noqa: E402 - importable once sys.path holds the repository
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Sidebar link -> the page's title.
 PAGES = {
     "Dashboard": "Dashboard",
@@ -50,50 +40,6 @@ PAGES = {
     "Adjudicate": "Adjudicate",
 }
 IDLE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(db_url: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, IFL_DATABASE_URL=db_url)
-    env.pop("IFL_DASHBOARD_RECOMPUTE_SECONDS", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--server.fileWatcherType",
-        "none",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with log.open("w") as output:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return server, url
-        except OSError:
-            time.sleep(0.3)
-    server.terminate()
-    raise SystemExit(f"streamlit did not answer within 120 s:\n{log.read_text()}")
 
 
 def peak_memory_mb(pid: int) -> float:
@@ -127,11 +73,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="ifl-bench-pages-") as folder:
         db_url = args.db or build_demo(Path(folder) / "demo.sqlite", "paper")
-        server, url = start_server(db_url, Path(folder) / "streamlit.log")
+        environment = {name: value for name, value in os.environ.items() if name != "IFL_DASHBOARD_RECOMPUTE_SECONDS"}
         timeout_ms = 600_000
-        try:
+        with served_app(db_url, Path(folder) / "streamlit.log", timeout=120, env=environment) as (url, server):
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 page.goto(url)
                 page.get_by_role("textbox", name="Name").fill(args.user)
@@ -161,9 +107,6 @@ def main() -> None:
                             )
                 browser.close()
             peak = peak_memory_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     print(
         f"first visit (sign in to the dashboard's figures, estimates computed): {first:.2f} s; "
         + (

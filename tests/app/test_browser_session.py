@@ -7,8 +7,6 @@ Screenshots go to the test's temporary folder (printed paths) for a person to lo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,12 +18,10 @@ from browser_support import (  # noqa: F401  (fixtures)
     VIEWPORT,
     WAIT_MS,
     browser,
-    free_port,
     server,
     sign_in,
-    streamlit_server,
-    wait_until_healthy,
 )
+from live_app import served_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -138,8 +134,8 @@ def empty_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A server on a new, empty database (what ``ifl app`` on a team's database starts with)."""
     database = tmp_path / "empty.sqlite"
     upgrade_database(make_engine(f"sqlite:///{database}"))
-    with streamlit_server(database, tmp_path / "streamlit.log") as url:
-        yield url, database
+    with served_app(f"sqlite:///{database}", tmp_path / "streamlit.log") as app:
+        yield app.url, database
 
 
 def test_an_empty_database_offers_no_way_to_create_an_account(empty_server, browser, tmp_path: Path) -> None:
@@ -170,28 +166,13 @@ def test_a_deep_link_as_the_servers_first_request_finds_its_page(browser, tmp_pa
 
     database = tmp_path / "empty.sqlite"
     upgrade_database(make_engine(f"sqlite:///{database}"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "ifl_app.log"
-    ifl = Path(sys.executable).with_name("ifl")
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(ifl), "--db", f"sqlite:///{database}", "app", "--port", str(port)],
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until_healthy(url, process, log)
+    with served_app(f"sqlite:///{database}", tmp_path / "ifl_app.log") as app:
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(WAIT_MS)
-        page.goto(f"{url}/dashboard")  # the server's very first page load
+        page.goto(f"{app.url}/dashboard")  # the server's very first page load
         expect(page.get_by_text("ifl annotators add NAME --role admin")).to_be_visible(timeout=WAIT_MS)
         settled(page)
         page.screenshot(path=str(tmp_path / "first_request.png"))
         expect(page.get_by_text("Page not found")).to_have_count(0)
         expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
         page.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=20)

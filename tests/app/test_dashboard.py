@@ -22,8 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser_support import (  # noqa: F401  (fixtures)
-    CHROMIUM,
-    CHROMIUM_ARGS,
     README_SCREENSHOTS,
     VIEWPORT,
     WAIT_MS,
@@ -31,6 +29,7 @@ from browser_support import (  # noqa: F401  (fixtures)
     server,
 )
 from browser_support import sign_in as sign_in_browser
+from live_app import CHROMIUM, CHROMIUM_ARGS
 
 from annotator.analysis import estimates as estimates_module
 from annotator.analysis.estimates import StudyEstimates, study_estimates

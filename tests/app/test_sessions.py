@@ -376,7 +376,7 @@ def port_is_free(port: int) -> bool:
 
 
 def test_sigterm_to_ifl_app_stops_the_server(db_url: str, tmp_path: Path) -> None:
-    from browser_support import free_port
+    from live_app import free_port
 
     port = free_port()
     log = tmp_path / "app.log"
