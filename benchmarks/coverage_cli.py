@@ -94,6 +94,24 @@ def population_truth(database: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def sampled_copy(base: Path, code: Path, database: Path, seed: int) -> Path:
+    """``database``: a copy of the demo ``base`` with a sample of :data:`SAMPLE_SIZE` drawn with ``seed``."""
+    shutil.copy(base, database)
+    run_ifl(database, code, "sample", "--n", str(SAMPLE_SIZE), "--seed", str(seed))
+    return database
+
+
+def label_up_to(database: Path, code: Path, seed: int, share: float, labeled: int) -> int:
+    """Simulated annotators who never err label the sample until ``share`` of it has labels
+    (``labeled`` items have them already); the labeled items now."""
+    target = round(SAMPLE_SIZE * share)
+    if target <= labeled:
+        return labeled
+    more = str(target - labeled)
+    run_ifl(database, code, "simulate-annotators", "--error-rate", "0", "--n", more, "--seed", str(seed))
+    return target
+
+
 def replicate(base: Path, code: Path, workdir: Path, seed: int, shares: list[float]) -> pd.DataFrame:
     """One replication: a fresh sample, labeled up to each share in turn, exported each time.
 
@@ -106,25 +124,10 @@ def replicate(base: Path, code: Path, workdir: Path, seed: int, shares: list[flo
             [pd.read_csv(out).assign(rep=seed, share=share) for out, share in zip(outputs, shares, strict=True)],
             ignore_index=True,
         )
-    database = workdir / f"rep{seed}.sqlite"
-    shutil.copy(base, database)
-    run_ifl(database, code, "sample", "--n", str(SAMPLE_SIZE), "--seed", str(seed))
+    database = sampled_copy(base, code, workdir / f"rep{seed}.sqlite", seed)
     tables, labeled = [], 0
     for share in shares:
-        target = round(SAMPLE_SIZE * share)
-        if target > labeled:
-            run_ifl(
-                database,
-                code,
-                "simulate-annotators",
-                "--error-rate",
-                "0",
-                "--n",
-                str(target - labeled),
-                "--seed",
-                str(seed),
-            )
-            labeled = target
+        labeled = label_up_to(database, code, seed, share, labeled)
         out = workdir / f"rep{seed}_{share}.csv"
         run_ifl(database, code, "export", "estimates", "--out", str(out))
         tables.append(pd.read_csv(out).assign(rep=seed, share=share))
@@ -141,24 +144,10 @@ def arm_label_study(
     from annotator.analysis.frame import analysis_frame
     from stats import analyse_study
 
-    database = workdir / f"arms{seed}.sqlite"
-    shutil.copy(base, database)
-    run_ifl(database, code, "sample", "--n", str(SAMPLE_SIZE), "--seed", str(seed))
+    database = sampled_copy(base, code, workdir / f"arms{seed}.sqlite", seed)
     records, labeled = [], 0
     for share in shares:
-        target = round(SAMPLE_SIZE * share)
-        run_ifl(
-            database,
-            code,
-            "simulate-annotators",
-            "--error-rate",
-            "0",
-            "--n",
-            str(target - labeled),
-            "--seed",
-            str(seed),
-        )
-        labeled = target
+        labeled = label_up_to(database, code, seed, share, labeled)
         frame = analysis_frame(create_engine(f"sqlite:///{database}"))
         arms = frame.groupby(["model", "benchmark", "image"])["fidelity"].count().unstack("image").min(axis=1)
         for variance in ("design", "sandwich"):
