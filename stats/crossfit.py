@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -278,13 +278,28 @@ class CrossFitSettings:
 class DistinctInputs(NamedTuple):
     """The learner input matrix of the distinct input rows (``x``), and each row's index into it
     (``inverse``): what :func:`cross_fit_distinct` fits and predicts on. It depends on the input
-    columns alone, so a caller whose labels change but whose inputs do not can keep it."""
+    columns alone, so a caller whose labels change but whose inputs do not can keep it.
 
-    x: NDArray[np.float64]
+    ``x`` is None where ``columns`` holds the matrix: :func:`cross_fit_distinct` then takes the
+    training rows from the columns, and the whole dense matrix (rows x 40-odd floats: 1 GB at
+    3M distinct rows) is built only for a learner that cannot predict from the columns."""
+
+    x: NDArray[np.float64] | None
     inverse: NDArray[np.intp]
     #: The same matrix by column (:class:`stats.learners.ColumnInputs`), for a learner that
     #: predicts from them; None where the first column (the surrogate) is not numeric.
     columns: ColumnInputs | None = None
+
+    @property
+    def n_distinct(self) -> int:
+        """Number of distinct input rows."""
+        return len(self.x) if self.x is not None else len(cast(ColumnInputs, self.columns))
+
+    def dense(self) -> NDArray[np.float64]:
+        """The learner input matrix of the distinct rows."""
+        if self.x is not None:
+            return self.x
+        return cast(ColumnInputs, self.columns).matrix(np.arange(self.n_distinct))
 
 
 def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInputs:
@@ -294,7 +309,45 @@ def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInput
     first, inverse = distinct_rows(data, columns)
     rows = data.iloc[first]
     by_column = learner_columns(rows, columns)
-    return DistinctInputs(learner_inputs(rows, columns), inverse, by_column if 0 in by_column.numeric_at else None)
+    if 0 in by_column.numeric_at:
+        return DistinctInputs(None, inverse, by_column)
+    return DistinctInputs(learner_inputs(rows, columns), inverse, None)
+
+
+class _SomeRows(ColumnInputs):
+    """Some rows of a :class:`ColumnInputs`, as ``predict_columns`` reads them (``width``,
+    ``dot``, ``column``, ``bins``): the same numbers as predicting every row and taking these,
+    at the cost of these rows only. Where nearly every input row is distinct (continuous
+    confidence, as in the simulated study) each fold's learner needs a fifth of them."""
+
+    def __init__(self, inputs: ColumnInputs, rows: NDArray[np.intp]) -> None:  # a view: no parent set-up
+        self._inputs, self._rows = inputs, rows
+        self.width = inputs.width
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def matrix(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
+        return self._inputs.matrix(self._rows[rows])
+
+    def dot(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
+        # As ColumnInputs.dot: the numeric product, plus the one-hot blocks' weights added in
+        # block order (there summed per combination first: the same additions in the same order).
+        inputs, rows = self._inputs, self._rows
+        out = inputs.numeric[rows] @ weights[inputs.numeric_at]
+        if inputs.codes:
+            ones = [weights[offset + codes[rows]] for codes, offset in zip(inputs.codes, inputs.offsets, strict=True)]
+            per_row = ones[0].copy()
+            for more in ones[1:]:
+                per_row += more
+            out += per_row
+        return np.asarray(out, dtype=np.float64)
+
+    def column(self, j: int) -> NDArray[np.float64]:
+        return self._inputs.column(j)[self._rows]
+
+    def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
+        return np.searchsorted(edges, self.column(j), side="right")
 
 
 def cross_fit_distinct(
@@ -316,19 +369,20 @@ def cross_fit_distinct(
     # Rows with the same inputs get the same prediction from a fitted learner, and at the study's
     # scale few inputs are distinct (repeated short answers share language-ID output and length):
     # fit on and predict only the distinct rows, then broadcast (``inverse``).
-    x, inverse, by_column = inputs
+    inverse, by_column = inputs.inverse, inputs.columns
     labels = np.asarray(labels, dtype=np.float64).reshape(len(inverse), -1)
     n_targets = labels.shape[1]
     labeled = ~np.isnan(labels).any(axis=1)
     rng = np.random.default_rng(seed)
     learner = default_learner() if learner is None else learner
-    # A learner that predicts from the columns predicts every distinct row: cheaper than copying
-    # the needed rows out of the dense matrix for the dense product.
+    # A learner that predicts from the columns predicts the distinct rows a fold needs from
+    # them (all of them when most are needed): cheaper than copying rows of the dense matrix.
     by_column = by_column if hasattr(learner, "predict_columns") else None
+    x = inputs.dense() if by_column is None else None
     n_units = len(inverse) if unit is None else int(unit.max()) + 1
     if folds is not None and np.shape(folds) != (sample_split, n_units):
         raise ValueError(f"folds must have shape (sample_split, units) = ({sample_split}, {n_units})")
-    n_distinct = len(x)
+    n_distinct = inputs.n_distinct
 
     labeled_rows = np.flatnonzero(labeled)
     out = np.empty((n_targets, sample_split, len(inverse)))
@@ -341,22 +395,21 @@ def cross_fit_distinct(
             fold = fold if unit is None else fold[unit]
             # Row i needs the prediction of fold fold[i]'s learner for its distinct input row.
             cell = fold * n_distinct + inverse
-            if by_column is None:
-                needed = np.zeros(cross_fit * n_distinct, dtype=bool)
-                needed[cell] = True
-                needed_by_fold = needed.reshape(cross_fit, n_distinct)
+            needed = np.zeros(cross_fit * n_distinct, dtype=bool)
+            needed[cell] = True
+            needed_by_fold = needed.reshape(cross_fit, n_distinct)
             for k in range(cross_fit):
                 train = labeled_rows[fold[labeled_rows] != k]
-                x_train = x[inverse[train]]
                 predict: NDArray[np.intp] | slice = slice(k * n_distinct, (k + 1) * n_distinct)
+                x_train: NDArray[np.float64]
                 x_test: NDArray[np.float64] | ColumnInputs
                 if by_column is not None:
-                    x_test = by_column
-                elif 2 * np.count_nonzero(needed_by_fold[k]) > n_distinct:  # all costs less than copying most
-                    x_test = x
+                    x_train, x_test = by_column.matrix(inverse[train]), by_column  # the dense rows, exactly
                 else:
+                    x_train, x_test = cast(NDArray[np.float64], x)[inverse[train]], cast(NDArray[np.float64], x)
+                if 2 * np.count_nonzero(needed_by_fold[k]) <= n_distinct:  # else all cost less than picking most
                     rows = np.flatnonzero(needed_by_fold[k])
-                    x_test = x[rows]
+                    x_test = _SomeRows(x_test, rows) if isinstance(x_test, ColumnInputs) else x_test[rows]
                     predict = k * n_distinct + rows
                 for t in range(n_targets):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
