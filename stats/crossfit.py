@@ -314,37 +314,50 @@ def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInput
     return DistinctInputs(learner_inputs(rows, columns), inverse, None)
 
 
+class _Combinations:
+    """The one-hot blocks of a :class:`ColumnInputs` as one combination code per row (language x
+    model x benchmark: few), and per combination the matrix column of each block's one: what
+    :meth:`ColumnInputs.dot` sums per combination, found once per cross-fit for :class:`_SomeRows`."""
+
+    def __init__(self, inputs: ColumnInputs) -> None:
+        key = np.zeros(len(inputs), dtype=np.int64)
+        for block, block_width in zip(inputs.codes, inputs.widths, strict=True):
+            key = key * block_width + block
+        combination, _ = pd.factorize(key)
+        self.combination = combination.astype(np.intp)
+        first = np.empty(int(self.combination.max(initial=-1)) + 1, dtype=np.intp)
+        first[self.combination[::-1]] = np.arange(len(key))[::-1]
+        self.ones = [offset + block[first] for block, offset in zip(inputs.codes, inputs.offsets, strict=True)]
+
+
 class _SomeRows(ColumnInputs):
     """Some rows of a :class:`ColumnInputs`, as ``predict_columns`` reads them (``width``,
     ``dot``, ``column``, ``bins``): the same numbers as predicting every row and taking these,
     at the cost of these rows only. Where nearly every input row is distinct (continuous
     confidence, as in the simulated study) each fold's learner needs a fifth of them."""
 
-    def __init__(self, inputs: ColumnInputs, rows: NDArray[np.intp]) -> None:  # a view: no parent set-up
-        self._inputs, self._rows = inputs, rows
-        self.width = inputs.width
+    def __init__(self, inputs: ColumnInputs, combinations: _Combinations, rows: NDArray[np.intp]) -> None:  # a view
+        self.width, self.numeric_at = inputs.width, inputs.numeric_at
+        self.numeric = inputs.numeric[rows]  # the rows' numeric columns, gathered once
+        self._ones = combinations.ones
+        self._combination = combinations.combination[rows]
 
     def __len__(self) -> int:
-        return len(self._rows)
-
-    def matrix(self, rows: NDArray[np.intp]) -> NDArray[np.float64]:
-        return self._inputs.matrix(self._rows[rows])
+        return len(self.numeric)
 
     def dot(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
-        # As ColumnInputs.dot: the numeric product, plus the one-hot blocks' weights added in
-        # block order (there summed per combination first: the same additions in the same order).
-        inputs, rows = self._inputs, self._rows
-        out = inputs.numeric[rows] @ weights[inputs.numeric_at]
-        if inputs.codes:
-            ones = [weights[offset + codes[rows]] for codes, offset in zip(inputs.codes, inputs.offsets, strict=True)]
-            per_row = ones[0].copy()
-            for more in ones[1:]:
-                per_row += more
-            out += per_row
+        # ColumnInputs.dot's arithmetic: the numeric product, plus the one-hot weights summed per
+        # combination in block order.
+        out = self.numeric @ weights[self.numeric_at]
+        if self._ones:
+            per_combination = weights[self._ones[0]].copy()
+            for ones in self._ones[1:]:
+                per_combination += weights[ones]
+            out += per_combination[self._combination]
         return np.asarray(out, dtype=np.float64)
 
     def column(self, j: int) -> NDArray[np.float64]:
-        return self._inputs.column(j)[self._rows]
+        return self.numeric[:, self.numeric_at.index(j)]
 
     def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
         return np.searchsorted(edges, self.column(j), side="right")
@@ -385,6 +398,7 @@ def cross_fit_distinct(
     n_distinct = inputs.n_distinct
 
     labeled_rows = np.flatnonzero(labeled)
+    combinations: _Combinations | None = None  # found on first use
     out = np.empty((n_targets, sample_split, len(inverse)))
     table = np.zeros((n_targets, cross_fit * n_distinct))
     # Small dense fits (about 1000 x 100) run several times faster on one BLAS thread than on
@@ -409,7 +423,11 @@ def cross_fit_distinct(
                     x_train, x_test = cast(NDArray[np.float64], x)[inverse[train]], cast(NDArray[np.float64], x)
                 if 2 * np.count_nonzero(needed_by_fold[k]) <= n_distinct:  # else all cost less than picking most
                     rows = np.flatnonzero(needed_by_fold[k])
-                    x_test = _SomeRows(x_test, rows) if isinstance(x_test, ColumnInputs) else x_test[rows]
+                    if isinstance(x_test, ColumnInputs):
+                        combinations = _Combinations(x_test) if combinations is None else combinations
+                        x_test = _SomeRows(x_test, combinations, rows)
+                    else:
+                        x_test = x_test[rows]
                     predict = k * n_distinct + rows
                 for t in range(n_targets):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)
