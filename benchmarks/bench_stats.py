@@ -197,14 +197,36 @@ def full_estimation(rows: int, labels: int, cross_fit: int, sample_split: int, s
     print(f"RESULT {rows} {wall:.3f} {cpu:.3f} {again_wall:.3f} {again_cpu:.3f} {peak:.0f}", flush=True)
 
 
-def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, seed: int) -> None:
+def available_mb() -> float | None:
+    """MemAvailable of /proc/meminfo in MB (None where there is none)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, seed: int, *, force: bool = False) -> None:
     """Time and peak memory of a full estimation and of a recompute after a label, per size,
-    each size in a fresh process."""
+    each size in a fresh process. A size whose peak memory, by the line through the previous
+    size's, would take more than 80% of the memory available now is skipped unless ``force``:
+    on a shared machine the out-of-memory killer would pick someone else's process."""
     print(
         f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} "
         f"{'recompute wall s':>17} {'recompute cpu s':>16} {'peak MB':>9}"
     )
+    mb_per_row: float | None = None
     for rows in sizes:
+        available = available_mb()
+        if not force and mb_per_row is not None and available is not None and mb_per_row * rows > 0.8 * available:
+            print(
+                f"{rows:>12,} skipped: needs about {mb_per_row * rows:,.0f} MB by the line, "
+                f"{available:,.0f} MB available (--force runs it anyway)",
+                flush=True,
+            )
+            continue
         command = [
             sys.executable,
             __file__,
@@ -226,6 +248,7 @@ def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, see
             print(f"{rows:>12,} failed (exit {output.returncode}): {output.stderr.strip().splitlines()[-1:]}")
             continue
         _, _, wall, cpu, again_wall, again_cpu, peak = result[0]
+        mb_per_row = float(peak) / rows
         print(
             f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} "
             f"{float(again_wall):>17.1f} {float(again_cpu):>16.1f} {float(peak):>9,.0f}",
@@ -251,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="measure g-hat learners on 100k rows, seeds 1-3, instead of timing",
     )
+    parser.add_argument(
+        "--force", action="store_true", help="with several --rows: run a size even if it may not fit in memory"
+    )
     parser.add_argument("--one-estimation", action="store_true", help=argparse.SUPPRESS)  # growth's child
     args = parser.parse_args(argv)
     if args.compare_learners:
@@ -258,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.one_estimation:
         full_estimation(args.rows[0], args.labels, args.cross_fit, args.sample_split, args.seed)
     elif len(args.rows) > 1:
-        growth(args.rows, args.labels, args.cross_fit, args.sample_split, args.seed)
+        growth(args.rows, args.labels, args.cross_fit, args.sample_split, args.seed, force=args.force)
     else:
         time_study(args.rows[0], args.labels, args.cross_fit, args.sample_split, args.seed)
 
