@@ -279,6 +279,7 @@ def survey_regression(
     sample: StratifiedSample,
     *,
     floor_variance: NDArray[np.float64] | None = None,
+    known_floor: bool = False,
 ) -> SurveyFit:
     """Weighted least squares of ``y`` on ``x`` over labeled rows, weights ``N_h / n_h``.
 
@@ -292,6 +293,9 @@ def survey_regression(
     cannot be shown to be below (see :func:`agresti_coull_floor`); each such row adds
     ``(1 - f_h) w_i^2 floor_i T^-1 x_i x_i^T T^-1``, with ``labels of the pattern - 1`` degrees
     of freedom, so a pattern whose few labels happen to agree never claims to be known exactly.
+    With ``known_floor`` the floor is a variance the labels did not estimate (DSL's, from g-hat's
+    predictions and the label count): beside a variance the labels estimate it adds no degrees-of-
+    freedom penalty; alone (every label agrees) it keeps ``labels - 1``.
     """
     params = survey_coefficients(x, y, sample)
     w = sample.weights
@@ -300,7 +304,7 @@ def survey_regression(
     patterns = covariate_patterns(x)
     cov, df = stratified_linearisation(scores, sample, patterns)
     if floor_variance is not None and np.any(floor_variance > 0):
-        cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df)
+        cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df, known=known_floor)
     return SurveyFit(params, cov, df)
 
 
@@ -309,9 +313,11 @@ def survey_regressions(
     ys: NDArray[np.float64],
     sample: StratifiedSample,
     floor_variances: NDArray[np.float64] | None = None,
+    *,
+    known_floor: bool = False,
 ) -> list[SurveyFit]:
     """:func:`survey_regression` of each row of ``ys`` (S, n) on the same ``x`` and sample, with
-    ``floor_variances`` (S, n) per row of ``ys``: the same numbers, with what depends on ``x``
+    ``floor_variances`` (S, n) per row of ``ys`` and ``known_floor``: the same numbers, with what depends on ``x``
     alone (rank check, weights, bread, covariate patterns) computed once (DSL's splits, issue 10)."""
     k = x.shape[1]
     if ys.shape[1] <= k or np.linalg.matrix_rank(x) < k:
@@ -328,7 +334,7 @@ def survey_regressions(
         cov, df = stratified_linearisation(scores, sample, patterns)
         floor = None if floor_variances is None else floor_variances[split]
         if floor is not None and np.any(floor > 0):
-            cov, df = _add_floor(projected, patterns, sample, floor, cov, df)
+            cov, df = _add_floor(projected, patterns, sample, floor, cov, df, known=known_floor)
         fits.append(SurveyFit(params, cov, df))
     return fits
 
@@ -389,8 +395,12 @@ def _add_floor(
     floor: NDArray[np.float64],
     cov: NDArray[np.float64],
     df: NDArray[np.float64],
+    *,
+    known: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Add each row's floor variance (``projected`` rows are ``T^-1 x_i``) and update the df."""
+    """Add each row's floor variance (``projected`` rows are ``T^-1 x_i``) and update the df:
+    Satterthwaite's with ``labels of the pattern - 1`` for the floor, or with none for a ``known``
+    floor beside a variance the labels estimate."""
     n_patterns = patterns.max() + 1
     fpc = np.clip(1.0 - sample.labeled / sample.population, 0.0, 1.0)[sample.stratum]
     scale = fpc * sample.weights**2 * floor
@@ -401,5 +411,8 @@ def _add_floor(
     own_df = np.maximum(np.bincount(patterns, minlength=n_patterns) - 1.0, 1.0)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         design_term = np.where(design_var > 0, design_var**2 / df, 0.0)
-        new_df = (design_var + floor_var.sum(axis=0)) ** 2 / (design_term + (floor_var**2 / own_df).sum(axis=0))
+        floor_term = (floor_var**2 / own_df).sum(axis=0)
+        if known:
+            floor_term = np.where(design_term > 0, 0.0, floor_term)
+        new_df = (design_var + floor_var.sum(axis=0)) ** 2 / (design_term + floor_term)
     return cov + added.sum(axis=0), np.where(np.isfinite(new_df), new_df, df)
