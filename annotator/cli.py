@@ -206,22 +206,29 @@ def cmd_app(args: argparse.Namespace) -> None:
             print(line)
     engine.dispose()
     env = dict(os.environ, IFL_DATABASE_URL=database_url(args.db))
-    command = [
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, streamlit_command(args.port), env)
+
+
+def streamlit_command(port: int, *options: str) -> list[str]:
+    """The server ``ifl app`` becomes: Streamlit running ``app.py`` on ``port``, out of its legacy
+    ``pages/`` mode (below). ``options`` are further Streamlit options; the browser tests and
+    ``benchmarks/bench_pages.py`` start the app with this command too (tests/app/live_app.py)."""
+    return [
         sys.executable,
         "-c",
         _STREAMLIT_WITHOUT_LEGACY_PAGES,
         "run",
         str(PROJECT_ROOT / "app.py"),
         "--server.port",
-        str(args.port),
+        str(port),
         "--server.headless",
         "true",
         "--browser.gatherUsageStats",
         "false",
+        *options,
     ]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, command, env)
 
 
 #: ``streamlit run``, told up front that the app navigates with ``st.navigation``. A ``pages/``

@@ -1,10 +1,11 @@
-"""The app served as users start it, and the browser that drives it: shared by the browser tests
-(through ``browser_support``) and ``benchmarks/bench_pages.py``, so it holds no pytest.
+"""The app served as ``ifl app`` serves it, and the browser that drives it: shared by the browser
+tests (through ``browser_support``) and ``benchmarks/bench_pages.py``, so it holds no pytest.
 
-The server is ``ifl --db URL app --port PORT``, the command users run (Streamlit told up front
-that the app navigates with ``st.navigation``), on a free port of 127.0.0.1 and without
-Streamlit's file watcher (without ``watchdog`` installed it polls every module): both through
-Streamlit's own environment settings, so the command is the users' own.
+The server runs ``annotator.cli.streamlit_command``, the command ``ifl app`` becomes once it has
+upgraded the database (Streamlit told up front that the app navigates with ``st.navigation``),
+on a free port of 127.0.0.1 and without Streamlit's file watcher (without ``watchdog`` installed
+it polls every module). It is started directly, not through ``ifl app``: that would first import
+the ``ifl`` command and check the schema, two seconds more for each server.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from annotator.cli import streamlit_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,8 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-#: Streamlit's settings from the environment (``STREAMLIT_<SECTION>_<OPTION>``) for a served app.
-STREAMLIT_SETTINGS = {"STREAMLIT_SERVER_ADDRESS": "127.0.0.1", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+#: Streamlit options of a served app: localhost only, no file watcher.
+SERVED_OPTIONS = ("--server.address", "127.0.0.1", "--server.fileWatcherType", "none")
 
 
 class ServedApp(NamedTuple):
@@ -64,12 +66,12 @@ def wait_until_healthy(url: str, server: subprocess.Popen[bytes], log: Path, tim
 def served_app(
     db_url: str, log: Path, *, timeout: float = 90, env: Mapping[str, str] | None = None
 ) -> Iterator[ServedApp]:
-    """``ifl app`` on the database ``db_url`` and a free localhost port, once it answers; stopped
-    after. ``env`` replaces the environment (default: this process's); its output goes to ``log``."""
+    """The app on the database ``db_url`` (at head) and a free localhost port, once it answers;
+    stopped after. ``env`` replaces the environment (default: this process's); output goes to ``log``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    environment = {**(os.environ if env is None else env), **STREAMLIT_SETTINGS}
-    command = [str(Path(sys.executable).with_name("ifl")), "--db", db_url, "app", "--port", str(port)]
+    environment = {**(os.environ if env is None else env), "IFL_DATABASE_URL": db_url}
+    command = streamlit_command(port, *SERVED_OPTIONS)
     with log.open("w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT)
     try:
