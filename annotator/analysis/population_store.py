@@ -10,7 +10,8 @@ file planted in the folder can hold data but never run code).
 Where: ``IFL_CACHE_DIR`` if set (empty or ``off``: no disk cache), else beside a SQLite file
 (``db/ifl.sqlite-cache/``, which ``.gitignore``'s ``db/*.sqlite-*`` already covers), else, for
 other databases (PostgreSQL), ``$XDG_CACHE_HOME/ifl-studio`` (``~/.cache/ifl-studio``); in every
-case in a folder named by a hash of the database URL (password hidden). In-memory SQLite has none.
+case in a folder named by a hash of the database URL (password hidden), or of a SQLite file's
+absolute path. In-memory SQLite has none.
 
 The file is named by a hash of its key and holds the key in its metadata, which must match on
 load: the :class:`PopulationVersion` read *before* the population was read (so a change made
@@ -59,20 +60,23 @@ def population_cache_dir(engine: Engine) -> Path | None:
     """The folder for ``engine``'s kept population, or None where there is none (see the module)."""
     setting = os.environ.get(CACHE_DIR_SETTING)
     url = engine.url
+    identity = url.render_as_string(hide_password=True)
+    beside: Path | None = None
+    if url.get_backend_name() == "sqlite":
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
+            return None  # in memory: nothing outlives the process (and every such URL is the same)
+        path = Path(database).expanduser().resolve()
+        identity, beside = str(path), path.with_name(path.name + "-cache")  # a relative URL names the file by cwd
     if setting is not None:
         if setting.strip().lower() in {"", "0", "off", "none", "false"}:
             return None
         root = Path(setting).expanduser()
-    elif url.get_backend_name() == "sqlite":
-        database = url.database
-        if not database or database == ":memory:" or database.startswith("file:") or url.query.get("mode") == "memory":
-            return None
-        path = Path(database).expanduser().resolve()
-        root = path.with_name(path.name + "-cache")
+    elif beside is not None:
+        root = beside
     else:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ifl-studio"
-    name = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
-    return root / name
+    return root / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 @functools.cache

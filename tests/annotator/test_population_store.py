@@ -145,6 +145,9 @@ def test_where_the_population_is_kept(tmp_path: Path, monkeypatch):
     beside = store.population_cache_dir(make_engine(f"sqlite:///{tmp_path / 'ifl.sqlite'}"))
     assert beside is not None and beside.parent == tmp_path / "ifl.sqlite-cache"
     assert store.population_cache_dir(make_engine("sqlite://")) is None
+    monkeypatch.chdir(tmp_path)  # a relative URL is the file it names from here
+    relative = store.population_cache_dir(make_engine("sqlite:///ifl.sqlite"))
+    assert relative == beside
     postgres = make_url("postgresql+psycopg://ifl:secret@dbhost:5432/ifl")
     other = make_url("postgresql+psycopg://ifl:secret@dbhost:5432/other")
 
@@ -157,6 +160,7 @@ def test_where_the_population_is_kept(tmp_path: Path, monkeypatch):
     monkeypatch.setenv(store.CACHE_DIR_SETTING, str(tmp_path / "mine"))
     mine = store.population_cache_dir(engine_of(postgres))
     assert mine is not None and mine.parent == tmp_path / "mine"
+    assert store.population_cache_dir(make_engine("sqlite://")) is None  # not even under IFL_CACHE_DIR
     monkeypatch.setenv(store.CACHE_DIR_SETTING, "off")
     assert store.population_cache_dir(engine_of(postgres)) is None
 
