@@ -36,6 +36,18 @@ POSTGRES_URL = os.environ.get("IFL_TEST_POSTGRES_URL", "postgresql+psycopg://pos
 _INSERT_BATCH = 50_000
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a ``slow`` study run first, their tests together and in order.
+
+    Under ``-n 2`` the workers take tests in collection order, and ``tests/stats`` comes last: one
+    worker ran the two small-sample studies (30 s) at the very end while the other had nothing
+    left to do. Started first, they run beside the rest.
+    """
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
+
+
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     """A fresh SQLite file database with the schema at head."""
