@@ -20,10 +20,7 @@ from stats.estimands import (
     ABLATION_COLUMNS,
     ABLATION_REFERENCE,
     INTERACTION_FORMULA,
-    STATUS_NOT_ESTIMABLE,
-    STATUS_OK,
     SURROGATE,
-    TIDY_COLUMNS,
     StudyAnalysis,
     ablation_frame,
     analyse_study,
@@ -32,13 +29,12 @@ from stats.estimands import (
     interaction_fits,
     interaction_table,
     outcome_design,
-    power_table,
-    tidy_estimates,
 )
 from stats.ghat import LEARNER_INPUTS, study_predictions
 from stats.learners import BinnedInteractionLearner, Learner, default_learner
 from stats.power import labels_for_halfwidth, power_dsl, predicted_halfwidth
 from stats.simulate import DEFAULT_MODELS, LANGUAGE_WEIGHTS, simulate_study
+from stats.tables import STATUS_NOT_ESTIMABLE, STATUS_OK, TIDY_COLUMNS, power_table, tidy_estimates
 
 __all__ = [
     "ABLATION_COLUMNS",

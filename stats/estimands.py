@@ -52,28 +52,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats as sps
 
 from stats._formula import formula_outcome, with_outcome
 from stats.cache import AnalysisCache, cached
 from stats.cells import ESTIMATORS, LABEL_ESTIMATORS, MIN_LABELS, EstimandFit, fit_cells, labeling
 from stats.crossfit import CrossFitSettings
 from stats.design import InterimDesign, interim_design
-from stats.dsl import (
-    DSLResults,
-)
 from stats.ghat import predicting, study_predictions
 from stats.learners import Learner
-from stats.power import labels_for_halfwidth, power_dsl
+from stats.tables import power_table, tidy_estimates
 
 __all__ = [
     "ABLATION_COLUMNS",
     "ABLATION_REFERENCE",
     "INTERACTION_FORMULA",
-    "STATUS_NOT_ESTIMABLE",
-    "STATUS_OK",
     "SURROGATE",
-    "TIDY_COLUMNS",
     "StudyAnalysis",
     "ablation_frame",
     "analyse_study",
@@ -82,8 +75,6 @@ __all__ = [
     "interaction_fits",
     "interaction_table",
     "outcome_design",
-    "power_table",
-    "tidy_estimates",
 ]
 
 #: Gold outcome -> its surrogate column.
@@ -93,27 +84,6 @@ ABLATION_COLUMNS: Mapping[str, str] = {"llm": "llm", "vision": "vision_encoder",
 #: Reference level of each ablation variable: the original LLaVA.
 ABLATION_REFERENCE: Mapping[str, str] = {"llm": "vicuna", "vision": "clip", "data": "en"}
 INTERACTION_FORMULA = "fidelity ~ image + image:llm + image:vision + image:data"
-TIDY_COLUMNS: tuple[str, ...] = (
-    "estimand",
-    "outcome",
-    "model",
-    "benchmark",
-    "language",
-    "term",
-    "estimator",
-    "estimate",
-    "se",
-    "ci_low",
-    "ci_high",
-    "n",
-    "n_labeled",
-    "df",
-    "status",
-    "needs",
-    "bound_low",
-    "bound_high",
-)
-STATUS_OK, STATUS_NOT_ESTIMABLE = "ok", "not_estimable"
 
 
 @dataclass(frozen=True)
@@ -123,7 +93,7 @@ class StudyAnalysis:
     Attributes
     ----------
     estimates : DataFrame
-        Tidy estimates (:data:`TIDY_COLUMNS`) of every estimand, outcome and estimator.
+        Tidy estimates (:data:`stats.tables.TIDY_COLUMNS`) of every estimand, outcome and estimator.
     power : DataFrame
         For each DSL estimate: SE and CI half-width now and with twice the labels, and the labels
         needed for ``target_halfwidth``.
@@ -326,116 +296,6 @@ def interaction_table(
 ) -> pd.DataFrame:
     """Tidy table of :func:`interaction_fits`; keyword arguments as there."""
     return tidy_estimates(interaction_fits(frame, formula, **kwargs), alpha=alpha)
-
-
-#: The range of each estimand's terms where it is bounded: an image effect is a difference of
-#: two proportions (of binary outcomes), so it lies in [-1, 1]. Its intervals are clipped to it.
-ESTIMAND_RANGE: dict[str, tuple[float, float]] = {"image_effect": (-1.0, 1.0)}
-
-
-def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataFrame:
-    """One row per estimand cell x term x estimator (:data:`TIDY_COLUMNS`).
-
-    The interval is each estimator's ``conf_int`` (t with ``df`` for the design variance, normal
-    for R's sandwich, statsmodels' t for the HC1 baselines), clipped to the estimand's range
-    (:data:`ESTIMAND_RANGE`: the true value always lies in it, so clipping keeps the coverage and
-    only removes values no cell can take); an estimator that could not run gives NaNs.
-    ``status`` is ``not_estimable`` (and ``needs`` says what is missing) where the labels do not
-    identify a label-based estimator's cell; ``bound_low``/``bound_high`` stay NaN
-    here (:func:`analyse_study` fills them for accuracy).
-    """
-    records = []
-    for fit in fits:
-        for estimator, result in fit.results.items():
-            terms = fit.terms or (None,)
-            blocked = bool(fit.needs) and estimator in LABEL_ESTIMATORS
-            if result is not None:
-                ci, df = result.conf_int(alpha), _degrees_of_freedom(result)
-            for term in terms:
-                ok = result is not None and term in result.params.index
-                records.append(
-                    {
-                        "estimand": fit.estimand,
-                        "outcome": fit.outcome,
-                        "model": fit.model,
-                        "benchmark": fit.benchmark,
-                        "language": fit.language,
-                        "term": term,
-                        "estimator": estimator,
-                        "estimate": result.params[term] if ok else np.nan,
-                        "se": result.bse[term] if ok else np.nan,
-                        "ci_low": ci.loc[term, 0] if ok else np.nan,
-                        "ci_high": ci.loc[term, 1] if ok else np.nan,
-                        "n": fit.n,
-                        "n_labeled": 0 if estimator == "surrogate" else fit.n_labeled,
-                        "df": df[term] if ok else np.nan,
-                        "status": STATUS_NOT_ESTIMABLE if blocked or not ok else STATUS_OK,
-                        "needs": "" if ok else (fit.needs or f"not estimable: {fit.note or 'no result'}"),
-                        "bound_low": np.nan,
-                        "bound_high": np.nan,
-                    }
-                )
-    table = pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
-    for estimand, (low, high) in ESTIMAND_RANGE.items():
-        bounded = table["estimand"] == estimand
-        table.loc[bounded, "ci_low"] = table.loc[bounded, "ci_low"].clip(lower=low)
-        table.loc[bounded, "ci_high"] = table.loc[bounded, "ci_high"].clip(upper=high)
-    return table
-
-
-def _degrees_of_freedom(result: Any) -> pd.Series:
-    """Per term: the t interval's df (design variance, statsmodels' residual df), inf if normal."""
-    df = getattr(result, "df", None)  # DSLResults (None under R's sandwich) and SurveyResults
-    if isinstance(df, pd.Series):
-        return df
-    return pd.Series(float(getattr(result, "df_resid", np.inf)), index=result.params.index)
-
-
-def power_table(
-    fits: Sequence[EstimandFit],
-    *,
-    label_factor: float = 2.0,
-    target_halfwidth: float | None = None,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Predicted precision of every DSL estimate with more labels (:func:`stats.power_dsl`).
-
-    Columns: the estimand keys, ``n_labeled``, ``se`` and ``halfwidth`` now,
-    ``se_more``/``halfwidth_more`` with ``label_factor`` times the labels (same allocation), and
-    ``labels_needed`` for ``target_halfwidth`` (labels in the cell; NaN if unreachable).
-    """
-    z = sps.norm.ppf(1.0 - alpha / 2.0)
-    records = []
-    for fit in fits:
-        result = fit.results.get("dsl")
-        if not isinstance(result, DSLResults):
-            continue
-        more = round(label_factor * result.n_labeled)
-        predicted = power_dsl(result, [more])
-        needed = (
-            labels_for_halfwidth(result, target_halfwidth, alpha)
-            if target_halfwidth is not None
-            else pd.Series(np.nan, index=result.terms)
-        )
-        for term in fit.terms:
-            records.append(
-                {
-                    "estimand": fit.estimand,
-                    "outcome": fit.outcome,
-                    "model": fit.model,
-                    "benchmark": fit.benchmark,
-                    "language": fit.language,
-                    "term": term,
-                    "n_labeled": result.n_labeled,
-                    "se": result.bse[term],
-                    "halfwidth": z * result.bse[term],
-                    "labels_more": more,
-                    "se_more": predicted.iloc[1][term],
-                    "halfwidth_more": z * predicted.iloc[1][term],
-                    "labels_needed": needed[term],
-                }
-            )
-    return pd.DataFrame.from_records(records)
 
 
 def analyse_study(

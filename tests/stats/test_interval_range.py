@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stats import image_effect_fits, simulate_study, tidy_estimates
-from stats.estimands import ESTIMAND_RANGE
+from stats.tables import ESTIMAND_RANGE
 
 
 def test_image_effect_intervals_are_clipped_to_the_range_and_nothing_else_moves() -> None:
