@@ -11,7 +11,8 @@
   the tests and the benchmarks import it, so the study code never depends on demo data.
 * Inside ``annotator`` imports go down the rows of ``ANNOTATOR_LAYERS`` (the README's diagram);
   the pages call the services, never the CLI.
-* ``stats`` stays pure: tests/stats/test_stats_purity.py.
+* ``stats`` stays pure: tests/stats/test_stats_purity.py. Its estimands stand on the cell
+  machinery, g-hat and the tables (``STATS_LAYERS``), never the other way round.
 """
 
 from __future__ import annotations
@@ -212,6 +213,41 @@ def test_annotation_modules_import_only_downwards(path: Path) -> None:
         if layer[imported] <= layer[path.stem]
     ]
     assert not upwards, f"{path.relative_to(ROOT)} imports a sibling or a module above: {', '.join(upwards)}"
+
+
+#: ``stats``' estimand modules from the top down: the estimands say which formula on which cells
+#: and tabulate; the tables read the cells' fits; the cells know no study column; g-hat none of them.
+STATS_LAYERS = [{"estimands"}, {"tables", "ghat"}, {"cells"}]
+
+
+def stats_modules(module: str, names: list[str]) -> list[str]:
+    """The modules of ``stats`` an import takes."""
+    if module == "stats":
+        return names
+    return [module.removeprefix("stats.")] if module.startswith("stats.") else []
+
+
+def stats_upwards(name: str, found: list[tuple[int, str, list[str]]]) -> list[str]:
+    """The imports (``imports()`` rows) of ``stats/<name>.py`` that go to its own row or above."""
+    layer = {module: depth for depth, modules in enumerate(STATS_LAYERS) for module in modules}
+    return [
+        f"line {line}: {module}"
+        for line, module, names in found
+        for imported in stats_modules(module, names)
+        if imported in layer and imported != name and layer[imported] <= layer[name]
+    ]
+
+
+def test_the_stats_layer_check_sees_an_upward_import() -> None:
+    assert stats_upwards("cells", [(1, "stats.estimands", ["analyse_study"])]) == ["line 1: stats.estimands"]
+    assert stats_upwards("tables", [(2, "stats", ["ghat"])]) == ["line 2: stats"]
+    assert stats_upwards("estimands", [(3, "stats.cells", ["fit_cells"])]) == []
+
+
+@pytest.mark.parametrize("name", sorted(set().union(*STATS_LAYERS)))
+def test_stats_estimand_modules_import_only_downwards(name: str) -> None:
+    upwards = stats_upwards(name, list(imports(ROOT / "stats" / f"{name}.py")))
+    assert not upwards, f"stats/{name}.py imports a sibling or a module above: {', '.join(upwards)}"
 
 
 def test_the_queue_policy_needs_no_database() -> None:
