@@ -225,10 +225,17 @@ def _fit_dsl(fit: _CellFit) -> Any:
     if cell.design is not None:
         patterns = slice(cell.offset, cell.offset + len(cell.design.counts))
         sums = fit.cells.pattern_sums(fit.g_hat)[:, patterns]
-        max_sums = sums if fit.point_only else fit.cells.pattern_sums(fit.g_hat, of_max=True)[:, patterns]
+        variance_sums = sums if fit.point_only else fit.cells.pattern_sums(fit.g_hat, of_variance=True)[:, patterns]
         labeled_g = fit.g_hat[:, position[~np.isnan(fit.gold)]]
         result = dsl_design_sums(
-            fit.formula, cell.design, fit.gold, labeled_g, sums, max_sums, *fit.design_args, point_only=fit.point_only
+            fit.formula,
+            cell.design,
+            fit.gold,
+            labeled_g,
+            sums,
+            variance_sums,
+            *fit.design_args,
+            point_only=fit.point_only,
         )
         return _as_point(result)
     if fit.point_only:
@@ -360,19 +367,21 @@ class _Cells(list[_Cell]):
             self._positions, self._patterns = None, every
         self._sums: dict[bool, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
 
-    def pattern_sums(self, g_hat: NDArray[np.float64], of_max: bool = False) -> NDArray[np.float64]:
-        """Per split and pattern (all cells'): the sum of g-hat (or with ``of_max`` of ``max(g, 1 - g)``)
-        over its rows; kept for the same g-hat array (the bounds' refits reuse the estimates' g-hat)."""
-        kept = self._sums.get(of_max)
+    def pattern_sums(self, g_hat: NDArray[np.float64], of_variance: bool = False) -> NDArray[np.float64]:
+        """Per split and pattern (all cells'): the sum of g-hat (or with ``of_variance`` of the
+        variance ``g (1 - g)`` it predicts, g clipped to [0, 1]) over its rows; kept for the same
+        g-hat array (the bounds' refits reuse the estimates' g-hat)."""
+        kept = self._sums.get(of_variance)
         if kept is not None and kept[0] is g_hat:
             return kept[1]
         sums = np.empty((len(g_hat), self._n_patterns))
         for split, values in enumerate(g_hat):
             values = values if self._positions is None else values[self._positions]
-            if of_max:
-                values = np.maximum(values, 1.0 - values)
+            if of_variance:
+                values = np.clip(values, 0.0, 1.0)
+                values = values * (1.0 - values)
             sums[split] = np.bincount(self._patterns, weights=values, minlength=self._n_patterns)[: self._n_patterns]
-        self._sums[of_max] = (g_hat, sums)
+        self._sums[of_variance] = (g_hat, sums)
         return sums
 
 

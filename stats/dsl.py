@@ -549,7 +549,7 @@ def dsl_design_sums(
     outcome: NDArray[np.float64],
     g_labeled: NDArray[np.float64],
     g_sums: NDArray[np.float64],
-    g_max_sums: NDArray[np.float64],
+    g_variance_sums: NDArray[np.float64],
     sample_prob: NDArray[np.float64],
     strata: ArrayLike,
     stratum_size: ArrayLike,
@@ -560,10 +560,10 @@ def dsl_design_sums(
     g-hat's sufficient statistics: the same estimator, without a pass over the cell's rows per split.
 
     ``g_labeled`` (S, labeled rows in row order) is g-hat on the labeled rows; ``g_sums`` and
-    ``g_max_sums`` (S, patterns) are the sums of g-hat and of ``max(g, 1 - g)`` over the rows of
-    each of ``cell``'s covariate patterns. The coefficients of g-hat on every row are
-    ``(X'X)^-1 sum_p x_p sum_{i in p} g_i``, and the no-error floor needs the per-pattern mean of
-    ``max(g, 1 - g)``: everything else rests on the labeled rows. ``outcome``, ``sample_prob``,
+    ``g_variance_sums`` (S, patterns) are the sums of g-hat and of ``g (1 - g)`` (g clipped to
+    [0, 1]) over the rows of each of ``cell``'s covariate patterns. The coefficients of g-hat on
+    every row are ``(X'X)^-1 sum_p x_p sum_{i in p} g_i``, and the no-error floor needs the
+    per-pattern mean of ``g (1 - g)``: everything else rests on the labeled rows. ``outcome``, ``sample_prob``,
     ``strata`` and ``stratum_size`` are per row of the cell as for :func:`dsl_design_matrix`.
     """
     y = np.asarray(outcome, dtype=np.float64)
@@ -587,7 +587,7 @@ def dsl_design_sums(
         ]
         return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(cell.x.columns))
     floors = (
-        _no_error_floor(cell.patterns[labeled], residuals, g_max_sums / cell.counts, cell.counts)
+        _no_error_floor(cell.patterns[labeled], residuals, g_variance_sums / cell.counts, cell.counts)
         if np.isin(gold, (0.0, 1.0)).all()
         else None
     )
@@ -728,21 +728,21 @@ def _unseen_error_floor(
     with few labels that is likely, and the interval would be far too short. Such a pattern is
     given the larger of two variances, neither estimated from its labels (they show none):
 
-    * the residual variance g-hat itself predicts: ``e (1 - e)``, the Bernoulli variance at the
-      pattern's mean predicted error probability ``e = mean(min(g, 1 - g))``. For a calibrated
-      g-hat the expected squared residual is ``mean(g (1 - g))``, which this bounds from above
-      (``min`` and ``max`` of ``g`` are oppositely ordered); g-hat is cross-fitted, so it predicts
-      each labeled row without having seen it. ``e`` is at least half an error over the
-      pattern's rows, ``0.5 / N_pattern``: a learner that predicts 0 or 1 claims nothing here;
-    * an error rate no error among the cell's labels can rule out, ``0.5 / (labels + 1)`` (the
-      Jeffreys posterior mean after none), at the typical error size ``mean(max(g, 1 - g))``.
-      It keeps a handful of labels honest and vanishes as ``1/n``.
+    * the residual variance g-hat itself predicts, the pattern's mean of ``g (1 - g)`` (g clipped
+      to [0, 1]): the expected squared residual ``E(Y - g)^2`` where g-hat is calibrated. g-hat is
+      cross-fitted, so it predicts each labeled row without having seen it. It is at least that
+      of half an error over the pattern's rows (``q (1 - q)``, ``q = 0.5 / N_pattern``): a
+      learner that predicts 0 or 1 claims nothing here;
+    * the variance of an error at the rate no error among the cell's labels can rule out,
+      ``0.5 / (labels + 1)`` (the Jeffreys posterior mean after none). It keeps a handful of
+      labels honest and vanishes as ``1/n``.
 
     As the floor is not estimated from the labels, it costs no degrees of freedom beside the
     variance they do estimate (``known_floor`` of :func:`stats.design.survey_regression`).
-    (Until 30 November the second term alone, with the cell's errors counted: an error in one
-    arm raised the other's floor, and LLaVA-W's intervals were 7% wider at full labeling, with
-    coverage 1.00 either way; docs/stats.md.)
+    (Until 30 November: the Jeffreys rate with the cell's errors counted, ``(errors + 0.5) /
+    (labels + 1)``, times ``mean(max(g, 1 - g))^2``, alone: an error in one arm raised the
+    other's floor, and the LLaVA-W intervals were 7% wider at full labeling with coverage 1.00
+    either way; docs/stats.md.)
 
     ``patterns`` are :func:`stats.design.covariate_patterns` of the design matrix; ``g`` (S, N)
     and ``residual`` (S, n) hold every split (one per row), which are computed together: a
@@ -754,24 +754,26 @@ def _unseen_error_floor(
         (np.ones(len(patterns)), (np.arange(len(patterns)), patterns)), shape=(len(patterns), n_patterns)
     )
     counts = np.bincount(patterns, minlength=n_patterns).astype(np.float64)
-    size = (one_hot.T @ np.maximum(g, 1.0 - g).T).T / counts
-    return _no_error_floor(patterns[labeled], residual, size, counts)
+    clipped = np.clip(g, 0.0, 1.0)
+    predicted = (one_hot.T @ (clipped * (1.0 - clipped)).T).T / counts
+    return _no_error_floor(patterns[labeled], residual, predicted, counts)
 
 
 def _no_error_floor(
     labeled_patterns: NDArray[np.intp],
     residual: NDArray[np.float64],
-    size: NDArray[np.float64],
+    predicted: NDArray[np.float64],
     counts: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """The floor of :func:`_unseen_error_floor` from each labeled row's pattern, the residuals
-    (S, n), each pattern's ``mean(max(g, 1 - g))`` (S, patterns) and its rows (patterns), where
-    a pattern's labels show no error."""
+    (S, n), each pattern's mean predicted variance ``g (1 - g)`` (S, patterns) and its rows
+    (patterns), where a pattern's labels show no error."""
     is_error = (np.abs(residual) > 0.5).astype(np.float64)
-    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=size.shape[1]) for split in is_error])
-    error_rate = np.clip(1.0 - size, 0.5 / counts, 0.5)
+    n_patterns = predicted.shape[1]
+    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=n_patterns) for split in is_error])
+    least = 0.5 / counts
     no_error_rate = 0.5 / (residual.shape[1] + 1.0)
-    floor = np.maximum(error_rate * (1.0 - error_rate), no_error_rate * size**2)
+    floor = np.maximum(np.maximum(predicted, least * (1.0 - least)), no_error_rate)
     return np.where(errors == 0, floor, 0.0)[:, labeled_patterns]
 
 
