@@ -20,6 +20,7 @@ labels, resulting DSL standard errors, time): the measurement behind the default
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -210,12 +211,13 @@ def available_mb() -> float | None:
 
 def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, seed: int, *, force: bool = False) -> None:
     """Time and peak memory of a full estimation and of a recompute after a label, per size,
-    each size in a fresh process. A size whose peak memory, by the line through the previous
+    each size in a fresh process, with the load average after it (on a shared machine wall
+    time includes waiting for a core). A size whose peak memory, by the line through the previous
     size's, would take more than 80% of the memory available now is skipped unless ``force``:
     on a shared machine the out-of-memory killer would pick someone else's process."""
     print(
         f"{'rows':>12} {'wall s':>8} {'cpu s':>8} {'cpu s / M rows':>15} "
-        f"{'recompute wall s':>17} {'recompute cpu s':>16} {'peak MB':>9}"
+        f"{'recompute wall s':>17} {'recompute cpu s':>16} {'peak MB':>9} {'load':>5}"
     )
     mb_per_row: float | None = None
     for rows in sizes:
@@ -251,7 +253,7 @@ def growth(sizes: list[int], labels: int, cross_fit: int, sample_split: int, see
         mb_per_row = float(peak) / rows
         print(
             f"{rows:>12,} {float(wall):>8.1f} {float(cpu):>8.1f} {float(cpu) / rows * 1e6:>15.2f} "
-            f"{float(again_wall):>17.1f} {float(again_cpu):>16.1f} {float(peak):>9,.0f}",
+            f"{float(again_wall):>17.1f} {float(again_cpu):>16.1f} {float(peak):>9,.0f} {os.getloadavg()[0]:>5.1f}",
             flush=True,
         )
 
