@@ -63,6 +63,16 @@ class AnalysisCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def population_items(self, kind: type) -> list[tuple[Hashable, Any]]:
+        """The kept values of the population (not of particular labels) that are ``kind``s, with
+        their keys: what a caller may keep elsewhere (on disk) and :meth:`put` back."""
+        with self._lock:
+            return [(key, value) for key, value in self._items.items() if isinstance(value, kind)]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Keep ``value`` under ``key`` as if :meth:`get` had computed it."""
+        self.get(key, lambda: value)
+
 
 def cached(cache: AnalysisCache | None, key: Hashable, compute: Callable[[], Any], of_labels: bool = False) -> Any:
     """``compute()`` through ``cache`` (:meth:`AnalysisCache.get`), or directly without one."""

@@ -295,6 +295,39 @@ class DistinctInputs(NamedTuple):
         """Number of distinct input rows."""
         return len(self.x) if self.x is not None else len(cast(ColumnInputs, self.columns))
 
+    def to_arrays(self) -> dict[str, NDArray[Any]]:
+        """The inputs as plain arrays (for a file without pickle); :meth:`from_arrays` inverts it."""
+        arrays: dict[str, NDArray[Any]] = {"inverse": self.inverse}
+        if self.x is not None:
+            arrays["x"] = self.x
+        if self.columns is not None:
+            columns = self.columns
+            arrays |= {
+                "numeric": columns.numeric,
+                "numeric_at": np.asarray(columns.numeric_at, dtype=np.int64),
+                "codes": np.stack(columns.codes) if columns.codes else np.zeros((0, len(columns)), dtype=np.intp),
+                "offsets": np.asarray(columns.offsets, dtype=np.int64),
+                "widths": np.asarray(columns.widths, dtype=np.int64),
+                "width": np.asarray(columns.width, dtype=np.int64),
+            }
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> DistinctInputs:
+        """The inputs :meth:`to_arrays` gave."""
+        columns = None
+        if "numeric" in arrays:
+            columns = ColumnInputs(
+                np.asarray(arrays["numeric"], dtype=np.float64),
+                [int(j) for j in arrays["numeric_at"]],
+                [np.asarray(codes, dtype=np.intp) for codes in arrays["codes"]],
+                [int(offset) for offset in arrays["offsets"]],
+                [int(width) for width in arrays["widths"]],
+                int(arrays["width"]),
+            )
+        x = np.asarray(arrays["x"], dtype=np.float64) if "x" in arrays else None
+        return cls(x, np.asarray(arrays["inverse"], dtype=np.intp), columns)
+
     def dense(self) -> NDArray[np.float64]:
         """The learner input matrix of the distinct rows."""
         if self.x is not None:

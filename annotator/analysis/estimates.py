@@ -19,9 +19,17 @@ from typing import NamedTuple
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from annotator.analysis.frame import LabelCount, PopulationVersion, label_count, population_and_frame
+from annotator.analysis.frame import (
+    LabelCount,
+    PopulationVersion,
+    label_count,
+    population_and_frame,
+    population_disk_folder,
+)
+from annotator.analysis.population_store import derived_key, load_derived, population_key, save_derived
 from db.models import Prediction, Sample
 from stats import ABLATION_COLUMNS, INTERACTION_FORMULA, STATUS_NOT_ESTIMABLE, StudyAnalysis, analyse_study
+from stats.crossfit import DistinctInputs
 
 __all__ = [
     "NotEstimableError",
@@ -163,6 +171,13 @@ def study_estimates(
         raise NotEstimableError("no sample has been drawn yet: draw one (ifl sample) and label some of it")
     if not frame["labeled"].any():
         raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
+    # Where the population is kept on disk (ifl estimate), the learner inputs derived from it
+    # are kept beside it: a new process starts its estimation with them.
+    folder = population_disk_folder(engine)
+    derived = None if folder is None else derived_key(population_key(population.version, sample_id, None))
+    restored = [] if folder is None or derived is None else load_derived(folder, derived, len(frame))
+    for key, inputs in restored:
+        population.derived.put(key, inputs)
     analysis = analyse_study(
         frame,
         per_language=per_language,
@@ -173,6 +188,8 @@ def study_estimates(
         variance=variance,
         cache=population.derived,
     )
+    if folder is not None and derived is not None and not restored:
+        save_derived(folder, derived, population.derived.population_items(DistinctInputs))
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))
     fidelity = estimates["outcome"] == "fidelity"

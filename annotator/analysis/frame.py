@@ -88,6 +88,7 @@ __all__ = [
     "keep_population_on_disk",
     "label_count",
     "population_and_frame",
+    "population_disk_folder",
     "population_frame",
     "population_version",
 ]
@@ -347,6 +348,12 @@ def keep_population_on_disk(engine: Engine, directory: Path | None = None) -> Pa
         else:
             _DISK[engine] = folder
     return folder
+
+
+def population_disk_folder(engine: Engine) -> Path | None:
+    """The folder where ``engine``'s population is kept on disk (:func:`keep_population_on_disk`), or None."""
+    with _CACHE_LOCK:
+        return _DISK.get(engine)
 
 
 def _read_population(

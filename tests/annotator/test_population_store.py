@@ -19,6 +19,8 @@ from annotator.analysis.frame import analysis_frame, cached_population, keep_pop
 from annotator.cli import main as cli_main
 from annotator.design.draws import draw_sample, top_up
 from db.models import Prediction, SampleItem
+from stats import ghat, simulate_study
+from stats.crossfit import distinct_inputs
 
 COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}
 
@@ -175,10 +177,35 @@ def test_ifl_estimate_loads_the_kept_population_and_prints_the_same(
     monkeypatch.setenv(store.CACHE_DIR_SETTING, str(tmp_path / "cache"))
     url = sqlite_engine.url.render_as_string(hide_password=False)
     reads = Reads(monkeypatch)
-    printed = []
+    derived: list[int] = []  # the learner inputs derived afresh, per run
+    prepare = distinct_inputs
+
+    def counted(*args):
+        derived.append(1)
+        return prepare(*args)
+
+    monkeypatch.setattr(ghat, "distinct_inputs", counted)  # the name g-hat calls
+    printed, counts = [], []
     for arguments in (["estimate"], ["estimate"], ["estimate", "--no-cache"]):
         cli_main(["--db", url, *arguments])
         printed.append(capsys.readouterr().out)
+        counts.append(len(derived))
     assert reads.count == 2  # the first and the --no-cache run read it; the second loaded it
+    assert counts == [2, 2, 4]  # both outcomes' inputs: derived, then loaded, then derived
     assert printed[0] == printed[1] == printed[2] and "== ifl" in printed[0]
-    assert len(kept_files(next((tmp_path / "cache").iterdir()))) == 1
+    folder = next((tmp_path / "cache").iterdir())
+    assert len(kept_files(folder)) == 1 and len(list(folder.glob("derived-*.npz"))) == 1
+
+
+def test_kept_learner_inputs_come_back_as_they_were(tmp_path: Path):
+    frame = simulate_study(3_000, 300, seed=2).assign(log_chars=lambda f: np.log1p(f["completion_chars"]))
+    inputs = distinct_inputs(frame, ["pred_fidelity", "pred_probability", "log_chars", "model", "benchmark"])
+    key = store.derived_key(store.population_key((1, None), 1, None))
+    assert store.save_derived(tmp_path, key, [(("learner inputs", "fidelity"), inputs), (object(), inputs)])
+    [(name, loaded)] = store.load_derived(tmp_path, key, len(frame))  # keys JSON cannot give back are not kept
+    assert name == ("learner inputs", "fidelity") and loaded.x is None and loaded.columns is not None
+    np.testing.assert_array_equal(loaded.inverse, inputs.inverse)
+    np.testing.assert_array_equal(loaded.dense(), inputs.dense())
+    assert store.load_derived(tmp_path, key, len(frame) + 1) == []  # another population's size
+    other = store.derived_key(store.population_key((2, None), 1, None))
+    assert store.load_derived(tmp_path, other, len(frame)) == []
