@@ -15,7 +15,8 @@ from stats.design import (
     stratified_linearisation,
     survey_regression,
 )
-from stats.dsl import VARIANCES, DSLResults, dsl
+from stats.dsl import VARIANCES, dsl
+from stats.dsl_results import DSLResults
 from stats.estimands import (
     ABLATION_COLUMNS,
     ABLATION_REFERENCE,

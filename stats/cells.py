@@ -26,16 +26,9 @@ from stats._formula import formula_names
 from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_estimate, surrogate_ols_design
 from stats.cache import AnalysisCache, cached
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
-from stats.dsl import (
-    _EVAL_ENV,
-    VARIANCES,
-    CellDesign,
-    DSLResults,
-    dsl,
-    dsl_design_estimate,
-    dsl_design_matrix,
-    dsl_design_sums,
-)
+from stats.dsl import _EVAL_ENV, VARIANCES, dsl
+from stats.dsl_design import CellDesign, dsl_design_estimate, dsl_design_matrix, dsl_design_sums
+from stats.dsl_results import DSLResults
 
 __all__ = [
     "ESTIMATORS",
@@ -218,7 +211,7 @@ def _fit_surrogate(fit: _CellFit) -> Any:
 
 def _fit_dsl(fit: _CellFit) -> Any:
     """DSL: R's sandwich on the cell's rows, else the design variance from g-hat's per-pattern
-    sums (:func:`stats.dsl.dsl_design_sums`) or, where the design has a missing value, from its rows."""
+    sums (:func:`stats.dsl_design.dsl_design_sums`) or, where the design has a missing value, from its rows."""
     cell, position = fit.cell, fit.cell.position
     if fit.variance == "sandwich":
         return dsl("lm", fit.formula, fit.data, fit.outcome, sample_prob=fit.pi, g_hat=fit.g_hat[:, position])
@@ -393,7 +386,7 @@ class _Coefficients:
 
 
 def _as_point(result: DSLResults | pd.Series) -> Any:
-    """A :func:`stats.dsl.dsl_design_sums` result as :func:`fit_cells` reports it."""
+    """A :func:`stats.dsl_design.dsl_design_sums` result as :func:`fit_cells` reports it."""
     return _Coefficients(result) if isinstance(result, pd.Series) else result
 
 

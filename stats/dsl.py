@@ -21,42 +21,25 @@ that optimiser's slack (3e-4 or better on R's examples) and standard errors to 1
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Literal, TypeAlias, cast
+from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
 import patsy
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as sps
 from scipy.special import expit
 
-from stats._formula import as_list, formula_names, formula_outcome
-from stats._linalg import cluster_sum, nearest_psd_keep_diag, outer_sum
+from stats._formula import as_list, formula_names
+from stats._linalg import cluster_sum, outer_sum
 from stats.crossfit import cross_fit_predictions
-from stats.design import (
-    StratifiedSample,
-    covariate_patterns,
-    survey_coefficients,
-    survey_regression,
-    survey_regressions,
-)
+from stats.design import StratifiedSample
+from stats.dsl_design import solve_design
+from stats.dsl_results import DSLResults, ModelName, SplitFit, Variance
 from stats.learners import Learner
 
-__all__ = [
-    "VARIANCES",
-    "CellDesign",
-    "DSLResults",
-    "dsl",
-    "dsl_design_estimate",
-    "dsl_design_matrix",
-    "dsl_design_sums",
-]
+__all__ = ["VARIANCES", "dsl"]
 
-ModelName = Literal["lm", "logit", "felm"]
-Variance = Literal["sandwich", "design"]
 #: ``sandwich``: R's ``dsl`` exactly (normal intervals); ``design``: finite-population design
 #: variance of the correction term with t intervals (see :func:`dsl`).
 VARIANCES: tuple[str, ...] = ("sandwich", "design")
@@ -65,169 +48,6 @@ GHat: TypeAlias = ArrayLike | Mapping[str, ArrayLike] | pd.DataFrame
 _KEEP_NA = patsy.NAAction(NA_types=[])
 # Formulas see patsy's builtins (C, Treatment, I, Q, ...) and numpy as `np`, whoever calls.
 _EVAL_ENV = patsy.EvalEnvironment([{"np": np}])
-
-
-@dataclass(frozen=True)
-class _SplitFit:
-    """One estimator-stage solution: coefficients, their covariance and power-analysis pieces."""
-
-    params: NDArray[np.float64]
-    cov: NDArray[np.float64]
-    # cov = labeling_part + rest; power analysis rescales labeling_part by n / n_new.
-    labeling_part: NDArray[np.float64]
-    rest: NDArray[np.float64]
-    # Degrees of freedom per coefficient (design variance only; None: normal intervals).
-    df: NDArray[np.float64] | None = None
-
-
-class DSLResults:
-    """Results of :func:`dsl`, in the manner of statsmodels' results classes.
-
-    Split combination follows R's ``dsl`` (and Chernozhukov et al. 2018 for repeated
-    cross-fitting): the point estimate is the median over splits of the split estimates ``b_s``,
-    the variance of coefficient ``j`` is ``median_s(se_sj^2 + (b_sj - b_j)^2)``, and the covariance
-    is the element-wise median of ``V_s + d_s d_s^T`` (``d_s = b_s - b``), symmetrised and, if needed,
-    repaired to the nearest positive semi-definite matrix with the same diagonal, so that its
-    diagonal equals ``bse ** 2``.
-
-    With ``variance="design"`` each split also has Satterthwaite degrees of freedom per
-    coefficient; their median over splits is ``df`` and intervals and p-values use the t
-    distribution. With R's sandwich ``df`` is None and they are normal, as in R.
-    """
-
-    def __init__(
-        self,
-        *,
-        model: ModelName,
-        formula: str,
-        terms: Sequence[str],
-        split_fits: Sequence[_SplitFit],
-        nobs: int,
-        n_labeled: int,
-        prediction_rmse: pd.Series,
-        variance: Variance = "sandwich",
-    ) -> None:
-        self.variance = variance
-        self.model = model
-        self.formula = formula
-        self.terms = list(terms)
-        self._split_fits = list(split_fits)
-        self.nobs = nobs
-        self.n_labeled = n_labeled
-        self.prediction_rmse = prediction_rmse
-
-    @property
-    def sample_split(self) -> int:
-        """Number of cross-fitting splits combined."""
-        return len(self._split_fits)
-
-    @cached_property
-    def params_by_split(self) -> pd.DataFrame:
-        """Coefficients of each split (rows: split 1..S, columns: terms)."""
-        return pd.DataFrame(
-            np.vstack([f.params for f in self._split_fits]),
-            index=pd.RangeIndex(1, self.sample_split + 1, name="split"),
-            columns=self.terms,
-        )
-
-    @cached_property
-    def bse_by_split(self) -> pd.DataFrame:
-        """Standard errors of each split (rows: split 1..S, columns: terms)."""
-        return pd.DataFrame(
-            np.vstack([np.sqrt(np.diag(f.cov)) for f in self._split_fits]),
-            index=pd.RangeIndex(1, self.sample_split + 1, name="split"),
-            columns=self.terms,
-        )
-
-    @cached_property
-    def params(self) -> pd.Series:
-        """Median of the split estimates."""
-        return pd.Series(np.median(self.params_by_split.to_numpy(), axis=0), index=self.terms)
-
-    @cached_property
-    def _cov(self) -> NDArray[np.float64]:
-        center = self.params.to_numpy()
-        stacked = np.stack([f.cov + np.outer(f.params - center, f.params - center) for f in self._split_fits])
-        combined = np.median(stacked, axis=0)
-        combined = (combined + combined.T) / 2.0
-        if np.linalg.eigvalsh(combined).min() <= 0:
-            combined = nearest_psd_keep_diag(combined)
-        return combined
-
-    def variance_components(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per-split covariance split as ``V_s = L_s + O_s``, arrays of shape (S, k, k).
-
-        ``L_s = B M1 B^T / N`` comes from the labeling term of the meat, ``M1 = sum (R/pi)^2 (m_gold -
-        m_pred)(m_gold - m_pred)^T / N``, and scales with ``1/pi``; ``O_s`` is the rest. Power
-        analysis (:func:`stats.power_dsl`) rescales ``L_s``.
-        """
-        return (
-            np.stack([f.labeling_part for f in self._split_fits]),
-            np.stack([f.rest for f in self._split_fits]),
-        )
-
-    def cov_params(self) -> pd.DataFrame:
-        """Covariance matrix of the coefficients (DataFrame indexed by term)."""
-        return pd.DataFrame(self._cov, index=self.terms, columns=self.terms)
-
-    @cached_property
-    def bse(self) -> pd.Series:
-        """Standard errors: ``sqrt(median_s(se_s^2 + (b_s - b)^2))``."""
-        return pd.Series(np.sqrt(np.diag(self._cov)), index=self.terms)
-
-    @cached_property
-    def df(self) -> pd.Series | None:
-        """Degrees of freedom per term (median over splits), or None for normal intervals."""
-        if self._split_fits[0].df is None:
-            return None
-        return pd.Series(
-            np.median(np.vstack([cast(NDArray[np.float64], f.df) for f in self._split_fits]), axis=0), index=self.terms
-        )
-
-    def _reference(self) -> sps.rv_continuous | sps.rv_frozen:
-        return sps.norm if self.df is None else sps.t(self.df.to_numpy())
-
-    @cached_property
-    def tvalues(self) -> pd.Series:
-        """``params / bse`` (z, or t with :attr:`df` degrees of freedom)."""
-        return self.params / self.bse
-
-    @cached_property
-    def pvalues(self) -> pd.Series:
-        """Two-sided p-values, normal or t (R's ``summary.dsl`` prints one-sided normal ones)."""
-        return pd.Series(2.0 * self._reference().sf(np.abs(self.tvalues.to_numpy())), index=self.terms)
-
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Confidence intervals (normal, or t with :attr:`df`), columns 0 (lower) and 1 (upper)."""
-        q = self._reference().ppf(1.0 - alpha / 2.0)
-        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
-
-    def summary(self, alpha: float = 0.05) -> str:
-        """A readable coefficient table."""
-        ci = self.conf_int(alpha)
-        table = pd.DataFrame(
-            {
-                "coef": self.params,
-                "std err": self.bse,
-                "z" if self.df is None else "t": self.tvalues,
-                "P>|z|" if self.df is None else "P>|t|": self.pvalues,
-                f"[{alpha / 2:g}": ci[0],
-                f"{1 - alpha / 2:g}]": ci[1],
-            }
-        )
-        header = [
-            f"DSL regression ({self.model}): {self.formula}",
-            f"rows: {self.nobs}   labeled: {self.n_labeled}   cross-fitting splits: {self.sample_split}",
-            "variance: "
-            + ("R's sandwich (normal)" if self.df is None else "stratified design, FPC (t, Satterthwaite df)"),
-        ]
-        rmse = ", ".join(f"{k} {v:.4g}" for k, v in self.prediction_rmse.items())
-        header.append(f"g-hat RMSE on labeled rows: {rmse}")
-        rule = "=" * 78
-        return "\n".join([rule, *header, rule, table.to_string(float_format=lambda v: f"{v:.4f}"), rule])
-
-    def __repr__(self) -> str:
-        return f"<DSLResults {self.model} '{self.formula}' nobs={self.nobs} n_labeled={self.n_labeled}>"
 
 
 def dsl(
@@ -405,7 +225,7 @@ def dsl(
     for s in range(n_splits.pop()):
         y_pred, x_pred = design.with_predictions({name: predictions[name][s] for name in targets})
         if design_info is not None:
-            fits.append(_solve_design(design.y, design.x, y_pred, labeled, sample))
+            fits.append(solve_design(design.y, design.x, y_pred, labeled, sample))
             continue
         fits.append(_solve(model, design.y, design.x, y_pred, x_pred, labeled, pi, cluster_codes, fe_codes))
     rmse = pd.Series(
@@ -426,253 +246,12 @@ def dsl(
     )
 
 
-def dsl_design_matrix(
-    formula: str,
-    x: pd.DataFrame,
-    outcome: ArrayLike,
-    g_hat: NDArray[np.float64],
-    sample_prob: ArrayLike,
-    strata: ArrayLike,
-    stratum_size: ArrayLike,
-) -> DSLResults:
-    """``dsl("lm", formula, ..., variance="design")`` on a design matrix the caller built once.
-
-    The same estimator, covariance and degrees of freedom as :func:`dsl` with the outcome as the
-    only predicted variable, for a caller that fits several estimators on one cell
-    (:func:`stats.analyse_study`): the cell's patsy design is built once for all of them, and
-    the ``sample_split`` splits share what does not depend on g-hat (the coefficients of g-hat
-    on every row solved for all splits at once, the covariate patterns, the labeled sample).
-
-    Parameters
-    ----------
-    formula : str
-        The formula ``x`` was built from (kept on the results).
-    x : DataFrame
-        Design matrix of every row of the cell, columns named by term.
-    outcome : array-like
-        Gold outcome per row, NaN where unlabeled.
-    g_hat : ndarray (S, N)
-        Cross-fitted predictions of the outcome per split and row.
-    sample_prob, strata, stratum_size
-        Per row: ``n_h / N_h``, sampling stratum and ``N_h``, as for :func:`dsl`.
-    """
-    design, y, predictions, labeled, sample = _design_inputs(x, outcome, g_hat, sample_prob, strata, stratum_size)
-    b_g = _coefficients_of_g_hat(design, predictions)
-    gold, x_labeled = y[labeled], design[labeled]
-    n_labeled = len(gold)
-    residuals = gold - predictions[:, labeled]
-    floors = (
-        _unseen_error_floor(covariate_patterns(design), predictions, labeled, residuals)
-        if np.isin(gold, (0.0, 1.0)).all()
-        else [None] * len(predictions)
-    )
-    fits = []
-    for split, (residual, floor) in enumerate(zip(residuals, floors, strict=True)):
-        fit = survey_regression(x_labeled, residual, sample, floor_variance=floor, known_floor=True)
-        fits.append(
-            _SplitFit(
-                params=b_g[split] + fit.params,
-                cov=fit.cov,
-                labeling_part=fit.cov,
-                rest=np.zeros_like(fit.cov),
-                df=fit.df,
-            )
-        )
-    rmse = float(np.mean(np.sqrt(np.mean(residuals**2, axis=1))))
-    return DSLResults(
-        model="lm",
-        formula=formula,
-        terms=list(x.columns),
-        split_fits=fits,
-        nobs=len(y),
-        n_labeled=n_labeled,
-        prediction_rmse=pd.Series({formula_outcome(formula): rmse}),
-        variance="design",
-    )
-
-
-def dsl_design_estimate(
-    x: pd.DataFrame,
-    outcome: ArrayLike,
-    g_hat: NDArray[np.float64],
-    sample_prob: ArrayLike,
-    strata: ArrayLike,
-    stratum_size: ArrayLike,
-) -> pd.Series:
-    """The coefficients of :func:`dsl_design_matrix` alone (same arguments but the formula).
-
-    For the "can't tell" bounds, which need the estimate with the unanswerable items read as
-    wrong or right but not its variance: the coefficients of g-hat plus the Hajek regression of
-    the residual, per split, and their median, without the linearisation variance.
-    """
-    design, y, predictions, labeled, sample = _design_inputs(x, outcome, g_hat, sample_prob, strata, stratum_size)
-    b_g = _coefficients_of_g_hat(design, predictions)
-    residuals = y[labeled] - predictions[:, labeled]
-    by_split = [
-        b_g[split] + survey_coefficients(design[labeled], residual, sample) for split, residual in enumerate(residuals)
-    ]
-    return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(x.columns))
-
-
-@dataclass(frozen=True)
-class CellDesign:
-    """A cell's design matrix with what design-variance DSL derives from it alone.
-
-    Rows with the same covariates (a cell's image arm, an ablation level combination) form a
-    covariate pattern, and DSL needs g-hat on the cell's unlabeled rows only through per-pattern
-    sums (:func:`dsl_design_sums`). Built once per cell and population, whatever the labels.
-    """
-
-    x: pd.DataFrame
-    design: NDArray[np.float64]
-    patterns: NDArray[np.intp]
-    counts: NDArray[np.float64]
-    pattern_rows: NDArray[np.float64]
-    gram: NDArray[np.float64]
-
-    @classmethod
-    def of(cls, x: pd.DataFrame) -> CellDesign | None:
-        """The cell design of ``x``; None when a row has a missing value (use :func:`dsl_design_matrix`)."""
-        design = x.to_numpy(dtype=np.float64)
-        if np.isnan(design).any() or not len(design):
-            return None
-        patterns = covariate_patterns(design)
-        first = np.empty(int(patterns.max()) + 1, dtype=np.intp)
-        first[patterns[::-1]] = np.arange(len(patterns))[::-1]
-        counts = np.bincount(patterns).astype(np.float64)
-        return cls(x, design, patterns, counts, design[first], design.T @ design)
-
-
-def dsl_design_sums(
-    formula: str,
-    cell: CellDesign,
-    outcome: NDArray[np.float64],
-    g_labeled: NDArray[np.float64],
-    g_sums: NDArray[np.float64],
-    g_variance_sums: NDArray[np.float64],
-    sample_prob: NDArray[np.float64],
-    strata: ArrayLike,
-    stratum_size: ArrayLike,
-    *,
-    point_only: bool = False,
-) -> DSLResults | pd.Series:
-    """:func:`dsl_design_matrix` (or, with ``point_only``, :func:`dsl_design_estimate`) from
-    g-hat's sufficient statistics: the same estimator, without a pass over the cell's rows per split.
-
-    ``g_labeled`` (S, labeled rows in row order) is g-hat on the labeled rows; ``g_sums`` and
-    ``g_variance_sums`` (S, patterns) are the sums of g-hat and of ``g (1 - g)`` (g clipped to
-    [0, 1]) over the rows of each of ``cell``'s covariate patterns. The coefficients of g-hat on
-    every row are ``(X'X)^-1 sum_p x_p sum_{i in p} g_i``, and the no-error floor needs the
-    per-pattern mean of ``g (1 - g)``: everything else rests on the labeled rows. ``outcome``, ``sample_prob``,
-    ``strata`` and ``stratum_size`` are per row of the cell as for :func:`dsl_design_matrix`.
-    """
-    y = np.asarray(outcome, dtype=np.float64)
-    probs = np.asarray(sample_prob, dtype=np.float64)
-    labeled = ~np.isnan(y)
-    if not labeled.any():
-        raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
-    if np.isnan(probs).any():
-        raise ValueError("sample_prob has missing values")
-    if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
-        raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
-    sample = StratifiedSample.from_rows(
-        np.asarray(strata)[labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[labeled]
-    )
-    b_g = np.linalg.solve(cell.gram, (g_sums @ cell.pattern_rows).T).T.astype(np.float64, copy=False)
-    gold, x_labeled = y[labeled], cell.design[labeled]
-    residuals = gold - g_labeled
-    if point_only:
-        by_split = [
-            b_g[split] + survey_coefficients(x_labeled, residual, sample) for split, residual in enumerate(residuals)
-        ]
-        return pd.Series(np.median(np.vstack(by_split), axis=0), index=list(cell.x.columns))
-    floors = (
-        _no_error_floor(cell.patterns[labeled], residuals, g_variance_sums / cell.counts, cell.counts)
-        if np.isin(gold, (0.0, 1.0)).all()
-        else None
-    )
-    fits = [
-        _SplitFit(
-            params=b_g[split] + fit.params, cov=fit.cov, labeling_part=fit.cov, rest=np.zeros_like(fit.cov), df=fit.df
-        )
-        for split, fit in enumerate(survey_regressions(x_labeled, residuals, sample, floors, known_floor=True))
-    ]
-    rmse = float(np.mean(np.sqrt(np.mean(residuals**2, axis=1))))
-    return DSLResults(
-        model="lm",
-        formula=formula,
-        terms=list(cell.x.columns),
-        split_fits=fits,
-        nobs=len(y),
-        n_labeled=len(gold),
-        prediction_rmse=pd.Series({formula_outcome(formula): rmse}),
-        variance="design",
-    )
-
-
-def _design_inputs(
-    x: pd.DataFrame,
-    outcome: ArrayLike,
-    g_hat: NDArray[np.float64],
-    sample_prob: ArrayLike,
-    strata: ArrayLike,
-    stratum_size: ArrayLike,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], StratifiedSample]:
-    """Design, outcome, g-hat and labeled mask of the usable rows (as :func:`dsl` keeps them), and
-    the stratified sample of the labeled ones."""
-    design = x.to_numpy(dtype=np.float64)
-    probs = np.asarray(sample_prob, dtype=np.float64)
-    keep = ~np.isnan(design).any(axis=1) & ~np.isnan(probs)
-    design, probs = design[keep], probs[keep]
-    y = np.asarray(outcome, dtype=np.float64)[keep]
-    predictions = np.asarray(g_hat, dtype=np.float64)[:, keep]
-    labeled = ~np.isnan(y)
-    if not labeled.any():
-        raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
-    if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
-        raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
-    sample = StratifiedSample.from_rows(
-        np.asarray(strata)[keep][labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[keep][labeled]
-    )
-    return design, y, predictions, labeled, sample
-
-
-def _coefficients_of_g_hat(design: NDArray[np.float64], predictions: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``b_g`` of every split at once (S, k), by the normal equations: lstsq's SVD for each split
-    cost more than everything else in a cell (the labels identify the design: X'X is regular)."""
-    return np.linalg.solve(design.T @ design, (predictions @ design).T).T.astype(np.float64, copy=False)
-
-
 def _column(data: pd.DataFrame, values: str | ArrayLike) -> NDArray[np.float64]:
     """A column of ``data`` by name, or given values aligned with its rows."""
     column = data[values].to_numpy() if isinstance(values, str) else np.asarray(values)
     if len(column) != len(data):
         raise ValueError("strata and stratum_size must have one value per row of data")
     return column
-
-
-def _solve_design(
-    y_orig: NDArray[np.float64],
-    x: NDArray[np.float64],
-    g: NDArray[np.float64],
-    labeled: NDArray[np.bool_],
-    sample: StratifiedSample,
-) -> _SplitFit:
-    """One split of design-variance DSL: ``b = b_g + b_e`` with the design covariance of ``b_e``.
-
-    The population coefficient is ``(X'X)^-1 X'g + (X'X)^-1 X'(Y - g)``. The first term is known
-    exactly given g-hat; the second is estimated from the labeled rows by the stratified Hajek
-    regression of the residual, so only it carries sampling variance.
-    """
-    b_g = np.linalg.lstsq(x, g, rcond=None)[0]
-    y, residual = y_orig[labeled], y_orig[labeled] - g[labeled]
-    floor = (
-        _unseen_error_floor(covariate_patterns(x), g, labeled, residual)[0] if np.isin(y, (0.0, 1.0)).all() else None
-    )
-    fit = survey_regression(x[labeled], residual, sample, floor_variance=floor, known_floor=True)
-    return _SplitFit(
-        params=b_g + fit.params, cov=fit.cov, labeling_part=fit.cov, rest=np.zeros_like(fit.cov), df=fit.df
-    )
 
 
 class _Design:
@@ -717,66 +296,6 @@ class _Design:
         return y, x
 
 
-def _unseen_error_floor(
-    patterns: NDArray[np.intp], g: NDArray[np.float64], labeled: NDArray[np.bool_], residual: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Per split and labeled row: a residual variance for patterns whose labels show no error of g-hat.
-
-    With a binary label, g-hat errs on a row when ``|Y - g_hat| > 1/2``. If none of the labels of
-    a covariate pattern (an image arm of a cell) shows such an error, the residual variance they
-    estimate is near zero even when g-hat errs on a few per cent of the pattern's population:
-    with few labels that is likely, and the interval would be far too short. Such a pattern is
-    given the larger of two variances, neither estimated from its labels (they show none):
-
-    * the residual variance g-hat itself predicts, the pattern's mean of ``g (1 - g)`` (g clipped
-      to [0, 1]): the expected squared residual ``E(Y - g)^2`` where g-hat is calibrated. g-hat is
-      cross-fitted, so it predicts each labeled row without having seen it. It is at least that
-      of half an error over the pattern's rows (``q (1 - q)``, ``q = 0.5 / N_pattern``): a
-      learner that predicts 0 or 1 claims nothing here;
-    * the variance of an error at the rate no error among the cell's labels can rule out,
-      ``0.5 / (labels + 1)`` (the Jeffreys posterior mean after none). It keeps a handful of
-      labels honest and vanishes as ``1/n``.
-
-    As the floor is not estimated from the labels, it costs no degrees of freedom beside the
-    variance they do estimate (``known_floor`` of :func:`stats.design.survey_regression`).
-    (Until 30 November: the Jeffreys rate with the cell's errors counted, ``(errors + 0.5) /
-    (labels + 1)``, times ``mean(max(g, 1 - g))^2``, alone: an error in one arm raised the
-    other's floor, and the LLaVA-W intervals were 7% wider at full labeling with coverage 1.00
-    either way; docs/stats.md.)
-
-    ``patterns`` are :func:`stats.design.covariate_patterns` of the design matrix; ``g`` (S, N)
-    and ``residual`` (S, n) hold every split (one per row), which are computed together: a
-    sparse product instead of a pass over the rows per split (issue 10). Returns (S, n).
-    """
-    g, residual = np.atleast_2d(g), np.atleast_2d(residual)
-    n_patterns = patterns.max() + 1
-    one_hot = sp.csr_matrix(
-        (np.ones(len(patterns)), (np.arange(len(patterns)), patterns)), shape=(len(patterns), n_patterns)
-    )
-    counts = np.bincount(patterns, minlength=n_patterns).astype(np.float64)
-    clipped = np.clip(g, 0.0, 1.0)
-    predicted = (one_hot.T @ (clipped * (1.0 - clipped)).T).T / counts
-    return _no_error_floor(patterns[labeled], residual, predicted, counts)
-
-
-def _no_error_floor(
-    labeled_patterns: NDArray[np.intp],
-    residual: NDArray[np.float64],
-    predicted: NDArray[np.float64],
-    counts: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """The floor of :func:`_unseen_error_floor` from each labeled row's pattern, the residuals
-    (S, n), each pattern's mean predicted variance ``g (1 - g)`` (S, patterns) and its rows
-    (patterns), where a pattern's labels show no error."""
-    is_error = (np.abs(residual) > 0.5).astype(np.float64)
-    n_patterns = predicted.shape[1]
-    errors = np.stack([np.bincount(labeled_patterns, weights=split, minlength=n_patterns) for split in is_error])
-    least = 0.5 / counts
-    no_error_rate = 0.5 / (residual.shape[1] + 1.0)
-    floor = np.maximum(np.maximum(predicted, least * (1.0 - least)), no_error_rate)
-    return np.where(errors == 0, floor, 0.0)[:, labeled_patterns]
-
-
 def _solve(
     model: ModelName,
     y_orig: NDArray[np.float64],
@@ -787,7 +306,7 @@ def _solve(
     pi: NDArray[np.float64],
     cluster_codes: NDArray[np.intp] | None,
     fe_codes: list[NDArray[np.float64]],
-) -> _SplitFit:
+) -> SplitFit:
     """Solve the mean DSL moment exactly and return the sandwich covariance of one split."""
     n = len(y_orig)
     w = np.where(labeled, 1.0 / pi, 0.0)  # R_i / pi_i
@@ -822,7 +341,7 @@ def _solve_felm(
     w: NDArray[np.float64],
     cluster_codes: NDArray[np.intp] | None,
     fe_codes: list[NDArray[np.float64]],
-) -> _SplitFit:
+) -> SplitFit:
     """felm as R's ``dsl``: group means of the pseudo data concentrate out the fixed effects."""
     n = len(y_gold)
     adj_y = (1.0 - w) * y_pred + w * y_gold
@@ -864,7 +383,7 @@ def _sandwich(
     cluster_codes: NDArray[np.intp] | None,
     n: int,
     n_params: int | None = None,
-) -> _SplitFit:
+) -> SplitFit:
     """``V = J^-1 Meat J^-T / N`` for the first ``n_params`` parameters, with R's meat split.
 
     ``Meat = sum (m_pred + c)(m_pred + c)^T / N`` over rows (or cluster sums), ``c`` the labeling
@@ -878,7 +397,7 @@ def _sandwich(
     meat_labeling = outer_sum(corr) / n
     labeling_part = bread @ meat_labeling @ bread.T / n
     rest = bread @ (meat - meat_labeling) @ bread.T / n
-    return _SplitFit(params=params, cov=labeling_part + rest, labeling_part=labeling_part, rest=rest)
+    return SplitFit(params=params, cov=labeling_part + rest, labeling_part=labeling_part, rest=rest)
 
 
 def _newton_logit(

@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats as sps
 
-from stats.dsl import DSLResults
+from stats.dsl_results import DSLResults
 
 __all__ = ["labels_for_halfwidth", "power_dsl", "predicted_halfwidth"]
 

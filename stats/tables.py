@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from stats.cells import LABEL_ESTIMATORS, EstimandFit
-from stats.dsl import DSLResults
+from stats.dsl_results import DSLResults
 from stats.power import labels_for_halfwidth, power_dsl
 
 __all__ = ["ESTIMAND_RANGE", "STATUS_NOT_ESTIMABLE", "STATUS_OK", "TIDY_COLUMNS", "power_table", "tidy_estimates"]

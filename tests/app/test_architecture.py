@@ -217,7 +217,9 @@ def test_annotation_modules_import_only_downwards(path: Path) -> None:
 
 #: ``stats``' estimand modules from the top down: the estimands say which formula on which cells
 #: and tabulate; the tables read the cells' fits; the cells know no study column; g-hat none of them.
-STATS_LAYERS = [{"estimands"}, {"tables", "ghat"}, {"cells"}]
+#: Below them DSL: R's estimator (``dsl``) solves a split by design variance (``dsl_design``),
+#: and both return the results object (``dsl_results``), which knows neither.
+STATS_LAYERS = [{"estimands"}, {"tables", "ghat"}, {"cells"}, {"dsl"}, {"dsl_design"}, {"dsl_results"}]
 
 
 def stats_modules(module: str, names: list[str]) -> list[str]:
