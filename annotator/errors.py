@@ -14,7 +14,7 @@ from annotator.annotation.agreement import AdjudicationError
 from annotator.annotation.errors import RoutingError
 from annotator.design.sampling import NoSampleError, SamplingError
 from annotator.design.weights import WeightsError
-from annotator.ingest.completions import IngestError
+from annotator.ingest.reading import IngestError
 from annotator.languages import UnknownLanguageError
 from annotator.storage import DatabaseDriverError
 

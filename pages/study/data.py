@@ -12,8 +12,9 @@ from pathlib import Path
 import streamlit as st
 
 from annotator.errors import USER_ERRORS
-from annotator.ingest.completions import FORMATS, import_file
+from annotator.ingest.completions import import_file
 from annotator.ingest.langid import run_language_id
+from annotator.ingest.reading import FORMATS
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import engine, escape_markdown, require_role, show_error
 from pages._study import warm_population

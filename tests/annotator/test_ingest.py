@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from annotator.cli import main as cli_main
-from annotator.ingest.completions import MAX_TEXT_BYTES, IngestError, import_file, import_frame
+from annotator.ingest.completions import MAX_TEXT_BYTES, import_file, import_frame
+from annotator.ingest.reading import IngestError
 from db.models import Completion
 
 HEADER = "id,model,benchmark,query_language,image,completion,prompt,judge_correct,run\n"
