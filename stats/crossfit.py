@@ -347,64 +347,6 @@ def distinct_inputs(data: pd.DataFrame, columns: Sequence[str]) -> DistinctInput
     return DistinctInputs(learner_inputs(rows, columns), inverse, None)
 
 
-class _Combinations:
-    """The one-hot blocks of a :class:`ColumnInputs` as one combination code per row (language x
-    model x benchmark: few), and per combination the matrix column of each block's one: what
-    :meth:`ColumnInputs.dot` sums per combination, found once per cross-fit for :class:`_SomeRows`."""
-
-    def __init__(self, inputs: ColumnInputs) -> None:
-        key = np.zeros(len(inputs), dtype=np.int64)
-        for block, block_width in zip(inputs.codes, inputs.widths, strict=True):
-            key = key * block_width + block
-        combination, _ = pd.factorize(key)
-        self.combination = combination.astype(np.intp)
-        first = np.empty(int(self.combination.max(initial=-1)) + 1, dtype=np.intp)
-        first[self.combination[::-1]] = np.arange(len(key))[::-1]
-        self.ones = [offset + block[first] for block, offset in zip(inputs.codes, inputs.offsets, strict=True)]
-
-
-class _SomeRows(ColumnInputs):
-    """Some rows of a :class:`ColumnInputs`, as ``predict_columns`` reads them (``width``,
-    ``dot``, ``column``, ``bins``): the same numbers as predicting every row and taking these,
-    at the cost of these rows only. Where nearly every input row is distinct (continuous
-    confidence, as in the simulated study) each fold's learner needs a fifth of them."""
-
-    def __init__(self, inputs: ColumnInputs, combinations: _Combinations, rows: NDArray[np.intp]) -> None:  # a view
-        self.width, self.numeric_at = inputs.width, inputs.numeric_at
-        self.numeric = np.take(inputs.numeric, rows, axis=0)  # gathered once (5x faster than numeric[rows])
-        self._ones = combinations.ones
-        self._combination = np.take(combinations.combination, rows)
-
-    def __len__(self) -> int:
-        return len(self.numeric)
-
-    def dot(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
-        # ColumnInputs.dot's arithmetic: the numeric product, plus the one-hot weights summed per
-        # combination in block order.
-        out = self.numeric @ weights[self.numeric_at]
-        if self._ones:
-            per_combination = weights[self._ones[0]].copy()
-            for ones in self._ones[1:]:
-                per_combination += weights[ones]
-            out += per_combination[self._combination]
-        return np.asarray(out, dtype=np.float64)
-
-    def column(self, j: int) -> NDArray[np.float64]:
-        return self.numeric[:, self.numeric_at.index(j)]
-
-    def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
-        """``searchsorted(edges, column j, side="right")``: for sorted edges, the number of edges
-        at or below each value, counted by comparisons (a third of the time for the learner's
-        seven edges; learner inputs have no NaN, where the two would differ)."""
-        values = np.ascontiguousarray(self.column(j))
-        if len(edges) == 0 or np.isnan(edges).any() or np.isnan(values).any():
-            return np.searchsorted(edges, values, side="right")
-        out = (values >= edges[0]).astype(np.intp)
-        for edge in edges[1:]:
-            out += values >= edge
-        return out
-
-
 def cross_fit_distinct(
     inputs: DistinctInputs,
     labels: NDArray[np.float64],
@@ -440,7 +382,6 @@ def cross_fit_distinct(
     n_distinct = inputs.n_distinct
 
     labeled_rows = np.flatnonzero(labeled)
-    combinations: _Combinations | None = None  # found on first use
     out = np.empty((n_targets, sample_split, len(inverse)))
     table = np.zeros((n_targets, cross_fit * n_distinct))
     # Small dense fits (about 1000 x 100) run several times faster on one BLAS thread than on
@@ -465,11 +406,7 @@ def cross_fit_distinct(
                     x_train, x_test = cast(NDArray[np.float64], x)[inverse[train]], cast(NDArray[np.float64], x)
                 if 2 * np.count_nonzero(needed_by_fold[k]) <= n_distinct:  # else all cost less than picking most
                     rows = np.flatnonzero(needed_by_fold[k])
-                    if isinstance(x_test, ColumnInputs):
-                        combinations = _Combinations(x_test) if combinations is None else combinations
-                        x_test = _SomeRows(x_test, combinations, rows)
-                    else:
-                        x_test = x_test[rows]
+                    x_test = x_test.some_rows(rows) if isinstance(x_test, ColumnInputs) else x_test[rows]
                     predict = k * n_distinct + rows
                 for t in range(n_targets):
                     table[t, predict] = _fit_predict(learner, x_train, labels[train, t], x_test)

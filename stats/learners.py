@@ -104,6 +104,35 @@ class ColumnInputs:
         values, inverse = self._distinct[j]
         return np.searchsorted(edges, values, side="right")[inverse]
 
+    def some_rows(self, rows: NDArray[np.intp]) -> ColumnInputs:
+        """The inputs of ``rows`` only, as :meth:`BinnedInteractionLearner.predict_columns` reads
+        them (``width``, ``dot``, ``column``, ``bins``): the same predictions as of every row
+        taken at ``rows``, at the cost of these rows. Where nearly every input row is distinct
+        (continuous confidence, as in the simulated study) each cross-fitting fold needs a fifth."""
+        return _SomeRows(self, rows)
+
+
+class _SomeRows(ColumnInputs):
+    """:meth:`ColumnInputs.some_rows`: the numeric columns gathered, the one-hot combinations shared."""
+
+    def __init__(self, inputs: ColumnInputs, rows: NDArray[np.intp]) -> None:
+        self.width, self.numeric_at = inputs.width, inputs.numeric_at
+        self.numeric = np.take(inputs.numeric, rows, axis=0)  # gathered once (5x faster than numeric[rows])
+        self._ones = inputs._ones
+        self._combination = np.take(inputs._combination, rows)
+
+    def bins(self, j: int, edges: NDArray[np.float64]) -> NDArray[np.intp]:
+        """``searchsorted(edges, column j, side="right")``: for sorted edges, the number of edges
+        at or below each value, counted by comparisons (a third of the time for the learner's
+        seven edges; learner inputs have no NaN, where the two would differ)."""
+        values = np.ascontiguousarray(self.column(j))
+        if len(edges) == 0 or np.isnan(edges).any() or np.isnan(values).any():
+            return np.searchsorted(edges, values, side="right")
+        out = (values >= edges[0]).astype(np.intp)
+        for edge in edges[1:]:
+            out += values >= edge
+        return out
+
 
 def _first_of_each(key: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Each row's index among the distinct keys (in order of appearance), and each key's first row."""
