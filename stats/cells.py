@@ -83,6 +83,17 @@ class EstimandFit:
     #: Empty when the labels identify the cell, else "not yet estimable: needs about ...".
     needs: str = ""
 
+    def keys(self, term: str | None) -> dict[str, Any]:
+        """The columns that name a row of a table of this fit, for ``term`` (first in every table)."""
+        return {
+            "estimand": self.estimand,
+            "outcome": self.outcome,
+            "model": self.model,
+            "benchmark": self.benchmark,
+            "language": self.language,
+            "term": term,
+        }
+
 
 def fit_cells(
     frame: pd.DataFrame,

@@ -397,12 +397,7 @@ def _estimate_table(fits: Sequence[EstimandFit]) -> pd.DataFrame:
     return pd.DataFrame.from_records(
         [
             {
-                "estimand": fit.estimand,
-                "outcome": fit.outcome,
-                "model": fit.model,
-                "benchmark": fit.benchmark,
-                "language": fit.language,
-                "term": term,
+                **fit.keys(term),
                 "estimator": estimator,
                 "estimate": result.params[term] if result is not None and term in result.params.index else np.nan,
             }

@@ -70,12 +70,7 @@ def tidy_estimates(fits: Sequence[EstimandFit], alpha: float = 0.05) -> pd.DataF
                 ok = result is not None and term in result.params.index
                 records.append(
                     {
-                        "estimand": fit.estimand,
-                        "outcome": fit.outcome,
-                        "model": fit.model,
-                        "benchmark": fit.benchmark,
-                        "language": fit.language,
-                        "term": term,
+                        **fit.keys(term),
                         "estimator": estimator,
                         "estimate": result.params[term] if ok else np.nan,
                         "se": result.bse[term] if ok else np.nan,
@@ -135,12 +130,7 @@ def power_table(
         for term in fit.terms:
             records.append(
                 {
-                    "estimand": fit.estimand,
-                    "outcome": fit.outcome,
-                    "model": fit.model,
-                    "benchmark": fit.benchmark,
-                    "language": fit.language,
-                    "term": term,
+                    **fit.keys(term),
                     "n_labeled": result.n_labeled,
                     "se": result.bse[term],
                     "halfwidth": z * result.bse[term],
