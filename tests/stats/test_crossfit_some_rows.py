@@ -1,4 +1,4 @@
-"""A fold's learner predicting some distinct rows (crossfit._SomeRows) gives exactly what
+"""A fold's learner predicting some distinct rows (ColumnInputs.some_rows) gives exactly what
 predicting every row and taking those gives (issue 10: the cross-fit at millions of rows)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from stats import simulate_study
-from stats.crossfit import _Combinations, _SomeRows, distinct_inputs
-from stats.learners import BinnedInteractionLearner
+from stats.crossfit import distinct_inputs
+from stats.learners import BinnedInteractionLearner, ColumnInputs
 
 INPUTS = ["pred_fidelity", "pred_probability", "log_chars", "image", "query_language", "model", "benchmark"]
 
@@ -31,7 +31,7 @@ def test_some_rows_predict_exactly_as_all_rows(inputs) -> None:
     learner = BinnedInteractionLearner().fit(columns.matrix(distinct.inverse[labeled]), frame["fidelity"][labeled])
     everything = learner.predict_columns(columns)
     rows = np.flatnonzero(np.random.default_rng(1).random(len(columns)) < 0.3)
-    some = _SomeRows(columns, _Combinations(columns), rows)
+    some = columns.some_rows(rows)
     np.testing.assert_array_equal(learner.predict_columns(some), everything[rows])
     for j, edges in enumerate(learner.edges_):
         if edges is not None:
@@ -42,10 +42,8 @@ def test_some_rows_predict_exactly_as_all_rows(inputs) -> None:
 
 def test_bins_of_values_on_and_beyond_the_edges() -> None:
     values = np.array([[0.0], [0.5], [0.50000001], [1.0], [2.0], [-np.inf], [np.inf]])
-    from stats.learners import ColumnInputs
-
     columns = ColumnInputs(values, [0], [], [], [], 1)
-    some = _SomeRows(columns, _Combinations(columns), np.arange(len(values)))
+    some = columns.some_rows(np.arange(len(values)))
     edges = np.array([0.5, 1.0, 1.5])
     np.testing.assert_array_equal(some.bins(0, edges), np.searchsorted(edges, values[:, 0], side="right"))
     np.testing.assert_array_equal(some.bins(0, edges[:0]), np.zeros(len(values), dtype=np.intp))
