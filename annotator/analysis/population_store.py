@@ -29,6 +29,7 @@ first ``analyse_study`` with them (0.3-0.6 s of CPU on the paper demo).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -53,6 +54,7 @@ __all__ = [
     "load_derived",
     "load_population",
     "population_cache_dir",
+    "population_file",
     "population_key",
     "save_derived",
     "save_population",
@@ -132,7 +134,8 @@ def population_key(version: Sequence[Any], sample_id: int | None, surrogate_sour
     )
 
 
-def _file(directory: Path, key: str) -> Path:
+def population_file(directory: Path, key: str) -> Path:
+    """The file in ``directory`` that holds (or would hold) the population of ``key``."""
     return directory / f"{_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:24]}{_SUFFIX}"
 
 
@@ -141,12 +144,13 @@ def save_population(directory: Path, key: str, frame: pd.DataFrame, extra: Mappi
     one, never half of one) and remove the database's other populations. ``extra`` (JSON) is
     returned by :func:`load_population` with the frame. None, and nothing written, if the folder
     cannot be written: the cache is an optimisation only."""
-    target = _file(directory, key)
+    target = population_file(directory, key)
     # Object columns come back with None where Arrow has a null: note whether they had NaN.
     objects = {column: _missing_marker(frame[column]) for column in frame.columns if frame[column].dtype == object}
     if "mixed" in objects.values():
         return None
     meta = {"key": key, "extra": dict(extra), "objects": objects, "dtypes": [str(t) for t in frame.dtypes]}
+    temporary: Path | None = None
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata({b"ifl": json.dumps(meta).encode()})
@@ -157,11 +161,26 @@ def save_population(directory: Path, key: str, frame: pd.DataFrame, extra: Mappi
                 writer.write_table(table)
         os.replace(temporary, target)
     except (OSError, pa.ArrowException):
+        _discard(temporary)
         return None
-    for other in directory.glob(f"{_PREFIX}*{_SUFFIX}"):
-        if other != target:
-            other.unlink(missing_ok=True)
+    _remove_others(directory, f"{_PREFIX}*{_SUFFIX}", target)
     return target
+
+
+def _remove_others(directory: Path, pattern: str, kept: Path) -> None:
+    """Remove the files of ``pattern`` but ``kept``. A process reading one keeps reading it on
+    POSIX; where an open file cannot be removed (Windows) it stays for a later writer to remove."""
+    for other in directory.glob(pattern):
+        if other != kept:
+            with contextlib.suppress(OSError):
+                other.unlink(missing_ok=True)
+
+
+def _discard(temporary: Path | None) -> None:
+    """Remove a half-written file (a full disk must not fill up with them, one per attempt)."""
+    if temporary is not None:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def _missing_marker(values: pd.Series) -> str:
@@ -175,7 +194,7 @@ def _missing_marker(values: pd.Series) -> str:
 def load_population(directory: Path, key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The frame kept under ``key`` and its ``extra``, or None if there is none (or it does not
     read back as written: wrong key, other column types, a damaged file)."""
-    path = _file(directory, key)
+    path = population_file(directory, key)
     try:
         with pa.memory_map(str(path)) as source:
             table = pa.ipc.open_file(source).read_all()
@@ -213,6 +232,7 @@ def save_derived(directory: Path, key: str, items: list[tuple[Hashable, Distinct
     for index, (_, inputs) in enumerate(kept):
         arrays |= {f"{index}.{name}": array for name, array in inputs.to_arrays().items()}
     target = directory / f"{_DERIVED}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    temporary: Path | None = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", suffix=".npz", delete=False) as handle:
@@ -220,10 +240,9 @@ def save_derived(directory: Path, key: str, items: list[tuple[Hashable, Distinct
             np.savez(handle, **arrays)
         os.replace(temporary, target)
     except OSError:
+        _discard(temporary)
         return None
-    for other in directory.glob(f"{_DERIVED}*.npz"):
-        if other != target:
-            other.unlink(missing_ok=True)
+    _remove_others(directory, f"{_DERIVED}*.npz", target)
     return target
 
 

@@ -124,9 +124,9 @@ def test_a_file_that_does_not_hold_its_key_is_not_used(tmp_path: Path):
     pd.testing.assert_frame_equal(loaded[0], frame)
     assert store.load_population(tmp_path, other) is None  # no file for that version
     # A file under the other key's name that holds this key's population (as a collision would):
-    written.rename(store._file(tmp_path, other))
+    written.rename(store.population_file(tmp_path, other))
     assert store.load_population(tmp_path, other) is None
-    store._file(tmp_path, key).write_bytes(b"not an arrow file")
+    store.population_file(tmp_path, key).write_bytes(b"not an arrow file")
     assert store.load_population(tmp_path, key) is None
 
 
@@ -209,3 +209,15 @@ def test_kept_learner_inputs_come_back_as_they_were(tmp_path: Path):
     assert store.load_derived(tmp_path, key, len(frame) + 1) == []  # another population's size
     other = store.derived_key(store.population_key((2, None), 1, None))
     assert store.load_derived(tmp_path, other, len(frame)) == []
+
+
+def test_a_failed_write_leaves_no_half_written_file(tmp_path: Path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.pa.ipc, "new_file", full)
+    assert store.save_population(tmp_path, "key", pd.DataFrame({"a": [1, 2]}), {}) is None
+    monkeypatch.setattr(store.np, "savez", full)
+    inputs = distinct_inputs(pd.DataFrame({"x": [1.0, 2.0, 1.0]}), ["x"])
+    assert store.save_derived(tmp_path, store.derived_key("key"), [("inputs", inputs)]) is None
+    assert list(tmp_path.iterdir()) == []  # no .tmp- file stays behind (one per attempt would fill the disk)
