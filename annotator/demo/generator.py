@@ -436,142 +436,231 @@ def _object_add(*parts: np.ndarray) -> np.ndarray:
     return result
 
 
-def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
-    """Build the demo study (no database): completions in the import schema and their truth.
+# Row layout and names shared by the steps below (no draws).
+_ALL_BENCHMARKS = (*BENCHMARKS, ABLATION_BENCHMARK)  #: benchmark index len(BENCHMARKS) is the ablation
+_ABLATION_LANGUAGES: tuple[str, ...] = tuple(ABLATION_COMPONENTS)
+_VARIANTS: tuple[tuple[int, ...], ...] = tuple(itertools.product((0, 1), repeat=3))  #: (llm, vision, data) levels
 
-    ``size`` is a key of :data:`SIZES`. Pure and deterministic: the same arguments give equal
-    frames; all randomness comes from ``numpy.random.default_rng(seed)``.
-    """
-    try:
-        spec = SIZES[size]
-    except KeyError:
-        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}") from None
-    rng = np.random.default_rng(seed)
-    bank = _Bank()
-    benchmarks_all = (*BENCHMARKS, ABLATION_BENCHMARK)
-    n_models = len(MODELS)
 
-    # ---- tasks: main study (benchmark x language strata), then the ablation languages ----
-    counts = _stratum_tasks(spec)
+def _ablation_models() -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Name and (llm, vision, data) levels of each ablation model (language x variant): its model and design columns."""
+    names: list[str] = []
+    levels: list[tuple[str, str, str]] = []
+    for ab_lang in _ABLATION_LANGUAGES:
+        components = ABLATION_COMPONENTS[ab_lang]
+        for llm, vision, data in _VARIANTS:
+            chosen = (components["llm"][llm], components["vision"][vision], components["data"][data])
+            levels.append(chosen)
+            # Named by the target language's ISO 639-1 code, which is its training-data level.
+            names.append(f"ablation-{components['data'][1]}-{'-'.join(chosen)}")
+    return names, levels
+
+
+def _question_of_concept() -> np.ndarray:
+    """Question type (index into QUESTION_TYPES) of each concept, so a wrong answer stays on topic."""
+    return np.array([QUESTION_TYPES.index(CONCEPT_QUESTION[c]) for c in CONCEPTS])
+
+
+def _low_resource(lang: np.ndarray) -> np.ndarray:
+    """1.0 where the query language is low-resource: models and the judge do worse there."""
+    return np.isin(np.array(LANGUAGES), list(_LOW_RESOURCE))[lang].astype(float)
+
+
+@dataclass(frozen=True, eq=False)
+class _Tasks:
+    """One entry per task: the main study's benchmark x language strata, then the ablation's."""
+
+    bench: np.ndarray  #: benchmark index into _ALL_BENCHMARKS
+    lang: np.ndarray  #: query language index into LANGUAGES
+    number: np.ndarray  #: number within its benchmark x language stratum, for readable ids
+    n_main: int  #: the first n_main tasks are the main study's, the rest the ablation's
+    is_open: np.ndarray  #: open-ended: no single gold answer
+    concept: np.ndarray  #: what a closed task asks about (index into CONCEPTS)
+    question: np.ndarray  #: question type (index into QUESTION_TYPES)
+    reference: np.ndarray  #: first phrase-bank sentence of an open task's reference answer
+    latent: np.ndarray  #: unfaithfulness score shared by the task's completions
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """One entry per completion: main tasks x runs x models x arms, then ablation tasks x variants x arms."""
+
+    task: np.ndarray  #: index into the tasks
+    run: np.ndarray  #: sampling run (0 for the ablation)
+    image: np.ndarray  #: bool: the image arm
+    model: np.ndarray  #: index into MODELS, then the ablation models of _ablation_models()
+    bench: np.ndarray  #: the task's benchmark
+    lang: np.ndarray  #: the task's query language
+    is_open: np.ndarray  #: the task is open-ended
+    n_main: int  #: the first n_main rows are the main study's
+    ablation_slot: np.ndarray  #: ablation rows only: index into _ABLATION_LANGUAGES
+    ablation_variant: np.ndarray  #: ablation rows only: index into _VARIANTS
+
+
+@dataclass(frozen=True, eq=False)
+class _Truth:
+    """The true correctness of every completion (the oracle's ``matches_gold`` and ``correct``)."""
+
+    matches: np.ndarray  #: the answer is the gold answer (NA for open tasks)
+    correct: np.ndarray  #: the answer is right
+    correct_na: np.ndarray  #: unjudgeable: ``correct`` is NA
+
+
+@dataclass(frozen=True, eq=False)
+class _Texts:
+    """The completion texts and their length mode, which the language ID and the judge react to."""
+
+    mode: np.ndarray  #: _WORD, _SENTENCE or _LONG
+    text: np.ndarray  #: object array of str
+
+
+def _draw_tasks(rng: np.random.Generator, spec: DemoSize, counts: np.ndarray, n_sentences: int) -> _Tasks:
+    """The tasks and what each asks: drawn per task, so all its completions share them."""
     task_bench = np.repeat(np.repeat(np.arange(len(BENCHMARKS)), len(LANGUAGES)), counts.ravel())
     task_lang = np.repeat(np.tile(np.arange(len(LANGUAGES)), len(BENCHMARKS)), counts.ravel())
-    ablation_langs = list(ABLATION_COMPONENTS)
-    n_ablation = spec.ablation_tasks * len(ablation_langs)
+    n_ablation = spec.ablation_tasks * len(_ABLATION_LANGUAGES)
     task_bench = np.r_[task_bench, np.full(n_ablation, len(BENCHMARKS))]
-    task_lang = np.r_[task_lang, np.repeat([LANGUAGES.index(code) for code in ablation_langs], spec.ablation_tasks)]
+    ablation_lang = [LANGUAGES.index(code) for code in _ABLATION_LANGUAGES]
+    task_lang = np.r_[task_lang, np.repeat(ablation_lang, spec.ablation_tasks)]
     n_tasks = len(task_bench)
-    n_main_tasks = n_tasks - n_ablation
     # Number tasks within their stratum, for readable ids ("maxm-deu-00017").
     stratum = task_bench * len(LANGUAGES) + task_lang
     first_of_stratum = np.r_[0, np.cumsum(np.bincount(stratum, minlength=stratum.max() + 1))[:-1]]
-    task_number = np.arange(n_tasks) - first_of_stratum[stratum]
 
-    open_share = np.array([_OPEN_SHARE[b] for b in benchmarks_all])
-    task_open = rng.random(n_tasks) < open_share[task_bench]
-    task_concept = rng.integers(len(CONCEPTS), size=n_tasks)
-    question_of_concept = np.array([QUESTION_TYPES.index(CONCEPT_QUESTION[c]) for c in CONCEPTS])
+    # The draws, in this order: open, concept, open question, reference, latent.
+    open_share = np.array([_OPEN_SHARE[b] for b in _ALL_BENCHMARKS])
+    is_open = rng.random(n_tasks) < open_share[task_bench]
+    concept = rng.integers(len(CONCEPTS), size=n_tasks)
     open_question = QUESTION_TYPES.index("describe") + rng.integers(2, size=n_tasks)
-    task_question = np.where(task_open, open_question, question_of_concept[task_concept])
-    task_reference = rng.integers(bank.sentences.shape[1], size=n_tasks)
-    task_latent = rng.standard_normal(n_tasks)
+    reference = rng.integers(n_sentences, size=n_tasks)
+    latent = rng.standard_normal(n_tasks)
+    return _Tasks(
+        bench=task_bench,
+        lang=task_lang,
+        number=np.arange(n_tasks) - first_of_stratum[stratum],
+        n_main=n_tasks - n_ablation,
+        is_open=is_open,
+        concept=concept,
+        question=np.where(is_open, open_question, _question_of_concept()[concept]),
+        reference=reference,
+        latent=latent,
+    )
 
-    # ---- completions: main tasks x runs x models x arms, then ablation tasks x variants x arms
-    per_task = spec.runs * n_models * 2
-    main_task = np.repeat(np.arange(n_main_tasks), per_task)
+
+def _completion_rows(spec: DemoSize, tasks: _Tasks) -> _Rows:
+    """Every completion as indices (no draws): each task in both arms, so the image effect is within task."""
+    n_models, n_variants = len(MODELS), len(_VARIANTS)
+    n_main_tasks, n_tasks = tasks.n_main, len(tasks.bench)
+    main_task = np.repeat(np.arange(n_main_tasks), spec.runs * n_models * 2)
     main_run = np.tile(np.repeat(np.arange(spec.runs), n_models * 2), n_main_tasks)
     main_model = np.tile(np.repeat(np.arange(n_models), 2), n_main_tasks * spec.runs)
     main_image = np.tile(np.array([0, 1]), n_main_tasks * spec.runs * n_models)
 
-    variants = list(itertools.product((0, 1), repeat=3))  # (llm, vision, data) at level 0/1
-    n_variants = len(variants)
+    n_ablation = n_tasks - n_main_tasks
     ab_task = np.repeat(np.arange(n_main_tasks, n_tasks), n_variants * 2)
     ab_variant = np.tile(np.repeat(np.arange(n_variants), 2), n_ablation)
     ab_image = np.tile(np.array([0, 1]), n_ablation * n_variants)
+    ab_slot = np.array([_ABLATION_LANGUAGES.index(LANGUAGES[index]) for index in tasks.lang[ab_task]], int)
 
     task = np.r_[main_task, ab_task]
-    image = np.r_[main_image, ab_image].astype(bool)
-    run = np.r_[main_run, np.zeros(len(ab_task), int)]
-    n_main = len(main_task)
-    n_rows = len(task)
-    is_ablation = np.r_[np.zeros(n_main, bool), np.ones(len(ab_task), bool)]
-    bench = task_bench[task]
-    lang = task_lang[task]
+    return _Rows(
+        task=task,
+        run=np.r_[main_run, np.zeros(len(ab_task), int)],
+        image=np.r_[main_image, ab_image].astype(bool),
+        model=np.r_[main_model, n_models + ab_slot * n_variants + ab_variant],
+        bench=tasks.bench[task],
+        lang=tasks.lang[task],
+        is_open=tasks.is_open[task],
+        n_main=len(main_task),
+        ablation_slot=ab_slot,
+        ablation_variant=ab_variant,
+    )
 
-    # Model names: the four models, then one name per ablation language x variant.
-    variant_names: list[str] = []
-    variant_levels: list[tuple[str, str, str]] = []
-    for ab_lang in ablation_langs:
-        components = ABLATION_COMPONENTS[ab_lang]
-        for llm, vision, data in variants:
-            chosen = (components["llm"][llm], components["vision"][vision], components["data"][data])
-            variant_levels.append(chosen)
-            # Named by the target language's ISO 639-1 code, which is its training-data level.
-            variant_names.append(f"ablation-{components['data'][1]}-{'-'.join(chosen)}")
-    ab_lang_slot = np.array([ablation_langs.index(LANGUAGES[index]) for index in task_lang[ab_task]], int)
-    model_index = np.r_[main_model, n_models + ab_lang_slot * n_variants + ab_variant]
 
-    # ---- who answers faithfully: quotas per cell, lowest task scores fail first ----
+def _faithful_probability(rows: _Rows, counts: np.ndarray) -> np.ndarray:
+    """P(faithful) per row: the table that hits TARGET_IFL, and Table 4's additive model for the ablation."""
+    n_main = rows.n_main
     table = _fidelity_table(counts)
-    p_faithful = np.empty(n_rows)
-    p_faithful[:n_main] = table[main_model, bench[:n_main], lang[:n_main], main_image]
-    levels = np.array(variants)[ab_variant]  # [rows, 3] indicators llm, vision, data
-    text_fid = np.array([_ABLATION_TEXT_FIDELITY[code] for code in ablation_langs])[ab_lang_slot]
-    image_fid = np.array([_ABLATION_REFERENCE_IMAGE_FIDELITY[code] for code in ablation_langs])[ab_lang_slot]
-    effects = np.array([[ABLATION_EFFECTS[code][c] for c in ("llm", "vision", "data")] for code in ablation_langs])
-    image_fid = image_fid + (levels * effects[ab_lang_slot]).sum(axis=1)
-    p_faithful[n_main:] = np.where(ab_image == 1, image_fid, text_fid)
+    p_faithful = np.empty(len(rows.task))
+    main_arm = rows.image[:n_main].astype(int)
+    p_faithful[:n_main] = table[rows.model[:n_main], rows.bench[:n_main], rows.lang[:n_main], main_arm]
+    slot = rows.ablation_slot
+    levels = np.array(_VARIANTS)[rows.ablation_variant]  # [rows, 3] indicators llm, vision, data
+    text_fid = np.array([_ABLATION_TEXT_FIDELITY[code] for code in _ABLATION_LANGUAGES])[slot]
+    image_fid = np.array([_ABLATION_REFERENCE_IMAGE_FIDELITY[code] for code in _ABLATION_LANGUAGES])[slot]
+    effects = np.array([[ABLATION_EFFECTS[code][c] for c in ("llm", "vision", "data")] for code in _ABLATION_LANGUAGES])
+    image_fid = image_fid + (levels * effects[slot]).sum(axis=1)
+    p_faithful[n_main:] = np.where(rows.image[n_main:], image_fid, text_fid)
     if not ((p_faithful >= _MIN_FIDELITY) & (p_faithful <= 1)).all():
         raise RuntimeError("demo parameters give a faithfulness probability outside [0.02, 1]")
+    return p_faithful
 
-    n_langs, n_bench_all = len(LANGUAGES), len(benchmarks_all)
-    group = (model_index * n_bench_all + bench) * 2 + image  # model x benchmark x arm
-    cell = group * n_langs + lang  # ... x language
-    score = np.sqrt(_TASK_CORRELATION) * task_latent[task] + np.sqrt(1 - _TASK_CORRELATION) * rng.standard_normal(
-        n_rows
-    )
+
+def _draw_unfaithful(rng: np.random.Generator, rows: _Rows, tasks: _Tasks, p_faithful: np.ndarray) -> np.ndarray:
+    """Who answers in the wrong language: quotas per cell, so the truth hits the targets; lowest scores fail."""
+    n_langs, n_bench_all = len(LANGUAGES), len(_ALL_BENCHMARKS)
+    group = (rows.model * n_bench_all + rows.bench) * 2 + rows.image  # model x benchmark x arm
+    cell = group * n_langs + rows.lang  # ... x language
+    noise = rng.standard_normal(len(rows.task))
+    score = np.sqrt(_TASK_CORRELATION) * tasks.latent[rows.task] + np.sqrt(1 - _TASK_CORRELATION) * noise
     _, cell = np.unique(cell, return_inverse=True)
     _, group = np.unique(group, return_inverse=True)
-    unfaithful = _quota_unfaithful(rng, p_faithful, cell, group, score)
+    return _quota_unfaithful(rng, p_faithful, cell, group, score)
 
-    # ---- answer class ----
+
+def _draw_answer_class(rng: np.random.Generator, rows: _Rows, unfaithful: np.ndarray) -> np.ndarray:
+    """The answer class (index into ANSWER_CLASSES): the query's, or a wrong one from the wrong-language mix."""
     class_index = {name: i for i, name in enumerate(ANSWER_CLASSES)}
-    query_class = np.array([class_index[STUDY_LANGUAGES[code]] for code in LANGUAGES])[lang]
+    query_class = np.array([class_index[STUDY_LANGUAGES[code]] for code in LANGUAGES])[rows.lang]
     answer_class = query_class.copy()
     wrong = np.flatnonzero(unfaithful)
-    answer_class[wrong] = _pick(rng, _wrong_class_matrix()[lang[wrong]])
+    answer_class[wrong] = _pick(rng, _wrong_class_matrix()[rows.lang[wrong]])
+    return answer_class
 
-    # ---- correctness truth: chance of the gold answer (closed) or a right answer (open) ----
-    quality = np.r_[np.array([_MODEL_QUALITY[m] for m in MODELS]), np.full(len(variant_names), _ABLATION_QUALITY)]
-    low_resource = np.isin(np.array(LANGUAGES), list(_LOW_RESOURCE))[lang].astype(float)
-    p_right = (
-        quality[model_index] - 0.06 * (bench == BENCHMARKS.index("ViSIT")) - 0.08 * low_resource - 0.05 * unfaithful
-    )
-    p_right = np.where(image, p_right, 0.3 * p_right + 0.08)  # without the image: mostly guessing
-    is_open = task_open[task]
+
+def _draw_truth(rng: np.random.Generator, rows: _Rows, unfaithful: np.ndarray) -> _Truth:
+    """Correctness truth: the chance of the gold answer (closed) or a right answer (open)."""
+    n_rows = len(rows.task)
+    n_ablation_models = len(_ABLATION_LANGUAGES) * len(_VARIANTS)
+    quality = np.r_[np.array([_MODEL_QUALITY[m] for m in MODELS]), np.full(n_ablation_models, _ABLATION_QUALITY)]
+    visit = rows.bench == BENCHMARKS.index("ViSIT")
+    p_right = quality[rows.model] - 0.06 * visit - 0.08 * _low_resource(rows.lang) - 0.05 * unfaithful
+    p_right = np.where(rows.image, p_right, 0.3 * p_right + 0.08)  # without the image: mostly guessing
     matches = rng.random(n_rows) < np.clip(p_right, 0.02, 0.98)
     p_correct = np.where(
-        is_open,
+        rows.is_open,
         np.clip(p_right + 0.10, 0.02, 0.98),
         np.where(matches, _CORRECT_IF_MATCH, _CORRECT_IF_NO_MATCH),
     )
     correct = rng.random(n_rows) < p_correct
     correct_na = rng.random(n_rows) < _CORRECT_NA
+    return _Truth(matches=matches, correct=correct, correct_na=correct_na)
 
-    # ---- texts ----
-    length_mix = np.array([_LENGTH_MIX[b][i] for b in benchmarks_all for i in (0, 1)])
-    mix = np.where(is_open[:, None], np.array(_OPEN_LENGTH_MIX)[None, :], length_mix[bench * 2 + image])
-    mode = _pick(rng, mix)
-    variety = bank.class_first[answer_class] + (rng.random(n_rows) * bank.class_count[answer_class]).astype(int)
-    concept = task_concept[task]
+
+def _draw_answer_word(rng: np.random.Generator, concept: np.ndarray, matches: np.ndarray) -> np.ndarray:
+    """The concept a closed answer names: the gold one if it matches, else another of the same question type."""
+    question_of_concept = _question_of_concept()
     question_type = question_of_concept[concept]
     type_concepts = [np.flatnonzero(question_of_concept == q) for q in range(len(QUESTION_TYPES))]
     type_size = np.array([max(len(c), 1) for c in type_concepts])
     type_first = np.array([c[0] if len(c) else 0 for c in type_concepts])
     position = concept - type_first[question_type]
-    other = (position + 1 + (rng.random(n_rows) * (type_size[question_type] - 1)).astype(int)) % type_size[
-        question_type
-    ]
-    word_index = np.where(matches, concept, type_first[question_type] + other)
+    step = (rng.random(len(concept)) * (type_size[question_type] - 1)).astype(int)
+    other = (position + 1 + step) % type_size[question_type]
+    return np.where(matches, concept, type_first[question_type] + other)
+
+
+def _draw_texts(
+    rng: np.random.Generator, bank: _Bank, rows: _Rows, tasks: _Tasks, answer_class: np.ndarray, matches: np.ndarray
+) -> _Texts:
+    """The completion texts, in the answer's language: a word, a framed word, or one to five sentences."""
+    n_rows = len(rows.task)
+    length_mix = np.array([_LENGTH_MIX[b][i] for b in _ALL_BENCHMARKS for i in (0, 1)])
+    mix = np.where(rows.is_open[:, None], np.array(_OPEN_LENGTH_MIX)[None, :], length_mix[rows.bench * 2 + rows.image])
+    # The draws, in this order: mode, variety, word, template, start, extra sentences.
+    mode = _pick(rng, mix)
+    variety = bank.class_first[answer_class] + (rng.random(n_rows) * bank.class_count[answer_class]).astype(int)
+    word_index = _draw_answer_word(rng, tasks.concept[rows.task], matches)
     template = rng.integers(bank.prefix.shape[1], size=n_rows)
     n_sentences = bank.sentences.shape[1]
     start = rng.integers(n_sentences, size=n_rows)
@@ -580,75 +669,144 @@ def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
     word = bank.words[variety, word_index]
     framed = _object_add(bank.prefix[variety, template], word, bank.suffix[variety, template])
     closed_head = np.where(mode == _WORD, word, framed)
-    text = np.where(is_open, bank.sentences[variety, start], closed_head)
+    text = np.where(rows.is_open, bank.sentences[variety, start], closed_head)
     for i in range(1, 5):
         more = np.flatnonzero(extra >= i)
         text[more] = _object_add(
             text[more], bank.joiner[variety[more]], bank.sentences[variety[more], (start[more] + i) % n_sentences]
         )
+    return _Texts(mode=mode, text=text)
 
-    query_variety = np.array([bank.codes.index(code) for code in LANGUAGES])[task_lang]
-    question_bank = np.array([bank.questions[code] for code in LANGUAGES], dtype=object)
-    task_prompt = question_bank[task_lang, task_question]
-    task_gold = np.where(
-        task_open,
-        _object_add(
-            bank.sentences[query_variety, task_reference],
-            bank.joiner[query_variety],
-            bank.sentences[query_variety, (task_reference + 1) % n_sentences],
-        ),
-        bank.words[query_variety, task_concept],
-    )
 
-    # ---- judge (surrogate for correctness) ----
+def _draw_judge(
+    rng: np.random.Generator, rows: _Rows, truth: _Truth, unfaithful: np.ndarray, mode: np.ndarray
+) -> np.ndarray:
+    """The simulated judge's verdict (surrogate for correctness), with errors by language and length."""
+    low_resource = _low_resource(rows.lang)
     miss = _judge_miss(low_resource, unfaithful.astype(float), (mode == _WORD).astype(float))
     false_alarm = _judge_false_alarm(low_resource, (mode == _LONG).astype(float))
-    p_judge_yes = np.where(correct_na, 0.5, np.where(correct, 1 - miss, false_alarm))
-    judge_correct = rng.random(n_rows) < p_judge_yes
+    p_judge_yes = np.where(truth.correct_na, 0.5, np.where(truth.correct, 1 - miss, false_alarm))
+    return rng.random(len(rows.task)) < p_judge_yes
 
-    # ---- frames ----
-    bench_slug = np.array([b.lower().replace("-", "") for b in benchmarks_all], dtype=object)
-    lang_codes = np.array(LANGUAGES, dtype=object)
-    task_ids = _object_add(
-        bench_slug[task_bench],
-        np.full(n_tasks, "-", dtype=object),
-        lang_codes[task_lang],
-        np.array([f"-{k:05d}" for k in task_number], dtype=object),
+
+def _task_texts(bank: _Bank, tasks: _Tasks) -> tuple[np.ndarray, np.ndarray]:
+    """Each task's prompt and gold answer in its query language (no draws)."""
+    n_sentences = bank.sentences.shape[1]
+    query_variety = np.array([bank.codes.index(code) for code in LANGUAGES])[tasks.lang]
+    question_bank = np.array([bank.questions[code] for code in LANGUAGES], dtype=object)
+    prompt = question_bank[tasks.lang, tasks.question]
+    gold = np.where(
+        tasks.is_open,
+        _object_add(
+            bank.sentences[query_variety, tasks.reference],
+            bank.joiner[query_variety],
+            bank.sentences[query_variety, (tasks.reference + 1) % n_sentences],
+        ),
+        bank.words[query_variety, tasks.concept],
     )
-    model_names = np.array([*MODELS, *variant_names], dtype=object)
-    run_tags = np.array([f"-r{r}-" for r in range(spec.runs)], dtype=object)
-    arm_tags = np.array(["-txt", "-img"], dtype=object)
-    ids = _object_add(task_ids[task], run_tags[run], model_names[model_index], arm_tags[image.astype(int)])
+    return prompt, gold
 
-    design = np.array([(None, None, None), *variant_levels], dtype=object)
-    design_index = np.where(is_ablation, model_index - n_models + 1, 0)
-    completions = pd.DataFrame(
+
+def _task_ids(tasks: _Tasks) -> np.ndarray:
+    """Readable task ids, benchmark-language-number ("maxm-deu-00017")."""
+    bench_slug = np.array([b.lower().replace("-", "") for b in _ALL_BENCHMARKS], dtype=object)
+    return _object_add(
+        bench_slug[tasks.bench],
+        np.full(len(tasks.bench), "-", dtype=object),
+        np.array(LANGUAGES, dtype=object)[tasks.lang],
+        np.array([f"-{k:05d}" for k in tasks.number], dtype=object),
+    )
+
+
+def _model_names() -> np.ndarray:
+    """The model column's values by model index: MODELS, then the ablation models."""
+    return np.array([*MODELS, *_ablation_models()[0]], dtype=object)
+
+
+def _completion_ids(rows: _Rows, task_ids: np.ndarray, runs: int) -> np.ndarray:
+    """Completion ids: task, run, model and arm ("maxm-deu-00017-r0-bakllava-img")."""
+    run_tags = np.array([f"-r{r}-" for r in range(runs)], dtype=object)
+    arm_tags = np.array(["-txt", "-img"], dtype=object)
+    return _object_add(
+        task_ids[rows.task], run_tags[rows.run], _model_names()[rows.model], arm_tags[rows.image.astype(int)]
+    )
+
+
+def _completions_frame(
+    bank: _Bank,
+    tasks: _Tasks,
+    rows: _Rows,
+    ids: np.ndarray,
+    task_ids: np.ndarray,
+    texts: _Texts,
+    judge_correct: np.ndarray,
+) -> pd.DataFrame:
+    """The completions in the input schema of ``ifl import``, with the covariates ``task`` and ``run``."""
+    n_models = len(MODELS)
+    task_prompt, task_gold = _task_texts(bank, tasks)
+    design = np.array([(None, None, None), *_ablation_models()[1]], dtype=object)
+    is_ablation = np.arange(len(rows.task)) >= rows.n_main
+    design_index = np.where(is_ablation, rows.model - n_models + 1, 0)
+    return pd.DataFrame(
         {
             "id": ids,
-            "model": model_names[model_index],
-            "benchmark": np.array(benchmarks_all, dtype=object)[bench],
-            "query_language": lang_codes[lang],
-            "image": image,
-            "prompt": task_prompt[task],
-            "completion": text,
-            "gold_answer": task_gold[task],
+            "model": _model_names()[rows.model],
+            "benchmark": np.array(_ALL_BENCHMARKS, dtype=object)[rows.bench],
+            "query_language": np.array(LANGUAGES, dtype=object)[rows.lang],
+            "image": rows.image,
+            "prompt": task_prompt[rows.task],
+            "completion": texts.text,
+            "gold_answer": task_gold[rows.task],
             "llm": design[design_index, 0],
             "vision_encoder": design[design_index, 1],
             "train_language": design[design_index, 2],
             "judge_correct": judge_correct,
-            "task": task_ids[task],
-            "run": run,
+            "task": task_ids[rows.task],
+            "run": rows.run,
         }
     )
-    oracle = pd.DataFrame(
+
+
+def _oracle_frame(ids: np.ndarray, rows: _Rows, answer_class: np.ndarray, truth: _Truth) -> pd.DataFrame:
+    """The true labels for the ``demo_oracle`` table, NA as pandas' nullable booleans."""
+    return pd.DataFrame(
         {
             "completion_id": ids,
             "answer_language": np.array(ANSWER_CLASSES, dtype=object)[answer_class],
             # np.array(None): numpy's stubs take no bare None; the object array is the same.
-            "matches_gold": pd.array(np.where(is_open, np.array(None), matches), dtype="boolean"),
-            "correct": pd.array(np.where(correct_na, np.array(None), correct), dtype="boolean"),
+            "matches_gold": pd.array(np.where(rows.is_open, np.array(None), truth.matches), dtype="boolean"),
+            "correct": pd.array(np.where(truth.correct_na, np.array(None), truth.correct), dtype="boolean"),
         }
     )
+
+
+def build_demo(size: str = "small", seed: int = 0) -> DemoStudy:
+    """Build the demo study (no database): completions in the import schema and their truth.
+
+    ``size`` is a key of :data:`SIZES`. Pure and deterministic: the same arguments give equal
+    frames; all randomness comes from ``numpy.random.default_rng(seed)``, drawn by the steps
+    below in this order (reordering them changes every demo).
+    """
+    try:
+        spec = SIZES[size]
+    except KeyError:
+        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}") from None
+    rng = np.random.default_rng(seed)
+    bank = _Bank()
+    counts = _stratum_tasks(spec)
+
+    tasks = _draw_tasks(rng, spec, counts, bank.sentences.shape[1])
+    rows = _completion_rows(spec, tasks)
+    unfaithful = _draw_unfaithful(rng, rows, tasks, _faithful_probability(rows, counts))
+    answer_class = _draw_answer_class(rng, rows, unfaithful)
+    truth = _draw_truth(rng, rows, unfaithful)
+    texts = _draw_texts(rng, bank, rows, tasks, answer_class, truth.matches)
+    judge_correct = _draw_judge(rng, rows, truth, unfaithful, texts.mode)
+
+    task_ids = _task_ids(tasks)
+    ids = _completion_ids(rows, task_ids, spec.runs)
+    completions = _completions_frame(bank, tasks, rows, ids, task_ids, texts, judge_correct)
+    oracle = _oracle_frame(ids, rows, answer_class, truth)
     return DemoStudy(completions=completions, oracle=oracle, size=size, seed=seed)
 
 
