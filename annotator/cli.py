@@ -80,9 +80,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_simulate_annotators(args: argparse.Namespace) -> None:
-    from annotator.demo.annotators import simulate_annotators
+    from annotator.demo.annotators import SimulationError, simulate_annotators
 
-    labeled = simulate_annotators(_engine(args), n=args.n, error_rate=args.error_rate, seed=args.seed)
+    try:
+        labeled = simulate_annotators(_engine(args), n=args.n, error_rate=args.error_rate, seed=args.seed)
+    except SimulationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"simulated annotators labeled {labeled} items")
 
 
@@ -367,14 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from annotator.demo.annotators import SimulationError
     from annotator.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
-    refused: tuple[type[Exception], ...] = (*USER_ERRORS, SimulationError)
     try:
         args.handler(args)
-    except refused as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
