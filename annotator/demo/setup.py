@@ -35,7 +35,7 @@ def set_up_demo(engine: Engine, size: str = "small", seed: int = 0, labeled_shar
     """Run every step of the demo, yielding a line of progress per step."""
     from annotator.access.accounts import add_annotator, list_annotators
     from annotator.demo.annotators import simulate_annotators
-    from annotator.demo.generator import load_demo
+    from annotator.demo.loading import load_demo
     from annotator.design.draws import draw_sample
     from annotator.ingest.langid import run_language_id
 

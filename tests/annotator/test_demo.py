@@ -24,8 +24,8 @@ from annotator.demo.generator import (
     SIZES,
     TARGET_IFL,
     build_demo,
-    write_oracle,
 )
+from annotator.demo.loading import load_demo, write_oracle
 from annotator.languages import query_language_class
 from db.models import Completion, DemoOracle
 from db.vocabulary import ANSWER_CLASSES, STUDY_LANGUAGES
@@ -321,7 +321,7 @@ def test_load_demo_imports_completions_and_truth(engine) -> None:
     if not hasattr(ingest, "import_frame"):
         pytest.skip("annotator.ingest.completions.import_frame is not written yet")
     seen: list[str] = []
-    report = demo.load_demo(engine, size="small", seed=0, progress=lambda stage, done, total: seen.append(stage))
+    report = load_demo(engine, size="small", seed=0, progress=lambda stage, done, total: seen.append(stage))
     assert report.completions == report.oracle_rows
     assert {"build", "import", "oracle"} <= set(seen)
     with engine.connect() as connection:
@@ -329,7 +329,7 @@ def test_load_demo_imports_completions_and_truth(engine) -> None:
         assert connection.scalar(select(func.count()).select_from(DemoOracle)) == report.completions
         na = connection.scalar(select(func.count()).select_from(DemoOracle).where(DemoOracle.matches_gold.is_(None)))
     assert na > 0
-    again = demo.load_demo(engine, size="small", seed=0)  # re-running replaces, never duplicates
+    again = load_demo(engine, size="small", seed=0)  # re-running replaces, never duplicates
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(DemoOracle)) == again.completions
         assert connection.scalar(select(func.count()).select_from(Completion)) == again.completions

@@ -122,7 +122,7 @@ def test_cli_runs_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_nothing_to_estimate_says_why(tmp_path: Path) -> None:
     from annotator.analysis.estimates import NotEstimableError
-    from annotator.demo.generator import load_demo
+    from annotator.demo.loading import load_demo
 
     engine = make_engine(f"sqlite:///{tmp_path / 'bare.sqlite'}")
     upgrade_database(engine)
