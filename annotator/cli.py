@@ -11,6 +11,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -46,6 +47,46 @@ def _progress_bar(total_label: str) -> Callable[[int, int], None]:
     return update
 
 
+def _prepare_analysis_cache(engine: Engine, args: argparse.Namespace) -> None:
+    """After a change to the population (an import, language ID, a sample), read it once and
+    keep it on disk, so the next ``ifl estimate`` loads it instead of reading it (issue 10).
+
+    Skipped with ``--no-cache`` or where there is no disk cache (``IFL_CACHE_DIR=off``, in-memory
+    SQLite). Never fails the command: its change is committed; a failure only warns.
+    """
+    from annotator.analysis.frame import cached_population, keep_population_on_disk
+    from annotator.analysis.population_store import population_file, population_key
+
+    if args.no_cache:
+        return
+    folder = keep_population_on_disk(engine)
+    if folder is None:  # IFL_CACHE_DIR=off, or an in-memory database
+        return
+    print("preparing the analysis cache for ifl estimate...", end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        population = cached_population(engine)  # ifl estimate's: the current sample, the default surrogate
+        kept = population_file(folder, population_key(population.version, None, None)).exists()
+    except KeyboardInterrupt:
+        print(" interrupted; the change is saved, ifl estimate will read the data itself", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as error:  # only a head start for ifl estimate: the change is already committed
+        print(
+            f" failed\nwarning: the analysis cache was not prepared ({error!r}); the change is saved, "
+            "ifl estimate will read the data itself",
+            file=sys.stderr,
+        )
+        return
+    if kept:
+        print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    else:
+        print(
+            f" not written\nwarning: could not write the analysis cache in {folder}; ifl estimate will read "
+            "the data itself",
+            file=sys.stderr,
+        )
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> None:
     _engine(args)
     print(f"database at head: {database_url(args.db)}")
@@ -54,19 +95,21 @@ def cmd_db_upgrade(args: argparse.Namespace) -> None:
 def cmd_import(args: argparse.Namespace) -> None:
     from annotator.ingest.completions import default_import_root, import_file
 
-    report = import_file(_engine(args), args.file, args.format, image_root=default_import_root(args.file))
+    engine = _engine(args)
+    report = import_file(engine, args.file, args.format, image_root=default_import_root(args.file))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report)
+    _prepare_analysis_cache(engine, args)
 
 
 def cmd_lid(args: argparse.Namespace) -> None:
     from annotator.ingest.langid import run_language_id
 
-    report = run_language_id(
-        _engine(args), model_path=args.model, source=args.source, progress=_progress_bar("completions")
-    )
+    engine = _engine(args)
+    report = run_language_id(engine, model_path=args.model, source=args.source, progress=_progress_bar("completions"))
     print(report)
+    _prepare_analysis_cache(engine, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -77,6 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         raise SystemExit("error: the database already holds completions; pass --force to add the demo anyway")
     for line in set_up_demo(engine, size=args.size, seed=args.seed, labeled_share=args.labeled_share):
         print(line)
+    _prepare_analysis_cache(engine, args)
 
 
 def cmd_simulate_annotators(args: argparse.Namespace) -> None:
@@ -125,6 +169,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         if len(unroutable):
             print("sampled languages that no active annotator reads:")
             print(unroutable.to_string(index=False))
+    _prepare_analysis_cache(engine, args)
 
 
 def _read_password(name: str, from_stdin: bool) -> str:
@@ -250,6 +295,16 @@ _STREAMLIT_WITHOUT_LEGACY_PAGES = (
 )
 
 
+def _no_cache_option(command: argparse.ArgumentParser) -> None:
+    """``--no-cache`` for a command that changes the population (see :func:`_prepare_analysis_cache`)."""
+    command.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not prepare the analysis cache for ifl estimate afterwards (a few seconds at 775k completions; "
+        "IFL_CACHE_DIR=off: never)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ifl", description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLAlchemy URL (default: $IFL_DATABASE_URL or sqlite:///db/ifl.sqlite)")
@@ -265,11 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("file")
     imp.add_argument("--format", choices=["csv", "jsonl", "parquet"])
+    _no_cache_option(imp)
     imp.set_defaults(handler=cmd_import)
 
     lid = commands.add_parser("lid", help="predict each completion's language with fastText")
     lid.add_argument("--model", help="a GlotLID .bin/.ftz on disk (default: the lid.176 model that ships with the app)")
     lid.add_argument("--source", help="name the predictions are stored under (default: lid176 or glotlid)")
+    _no_cache_option(lid)
     lid.set_defaults(handler=cmd_lid)
 
     demo = commands.add_parser("demo", help="set up the realistic demo study")
@@ -282,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the sample the simulated annotators label (default 0.5)",
     )
     demo.add_argument("--force", action="store_true", help="add the demo to a database that is not empty")
+    _no_cache_option(demo)
     demo.set_defaults(handler=cmd_demo)
 
     sim = commands.add_parser("simulate-annotators", help="label sampled demo items from the oracle")
@@ -311,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "surrogate's default) or none (simple random sample)",
     )
     sample.add_argument("--report", action="store_true", help="print the design report")
+    _no_cache_option(sample)
     sample.set_defaults(handler=cmd_sample)
 
     annotators = commands.add_parser("annotators", help="manage annotator accounts").add_subparsers(
