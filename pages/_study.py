@@ -33,7 +33,9 @@ from annotator.analysis.frame import (
     cached_population,
     change_stamp,
     keep_population_cached,
+    keep_population_on_disk,
     label_count,
+    population_disk_folder,
     population_version,
 )
 from annotator.analysis.wording import ESTIMATOR_WORDS, language_in_words, term_in_words
@@ -109,9 +111,14 @@ def _store() -> _Store:
 
 def _engine(url: str) -> Engine:
     """The process-wide engine of ``url``, keeping the population part of the frame between
-    recomputes: a new label then reads only the labels."""
+    recomputes: a new label then reads only the labels. It is kept on disk too (as ``ifl
+    estimate`` keeps it; ``IFL_CACHE_DIR``), so the first visit after a restart, or in another
+    app process, loads it instead of reading it; writes are atomic and keyed by the population's
+    version, so processes sharing the folder never see half a file or another version's."""
     db = engine_for(url)
     keep_population_cached(db)
+    if population_disk_folder(db) is None:
+        keep_population_on_disk(db)
     return db
 
 
