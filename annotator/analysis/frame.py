@@ -336,7 +336,9 @@ def keep_population_on_disk(engine: Engine, directory: Path | None = None) -> Pa
     :class:`PopulationVersion` (:mod:`annotator.analysis.population_store`).
 
     For processes that start often and read a population that seldom changes (``ifl
-    estimate``): a read from the database writes the population to ``directory`` (default
+    estimate``, the app after a restart; ``ifl import``, ``lid``, ``sample`` and ``demo`` read
+    the new population at their end to prepare it): a read from the database writes the
+    population to ``directory`` (default
     :func:`~annotator.analysis.population_store.population_cache_dir`), and a later process
     whose database shows the same version loads it from there instead of reading it. Off by
     default. Returns the folder, or None where there is none (in-memory SQLite, ``IFL_CACHE_DIR=off``).

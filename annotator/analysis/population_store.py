@@ -3,7 +3,8 @@
 ``ifl estimate`` is a fresh process each time: reading the population of the paper demo (775k
 completions joined with their surrogate and sample) from SQLite costs about 3-5 s, more than
 half of its budget. The population changes only with an import, a language-ID run or a sample,
-so a process that reads it writes it here too, and the next process whose database shows the
+so a process that reads it writes it here too (the commands that change it read it at their
+end to do so, and the app keeps it here as well), and the next process whose database shows the
 same version loads it in a fraction of a second (Arrow IPC, memory-mapped; no pickle, so a
 file planted in the folder can hold data but never run code).
 
