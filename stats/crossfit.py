@@ -140,10 +140,14 @@ def _fit_predict(
 ) -> NDArray[np.float64]:
     """Fit a clone of ``learner`` and predict E[y | x]: class-1 probability for classifiers.
 
-    ``x_test`` may be :class:`ColumnInputs` where the learner predicts from them (``predict_columns``)."""
+    ``x_test`` may be :class:`ColumnInputs` where the learner predicts from them (``predict_columns``).
+    A fold whose training folds hold no label (the first labels of a study: all of them can fall
+    in one fold) predicts 0: DSL stays unbiased for any g-hat that does not see the row's own
+    label, its variance then rests on the labels alone, and the cells are not yet estimable
+    anyway with so few labels. (R's ``dsl`` stops with an error there.)"""
     observed = np.unique(y_train)
     if observed.size == 0:
-        raise ValueError("no labeled rows in the training folds: too few labels for cross-fitting")
+        return np.zeros(len(x_test))
     if observed.size == 1:
         # A training fold with a single label value (possible with few labels) has nothing to
         # learn from, and classifiers refuse to fit: predict that value.

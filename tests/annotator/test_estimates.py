@@ -129,3 +129,18 @@ def test_nothing_to_estimate_says_why(tmp_path: Path) -> None:
     load_demo(engine, size="small", seed=0)
     with pytest.raises(NotEstimableError, match="no sample has been drawn yet"):
         study_estimates(engine)
+
+
+def test_the_first_label_gives_estimates_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One label: cross-fitting has a fold that trains on nothing; ``ifl estimate`` still shows
+    the surrogate's estimates and says the label-based cells are not yet estimable."""
+    url = f"sqlite:///{tmp_path / 'first.sqlite'}"
+    cli_main(["--db", url, "demo", "--size", "small", "--labeled-share", "0", "--no-cache"])
+    cli_main(["--db", url, "simulate-annotators", "--error-rate", "0", "--n", "1", "--seed", "1"])
+    capsys.readouterr()
+    cli_main(["--db", url, "estimate", "--no-cache"])
+    assert "== ifl" in capsys.readouterr().out
+    table = study_estimates(make_engine(url), **FAST).all_estimates
+    assert (table.loc[table["estimator"] != "surrogate", "status"] == "not_estimable").all()
+    shown = table.loc[(table["estimator"] == "surrogate") & (table["status"] == "ok")]
+    assert len(shown) and np.isfinite(shown["estimate"]).all()

@@ -103,3 +103,14 @@ def test_default_learner_regresses_continuous_targets(rng: np.random.Generator) 
     assert not model.binary_
     residual = y[400:] - model.predict(x[400:])
     assert np.mean(residual**2) < 0.25 * np.var(y[400:])
+
+
+def test_a_fold_without_training_labels_predicts_zero_not_an_error(data: pd.DataFrame) -> None:
+    """The first label of a study: its own fold trains on nothing (0), the others on it alone."""
+    one = data.assign(y=np.where(np.arange(len(data)) == 7, 1.0, np.nan))
+    g_hat = cross_fit_predictions(one, "y", "row", learner=_Memoriser(), sample_split=3, seed=1)
+    folds = np.vstack([fold_assignments(len(one), 5, rng) for rng in [np.random.default_rng(1)] for _ in range(3)])
+    for split in range(3):
+        own_fold = folds[split] == folds[split, 7]
+        assert (g_hat[split, own_fold] == 0.0).all()  # the label's own fold never sees it
+        assert (g_hat[split, ~own_fold] == 1.0).all()  # a single label value is predicted as it is
