@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from population_support import COUNTS, Reads
 from sqlalchemy import Engine, func, select
 
 from annotator.analysis import frame as analysis
@@ -16,22 +17,6 @@ from annotator.analysis.frame import population_version
 from annotator.cli import main as cli_main
 from annotator.storage import make_engine
 from db.models import SampleItem
-
-COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}
-
-
-class Reads:
-    """Counts the population's reads from the database."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        read = analysis.population_frame
-
-        def counted(*args, **kwargs):
-            self.count += 1
-            return read(*args, **kwargs)
-
-        monkeypatch.setattr(analysis, "population_frame", counted)
 
 
 def kept_now(engine: Engine, folder: Path | None = None) -> pd.DataFrame | None:

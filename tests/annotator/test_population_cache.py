@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, insert, select
+from population_support import COUNTS, fresh_frame, sampled
+from sqlalchemy import Engine, insert
 
 from annotator.analysis import frame as analysis
 from annotator.analysis.frame import analysis_frame, cached_population, keep_population_cached, population_version
 from annotator.design.draws import draw_sample, top_up
-from db.models import Prediction, SampleItem
-
-COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}
+from db.models import Prediction
 
 
 @pytest.fixture
@@ -20,18 +19,6 @@ def study(engine: Engine, completion_frame, insert_completions) -> Engine:
     insert_completions(engine, completion_frame(COUNTS))
     draw_sample(engine, 8, seed=1, weights={"benchmark": {"balance": False}})
     return engine
-
-
-def fresh_frame(engine: Engine) -> pd.DataFrame:
-    """The analysis frame read entirely from the database (no cache), to compare against."""
-    population = analysis.population_frame(engine)
-    with analysis.session_scope(engine) as session:
-        return population.with_labels(analysis.resolved_labels(session, population.sample_id))
-
-
-def sampled(engine: Engine) -> list[str]:
-    with engine.connect() as connection:
-        return list(connection.scalars(select(SampleItem.completion_id).order_by(SampleItem.completion_id)))
 
 
 def test_a_new_label_reuses_the_population_and_shows_at_once(study: Engine, annotate):

@@ -10,7 +10,8 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, insert, select
+from population_support import COUNTS, Reads, fresh_frame, sampled
+from sqlalchemy import Engine, insert
 from sqlalchemy.engine import make_url
 
 from annotator.analysis import frame as analysis
@@ -18,11 +19,9 @@ from annotator.analysis import population_store as store
 from annotator.analysis.frame import analysis_frame, cached_population, keep_population_on_disk, population_version
 from annotator.cli import main as cli_main
 from annotator.design.draws import draw_sample, top_up
-from db.models import Prediction, SampleItem
+from db.models import Prediction
 from stats import ghat, simulate_study
 from stats.crossfit import distinct_inputs
-
-COUNTS = {("MaXM", "deu"): 6, ("MaXM", "hin"): 4, ("XM3600", "eng"): 10}
 
 
 @pytest.fixture
@@ -30,32 +29,6 @@ def study(engine: Engine, completion_frame, insert_completions) -> Engine:
     insert_completions(engine, completion_frame(COUNTS))
     draw_sample(engine, 8, seed=1, weights={"benchmark": {"balance": False}})
     return engine
-
-
-class Reads:
-    """Counts the population's reads from the database."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        read = analysis.population_frame
-
-        def counted(*args, **kwargs):
-            self.count += 1
-            return read(*args, **kwargs)
-
-        monkeypatch.setattr(analysis, "population_frame", counted)
-
-
-def fresh_frame(engine: Engine) -> pd.DataFrame:
-    """The analysis frame read entirely from the database, to compare against."""
-    population = analysis.population_frame(engine)
-    with analysis.session_scope(engine) as session:
-        return population.with_labels(analysis.resolved_labels(session, population.sample_id))
-
-
-def sampled(engine: Engine) -> list[str]:
-    with engine.connect() as connection:
-        return list(connection.scalars(select(SampleItem.completion_id).order_by(SampleItem.completion_id)))
 
 
 def kept_files(folder: Path) -> list[Path]:
