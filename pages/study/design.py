@@ -128,42 +128,59 @@ st.caption(
     "12 main IFL intervals come out as narrow as possible (the ablation keeps the weights' share). "
     "Defaults: the paper's weights (Appendix B)."
 )
-st.radio("Allocation", ALLOCATIONS, format_func=ALLOCATION_NAMES.get, horizontal=True, key="sample_allocation")
-balance, size, seed, overlap = st.columns(4)
-balance.toggle("Balance benchmarks", value=PAPER_WEIGHTS.balance_benchmarks, key="weights_balance")
-size.number_input("Sample size", min_value=1, value=1000, step=100, key="sample_n")
-seed.number_input("Seed", min_value=0, value=0, step=1, key="sample_seed")
-overlap.number_input("Share annotated twice", min_value=0.0, max_value=1.0, value=0.1, step=0.05, key="sample_overlap")
-languages, benchmarks = st.columns(2)
-with languages:
-    language_weights = st.data_editor(
-        pd.DataFrame({"language": list(PAPER_WEIGHTS.languages), "multiplier": list(PAPER_WEIGHTS.languages.values())}),
-        num_rows="dynamic",
-        hide_index=True,
-        key="weights_languages",
-        column_config={
-            "language": st.column_config.TextColumn("Language (code or name)", required=True),
-            "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
-        },
+# One form: the allocation, size, seed, share and weights go to the server together when a
+# button is pressed, so a number still being typed can never be lost to a run another widget
+# started (a draw once used the default seed where 3 had been typed).
+with st.form("draw_sample", border=False):
+    st.radio("Allocation", ALLOCATIONS, format_func=ALLOCATION_NAMES.get, horizontal=True, key="sample_allocation")
+    balance, size, seed, overlap = st.columns(4)
+    balance.toggle("Balance benchmarks", value=PAPER_WEIGHTS.balance_benchmarks, key="weights_balance")
+    size.number_input("Sample size", min_value=1, value=1000, step=100, key="sample_n")
+    seed.number_input("Seed", min_value=0, value=0, step=1, key="sample_seed")
+    overlap.number_input(
+        "Share annotated twice", min_value=0.0, max_value=1.0, value=0.1, step=0.05, key="sample_overlap"
     )
-    st.caption(
-        "Languages not listed weigh 1. "
-        + ", ".join(f"{code} = {language_name(code)}" for code in PAPER_WEIGHTS.languages)
-    )
-with benchmarks:
-    benchmark_weights = st.data_editor(
-        pd.DataFrame({"benchmark": pd.Series(dtype=str), "multiplier": pd.Series(dtype=float)}),
-        num_rows="dynamic",
-        hide_index=True,
-        key="weights_benchmarks",
-        column_config={
-            "benchmark": st.column_config.TextColumn("Benchmark", required=True),
-            "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
-        },
-    )
-    st.caption("Benchmarks not listed weigh 1.")
+    languages, benchmarks = st.columns(2)
+    with languages:
+        language_weights = st.data_editor(
+            pd.DataFrame(
+                {"language": list(PAPER_WEIGHTS.languages), "multiplier": list(PAPER_WEIGHTS.languages.values())}
+            ),
+            num_rows="dynamic",
+            hide_index=True,
+            key="weights_languages",
+            column_config={
+                "language": st.column_config.TextColumn("Language (code or name)", required=True),
+                "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
+            },
+        )
+        st.caption(
+            "Languages not listed weigh 1. "
+            + ", ".join(f"{code} = {language_name(code)}" for code in PAPER_WEIGHTS.languages)
+        )
+    with benchmarks:
+        benchmark_weights = st.data_editor(
+            pd.DataFrame({"benchmark": pd.Series(dtype=str), "multiplier": pd.Series(dtype=float)}),
+            num_rows="dynamic",
+            hide_index=True,
+            key="weights_benchmarks",
+            column_config={
+                "benchmark": st.column_config.TextColumn("Benchmark", required=True),
+                "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
+            },
+        )
+        st.caption("Benchmarks not listed weigh 1.")
 
-if st.button("Preview the allocation and the predicted interval widths", key="sample_preview"):
+    preview = st.form_submit_button("Preview the allocation and the predicted interval widths", key="sample_preview")
+    if sample_id is not None:
+        if fresh:
+            st.session_state["sample_confirm"] = False
+        st.checkbox(
+            "Replace the current sample: routing moves to the new one; labels given so far stay with the old one.",
+            key="sample_confirm",
+        )
+    draw = st.form_submit_button("Draw the sample", key="sample_draw", type="primary")
+if preview:
     weights = weights_mapping(language_weights, benchmark_weights)
     try:
         with st.spinner("Planning both allocations over every completion..."):
@@ -191,15 +208,12 @@ if st.button("Preview the allocation and the predicted interval widths", key="sa
                     name: st.column_config.NumberColumn(format="%.3f") for name in ("paper", "surrogate", "ratio")
                 },
             )
-confirmed = True
-if sample_id is not None:
-    if fresh:
-        st.session_state["sample_confirm"] = False
-    confirmed = st.checkbox(
-        "Replace the current sample: routing moves to the new one; labels given so far stay with the old one.",
-        key="sample_confirm",
+if draw and sample_id is not None and not st.session_state.get("sample_confirm"):
+    st.error(
+        f"Sample {sample_id} is the current one: tick “Replace the current sample” to draw a new one. "
+        "Nothing was drawn."
     )
-if st.button("Draw the sample", key="sample_draw", type="primary", disabled=not confirmed):
+elif draw:
     try:
         summary = draw_sample(
             db,

@@ -37,15 +37,6 @@ def settled(page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=WAIT_MS)
 
 
-def enter(page, box, value: str) -> None:
-    """Type ``value`` into a number box outside a form and commit it with Enter, then wait for
-    the run it starts: a value still being committed while another widget starts a run can be
-    lost (seen once in CI: a draw with the default seed where 3 was typed)."""
-    box.fill(value)
-    box.press("Enter")
-    settled(page)
-
-
 def test_preview_top_up_and_draw_show_and_store_what_was_asked(
     server: str, browser, module_demo: Path, tmp_path: Path
 ) -> None:
@@ -90,13 +81,18 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(
     rounds = sample_rounds(engine)
     assert rounds[["round", "seed", "n_total"]].values.tolist()[-1] == [2, 5, before + 100]
 
-    # Draw a replacement: only once confirmed; afterwards the confirmation is cleared.
+    # Draw a replacement: refused until confirmed; the numbers typed (no Enter: the form sends
+    # them with the button) are the ones used; afterwards the confirmation is cleared.
     draw = page.get_by_role("button", name="Draw the sample")
-    expect(draw).to_be_disabled(timeout=WAIT_MS)
-    enter(page, page.get_by_role("spinbutton", name="Sample size"), "650")
-    enter(page, page.get_by_role("spinbutton", name="Seed").nth(1), "3")
-    page.get_by_text("Replace the current sample", exact=False).click()
-    expect(draw).to_be_enabled(timeout=WAIT_MS)
+    page.get_by_role("spinbutton", name="Sample size").fill("650")
+    page.get_by_role("spinbutton", name="Seed").nth(1).fill("3")
+    draw.click()
+    settled(page)
+    expect(page.get_by_test_id("stAlertContentError").filter(has_text="Nothing was drawn")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    assert len(sample_rounds(engine)) == 2  # still the first sample, topped up once
+    page.get_by_test_id("stCheckbox").filter(has_text="Replace the current sample").click()
     draw.click()
     settled(page)
     message = page.get_by_test_id("stAlertContentSuccess").filter(has_text="650 of")
@@ -106,7 +102,6 @@ def test_preview_top_up_and_draw_show_and_store_what_was_asked(
     expect(page.get_by_test_id("stToast").filter(has_text="650 of")).to_be_in_viewport(timeout=WAIT_MS)
     confirm = page.get_by_role("checkbox", name="Replace the current sample", exact=False)
     expect(confirm).not_to_be_checked(timeout=WAIT_MS)
-    expect(draw).to_be_disabled(timeout=WAIT_MS)
     expect(page.get_by_text(f"Sample {first + 1}: 650 items")).to_be_visible(timeout=WAIT_MS)
     page.screenshot(path=str(tmp_path / "design-draw.png"))
     print(f"screenshot: {tmp_path / 'design-draw.png'}")

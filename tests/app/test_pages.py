@@ -11,6 +11,7 @@ import html
 import pandas as pd
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
 from annotator.access import accounts
@@ -18,9 +19,11 @@ from annotator.analysis.estimates import label_count, study_estimates
 from annotator.analysis.wording import readable_estimates
 from annotator.annotation import reporting, revisions, routing
 from annotator.annotation.agreement import adjudication_queue
+from annotator.annotation.reads import current_sample_id
 from annotator.design.report import design_report
 from annotator.languages import query_language_class
 from annotator.storage import make_engine
+from db.models import Sample
 
 RESEARCH_PAGES = [
     "pages/study/dashboard.py",
@@ -297,6 +300,23 @@ def test_design_page_tops_up_the_sample(sign_in, study: Engine) -> None:
     at.run()
     rounds = at.get_by_key("sample_rounds").dataframe[0].value
     assert rounds["round"].tolist() == [1, 2] and rounds["n_total"].iat[-1] == before + 50
+
+
+def test_design_page_draws_a_replacement_only_once_confirmed(sign_in, study: Engine) -> None:
+    at = open_page(sign_in("rosa"), "pages/study/design.py")
+    first = current_sample_id(study)
+    at.number_input(key="sample_n").set_value(300)
+    at.number_input(key="sample_seed").set_value(3)
+    at.button(key="sample_draw").click().run()
+    assert not at.exception and "Nothing was drawn" in texts(at, "error")
+    assert current_sample_id(study) == first
+    at.checkbox(key="sample_confirm").check()
+    at.button(key="sample_draw").click().run()
+    assert not at.exception and not at.error
+    with Session(study) as session:
+        drawn = session.get(Sample, current_sample_id(study))
+        assert drawn is not None and drawn.id != first and (drawn.n_target, drawn.seed) == (300, 3)
+    assert at.checkbox(key="sample_confirm").value is False  # cleared for the next draw
 
 
 def test_design_page_rejects_bad_weights(sign_in) -> None:
