@@ -23,15 +23,8 @@ from annotator.analysis.wording import (
 )
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import download_csv, escape_markdown, require_role
-from pages._study import (
-    ESTIMATORS,
-    cell_label,
-    estimable,
-    not_estimable,
-    recompute_seconds,
-    study_view,
-    term_label,
-)
+from pages._figures import ESTIMATORS, cell_label, estimable, not_estimable, term_label
+from pages._study import recompute_seconds, study_view
 
 require_role(RESEARCH_ROLES)
 REFRESH_SECONDS = 10

@@ -19,7 +19,8 @@ from annotator.analysis.wording import with_term_words
 from annotator.annotation.reads import current_sample_id
 from db.vocabulary import RESEARCH_ROLES
 from pages._common import download_csv, engine, require_role
-from pages._study import ESTIMATE_TABLES, FIGURES, figure_html, study_view
+from pages._figures import FIGURES, figure_html
+from pages._study import ESTIMATE_TABLES, study_view
 
 require_role(RESEARCH_ROLES)
 db = engine()

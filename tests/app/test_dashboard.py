@@ -1,7 +1,7 @@
 """The dashboard a researcher can read and trust: words instead of codes, names that cannot
 inject markup into a chart, not-estimable cells listed instead of drawn, figures that work offline.
 
-The figure tests build every figure of ``pages._study.FIGURES`` from the small demo's estimates
+The figure tests build every figure of ``pages._figures.FIGURES`` from the small demo's estimates
 with hostile model and benchmark names put in; the browser tests open those figures' exported
 HTML and the dashboard itself in Debian's chromium. The dashboard screenshot replaces the
 README's (``docs/screenshots/dashboard.png``) when ``IFL_UPDATE_SCREENSHOTS=1``.
@@ -36,9 +36,9 @@ from annotator.analysis.estimates import StudyEstimates, study_estimates
 from annotator.analysis.export import BOM
 from annotator.analysis.wording import language_in_words, readable_agreement, term_in_words
 from annotator.storage import make_engine
-from pages import _study
+from pages import _figures
 from pages._common import escape_markdown
-from pages._study import FIGURES, figure_html, inert, not_estimable
+from pages._figures import FIGURES, figure_html, inert, not_estimable
 
 
 def copy_database(source: Path, target: Path) -> None:
@@ -224,7 +224,7 @@ def test_a_not_estimable_cell_is_listed_with_its_needs_not_drawn(demo_estimates:
     assert all(np.isfinite(dsl.x))  # no point, and no zero-width bar, for the gap
     others = [trace for trace in figure.data if trace.name != "DSL (debiased)"]
     assert all("llava-v1.5-7b · MaXM" in set(trace.y) for trace in others)  # its other estimators stay
-    listed = not_estimable(study.ifl, _study.cell_label)
+    listed = not_estimable(study.ifl, _figures.cell_label)
     assert {"what": "llava-v1.5-7b · MaXM", "estimator": "DSL (debiased)", "needs": NEEDS} in listed.to_dict("records")
     assert listed["needs"].notna().all()
 
@@ -232,8 +232,8 @@ def test_a_not_estimable_cell_is_listed_with_its_needs_not_drawn(demo_estimates:
 def test_accuracy_bounds_are_drawn_beside_the_estimates(demo_estimates: StudyEstimates) -> None:
     study = with_gaps(demo_estimates)
     figure = FIGURES["accuracy"](study)
-    bounds = next(trace for trace in figure.data if trace.name == _study.BOUNDS)
-    rows = _study.estimable(
+    bounds = next(trace for trace in figure.data if trace.name == _figures.BOUNDS)
+    rows = _figures.estimable(
         study.accuracy[
             (study.accuracy["estimand"] == "image_effect")
             & ~study.accuracy["ablation"]
@@ -241,7 +241,9 @@ def test_accuracy_bounds_are_drawn_beside_the_estimates(demo_estimates: StudyEst
         ]
     )
     assert len(rows) > 3
-    expected = dict(zip(_study.cell_label(rows), zip(rows["bound_low"], rows["bound_high"], strict=True), strict=True))
+    expected = dict(
+        zip(_figures.cell_label(rows), zip(rows["bound_low"], rows["bound_high"], strict=True), strict=True)
+    )
     drawn = {
         cell: (x - minus, x + plus)
         for cell, x, plus, minus in zip(
@@ -427,12 +429,12 @@ def test_dashboard_in_chromium(server: str, browser, tmp_path: Path) -> None:
 
 
 def test_every_exported_figure_goes_through_figure_html() -> None:
-    """The app writes figure HTML in one place, :func:`pages._study.figure_html` (plotly.js embedded)."""
+    """The app writes figure HTML in one place, :func:`pages._figures.figure_html` (plotly.js embedded)."""
     root = Path(__file__).resolve().parents[2]
     writers = [
         path.relative_to(root).as_posix()
         for path in sorted((root / "pages").rglob("*.py"))
         if re.search(r"\bto_html\(|write_html\(", path.read_text(encoding="utf-8"))
     ]
-    assert writers == ["pages/_study.py"]
+    assert writers == ["pages/_figures.py"]
     assert "figure_html" in (root / "pages" / "study" / "export.py").read_text(encoding="utf-8")

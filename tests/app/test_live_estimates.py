@@ -13,7 +13,7 @@ from annotator.analysis.estimates import label_count, study_estimates
 from annotator.analysis.frame import cached_population
 from annotator.annotation import routing
 from annotator.storage import get_engine
-from pages import _study
+from pages import _figures, _study
 
 DASHBOARD = "pages/study/dashboard.py"
 
@@ -63,7 +63,7 @@ def test_the_export_page_opens_without_computing_and_computes_when_asked(sign_in
     assert not _study._store().computed, "opening the export page must not compute the estimates"
     keys = {button.key for button in at.download_button}
     assert {f"download_estimates_{name}" for name in _study.ESTIMATE_TABLES} | {"download_gold", "download_dsl"} <= keys
-    assert {f"download_figure_{name}" for name in _study.FIGURES} <= keys
+    assert {f"download_figure_{name}" for name in _figures.FIGURES} <= keys
     assert any("first download computes the estimates" in caption.value for caption in at.caption)
 
     # What a click on a deferred download runs (outside any page run): the current estimates.
@@ -72,5 +72,5 @@ def test_the_export_page_opens_without_computing_and_computes_when_asked(sign_in
     expected = study_estimates(study)
     assert tuple(computed.tables()) == _study.ESTIMATE_TABLES
     pd.testing.assert_frame_equal(computed.all_estimates, expected.all_estimates)
-    assert set(view.figures_when_asked()()) == set(_study.FIGURES)
+    assert set(view.figures_when_asked()()) == set(_figures.FIGURES)
     assert view.is_computed()
