@@ -33,14 +33,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib
 import json
 import os
-import sys
 import tempfile
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -106,10 +106,11 @@ _DERIVING_MODULES = ("stats.cache", "stats.crossfit", "stats.learners", "stats.g
 
 @functools.cache
 def _source_hash(modules: tuple[str, ...] = _DEFINING_MODULES) -> str:
-    """A hash of the source of ``modules`` (read once per process)."""
+    """A hash of the source of ``modules`` (read once per process). Each is imported, so that a
+    module not loaded yet is hashed by its code too, never by a placeholder two versions share."""
     digest = hashlib.sha256()
     for name in modules:
-        file = getattr(sys.modules.get(name), "__file__", None)
+        file = importlib.import_module(name).__file__
         digest.update(name.encode())
         digest.update(Path(file).read_bytes() if file else b"?")
     return digest.hexdigest()[:16]
@@ -151,37 +152,45 @@ def save_population(directory: Path, key: str, frame: pd.DataFrame, extra: Mappi
     if "mixed" in objects.values():
         return None
     meta = {"key": key, "extra": dict(extra), "objects": objects, "dtypes": [str(t) for t in frame.dtypes]}
-    temporary: Path | None = None
     try:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({b"ifl": json.dumps(meta).encode()})
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", suffix=_SUFFIX, delete=False) as handle:
+    except pa.ArrowException:
+        return None
+    table = table.replace_schema_metadata({b"ifl": json.dumps(meta).encode()})
+
+    def write(handle: IO[bytes]) -> None:
+        with pa.ipc.new_file(handle, table.schema) as writer:
+            writer.write_table(table)
+
+    return _replace(target, f"{_PREFIX}*{_SUFFIX}", write)
+
+
+def _replace(target: Path, siblings: str, write: Callable[[IO[bytes]], None]) -> Path | None:
+    """Write ``target`` atomically (``write`` fills a temporary file in its folder, which then
+    replaces it: another process sees the old file or the new one, never half of one), then
+    remove the folder's other files of the glob ``siblings``. None, and nothing left behind, if
+    it cannot be written: the cache is an optimisation only."""
+    temporary: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=target.parent, prefix=".tmp-", suffix=target.suffix, delete=False
+        ) as handle:
             temporary = Path(handle.name)
-            with pa.ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table)
+            write(handle)
         os.replace(temporary, target)
     except (OSError, pa.ArrowException):
-        _discard(temporary)
+        if temporary is not None:  # a full disk must not fill up with half-written files
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
         return None
-    _remove_others(directory, f"{_PREFIX}*{_SUFFIX}", target)
-    return target
-
-
-def _remove_others(directory: Path, pattern: str, kept: Path) -> None:
-    """Remove the files of ``pattern`` but ``kept``. A process reading one keeps reading it on
-    POSIX; where an open file cannot be removed (Windows) it stays for a later writer to remove."""
-    for other in directory.glob(pattern):
-        if other != kept:
+    # A process reading a removed file keeps reading it on POSIX; where an open file cannot be
+    # removed (Windows) it stays for a later writer to remove.
+    for other in target.parent.glob(siblings):
+        if other != target:
             with contextlib.suppress(OSError):
                 other.unlink(missing_ok=True)
-
-
-def _discard(temporary: Path | None) -> None:
-    """Remove a half-written file (a full disk must not fill up with them, one per attempt)."""
-    if temporary is not None:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
+    return target
 
 
 def _missing_marker(values: pd.Series) -> str:
@@ -232,26 +241,18 @@ def save_derived(directory: Path, key: str, items: list[tuple[Hashable, Distinct
     arrays: dict[str, Any] = {"__key__": np.asarray(key), "__keys__": np.asarray(keys)}
     for index, (_, inputs) in enumerate(kept):
         arrays |= {f"{index}.{name}": array for name, array in inputs.to_arrays().items()}
-    target = directory / f"{_DERIVED}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
-    temporary: Path | None = None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", suffix=".npz", delete=False) as handle:
-            temporary = Path(handle.name)
-            np.savez(handle, **arrays)
-        os.replace(temporary, target)
-    except OSError:
-        _discard(temporary)
-        return None
-    _remove_others(directory, f"{_DERIVED}*.npz", target)
-    return target
+    return _replace(_derived_file(directory, key), f"{_DERIVED}*.npz", lambda handle: np.savez(handle, **arrays))
+
+
+def _derived_file(directory: Path, key: str) -> Path:
+    """The file in ``directory`` that holds (or would hold) what was derived under ``key``."""
+    return directory / f"{_DERIVED}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
 def load_derived(directory: Path, key: str, n_rows: int) -> list[tuple[Hashable, DistinctInputs]]:
     """What :func:`save_derived` kept under ``key`` (for a population of ``n_rows``), or nothing."""
-    path = directory / f"{_DERIVED}{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(_derived_file(directory, key), allow_pickle=False) as data:
             if str(data["__key__"]) != key:
                 return []
             keys = [_as_key(key_) for key_ in json.loads(str(data["__keys__"]))]
