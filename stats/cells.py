@@ -27,7 +27,7 @@ from stats.baselines import labeled_ols, labeled_survey_design, labeled_survey_e
 from stats.cache import AnalysisCache, cached
 from stats.design import InterimDesign, interim_design, interim_sample_prob, stratum_sizes
 from stats.dsl import _EVAL_ENV, VARIANCES, dsl
-from stats.dsl_design import CellDesign, dsl_design_estimate, dsl_design_matrix, dsl_design_sums
+from stats.dsl_design import CellDesign, dsl_design_estimate, dsl_design_matrix, dsl_design_sums, predicted_variance
 from stats.dsl_results import DSLResults
 
 __all__ = [
@@ -382,8 +382,7 @@ class _Cells(list[_Cell]):
         for split, values in enumerate(g_hat):
             values = values if self._positions is None else values[self._positions]
             if of_variance:
-                values = np.clip(values, 0.0, 1.0)
-                values = values * (1.0 - values)
+                values = predicted_variance(values)
             sums[split] = np.bincount(self._patterns, weights=values, minlength=self._n_patterns)[: self._n_patterns]
         self._sums[of_variance] = (g_hat, sums)
         return sums

@@ -31,7 +31,14 @@ from stats.design import (
 )
 from stats.dsl_results import DSLResults, SplitFit
 
-__all__ = ["CellDesign", "dsl_design_estimate", "dsl_design_matrix", "dsl_design_sums", "solve_design"]
+__all__ = [
+    "CellDesign",
+    "dsl_design_estimate",
+    "dsl_design_matrix",
+    "dsl_design_sums",
+    "predicted_variance",
+    "solve_design",
+]
 
 
 def dsl_design_matrix(
@@ -262,6 +269,13 @@ def solve_design(
     return _split_fit(b_g, survey_regression(x[labeled], residual, sample, floor_variance=floor, known_floor=True))
 
 
+def predicted_variance(g: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The residual variance g-hat predicts for a binary label, ``g (1 - g)`` with g clipped to
+    [0, 1]: per row, what the no-error floor averages over a pattern (:func:`_unseen_error_floor`)."""
+    clipped = np.clip(g, 0.0, 1.0)
+    return clipped * (1.0 - clipped)
+
+
 def _unseen_error_floor(
     patterns: NDArray[np.intp], g: NDArray[np.float64], labeled: NDArray[np.bool_], residual: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -299,8 +313,7 @@ def _unseen_error_floor(
         (np.ones(len(patterns)), (np.arange(len(patterns)), patterns)), shape=(len(patterns), n_patterns)
     )
     counts = np.bincount(patterns, minlength=n_patterns).astype(np.float64)
-    clipped = np.clip(g, 0.0, 1.0)
-    predicted = (one_hot.T @ (clipped * (1.0 - clipped)).T).T / counts
+    predicted = (one_hot.T @ predicted_variance(g).T).T / counts
     return _no_error_floor(patterns[labeled], residual, predicted, counts)
 
 
