@@ -3,6 +3,8 @@ and a choice of allocation (the paper's weights, or surrogate-informed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import streamlit as st
 
@@ -54,6 +56,24 @@ def show_message(where: str) -> None:
         message = escape_markdown(st.session_state.pop(MESSAGE)[1])
         st.success(message)
         st.toast(message, icon=":material/check_circle:", duration="long")
+
+
+def weights_editor(name: str, label: str, multipliers: Mapping[str, float]) -> pd.DataFrame:
+    """An editable table of ``name`` -> multiplier (rows can be added), starting from ``multipliers``."""
+    rows = {
+        name: pd.Series(list(multipliers), dtype=str),
+        "multiplier": pd.Series(list(multipliers.values()), dtype=float),
+    }
+    return st.data_editor(
+        pd.DataFrame(rows),
+        num_rows="dynamic",
+        hide_index=True,
+        key=f"weights_{name}s",
+        column_config={
+            name: st.column_config.TextColumn(label, required=True),
+            "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
+        },
+    )
 
 
 def weights_mapping(languages: pd.DataFrame, benchmarks: pd.DataFrame) -> dict:
@@ -142,33 +162,13 @@ with st.form("draw_sample", border=False):
     )
     languages, benchmarks = st.columns(2)
     with languages:
-        language_weights = st.data_editor(
-            pd.DataFrame(
-                {"language": list(PAPER_WEIGHTS.languages), "multiplier": list(PAPER_WEIGHTS.languages.values())}
-            ),
-            num_rows="dynamic",
-            hide_index=True,
-            key="weights_languages",
-            column_config={
-                "language": st.column_config.TextColumn("Language (code or name)", required=True),
-                "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
-            },
-        )
+        language_weights = weights_editor("language", "Language (code or name)", PAPER_WEIGHTS.languages)
         st.caption(
             "Languages not listed weigh 1. "
             + ", ".join(f"{code} = {language_name(code)}" for code in PAPER_WEIGHTS.languages)
         )
     with benchmarks:
-        benchmark_weights = st.data_editor(
-            pd.DataFrame({"benchmark": pd.Series(dtype=str), "multiplier": pd.Series(dtype=float)}),
-            num_rows="dynamic",
-            hide_index=True,
-            key="weights_benchmarks",
-            column_config={
-                "benchmark": st.column_config.TextColumn("Benchmark", required=True),
-                "multiplier": st.column_config.NumberColumn("Multiplier", min_value=0.0, required=True),
-            },
-        )
+        benchmark_weights = weights_editor("benchmark", "Benchmark", {})
         st.caption("Benchmarks not listed weigh 1.")
 
     preview = st.form_submit_button("Preview the allocation and the predicted interval widths", key="sample_preview")
