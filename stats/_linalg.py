@@ -1,4 +1,5 @@
-"""Small numerical helpers shared by the estimators (sandwich pieces, cluster sums, PSD repair)."""
+"""Small numerical helpers shared by the estimators (sandwich pieces, cluster sums, PSD repair,
+the first row of each group)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-__all__ = ["cluster_sum", "nearest_psd_keep_diag", "outer_sum"]
+__all__ = ["cluster_sum", "first_rows", "nearest_psd_keep_diag", "outer_sum"]
 
 
 def cluster_sum(
@@ -60,3 +61,11 @@ def nearest_psd_keep_diag(matrix: NDArray[np.float64], max_iter: int = 100) -> N
         if converged:
             break
     return (current + current.T) / 2.0
+
+
+def first_rows(codes: NDArray[np.intp], n_codes: int) -> NDArray[np.intp]:
+    """The first row of each code ``0..n_codes-1`` in ``codes`` (every code must occur): writing
+    the rows in reverse leaves each code's first one, in one pass without a sort."""
+    first = np.empty(n_codes, dtype=np.intp)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    return first

@@ -26,6 +26,7 @@ from sklearn.base import clone
 from threadpoolctl import ThreadpoolController
 
 from stats._formula import as_list
+from stats._linalg import first_rows
 from stats.learners import ColumnInputs, Learner, default_learner
 
 __all__ = [
@@ -438,9 +439,7 @@ def distinct_rows(data: pd.DataFrame, columns: Sequence[str]) -> tuple[NDArray[n
         key = key * width + (codes + 1)
         size *= width
     inverse, kept = pd.factorize(key)
-    first = np.empty(len(kept), dtype=np.intp)
-    first[inverse[::-1]] = np.arange(len(data))[::-1]
-    return first, inverse.astype(np.intp)
+    return first_rows(inverse, len(kept)), inverse.astype(np.intp)
 
 
 @cache

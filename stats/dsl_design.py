@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from stats._formula import formula_outcome
+from stats._linalg import first_rows
 from stats.design import (
     StratifiedSample,
     SurveyFit,
@@ -130,8 +131,7 @@ class CellDesign:
         if np.isnan(design).any() or not len(design):
             return None
         patterns = covariate_patterns(design)
-        first = np.empty(int(patterns.max()) + 1, dtype=np.intp)
-        first[patterns[::-1]] = np.arange(len(patterns))[::-1]
+        first = first_rows(patterns, int(patterns.max()) + 1)
         counts = np.bincount(patterns).astype(np.float64)
         return cls(x, design, patterns, counts, design[first], design.T @ design)
 

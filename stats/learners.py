@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from stats._linalg import first_rows
+
 __all__ = ["BinnedInteractionLearner", "ColumnInputs", "Learner", "default_learner"]
 
 
@@ -137,9 +139,7 @@ class _SomeRows(ColumnInputs):
 def _first_of_each(key: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Each row's index among the distinct keys (in order of appearance), and each key's first row."""
     distinct, combination = np.unique(key, return_inverse=True)
-    first = np.empty(len(distinct), dtype=np.intp)
-    first[combination[::-1]] = np.arange(len(key))[::-1]
-    return combination.astype(np.intp), first
+    return combination.astype(np.intp), first_rows(combination, len(distinct))
 
 
 class BinnedInteractionLearner(BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
