@@ -171,11 +171,13 @@ def study_estimates(
         raise NotEstimableError("no sample has been drawn yet: draw one (ifl sample) and label some of it")
     if not frame["labeled"].any():
         raise NotEstimableError("no sampled item is labeled yet: the estimates need at least one gold label")
-    # Where the population is kept on disk (ifl estimate), the learner inputs derived from it
-    # are kept beside it: a new process starts its estimation with them.
+    # Where the population is kept on disk (ifl estimate, the app), the learner inputs derived
+    # from it are kept beside it: a new process starts its estimation with them. A process that
+    # holds them already (the app between recomputes) neither reads nor writes them again.
     folder = population_disk_folder(engine)
-    derived = None if folder is None else derived_key(population_key(population.version, sample_id, None))
-    restored = [] if folder is None or derived is None else load_derived(folder, derived, len(frame))
+    first_here = folder is not None and not population.derived.population_items(DistinctInputs)
+    derived = derived_key(population_key(population.version, sample_id, None))
+    restored = load_derived(folder, derived, len(frame)) if folder is not None and first_here else []
     for key, inputs in restored:
         population.derived.put(key, inputs)
     analysis = analyse_study(
@@ -188,7 +190,7 @@ def study_estimates(
         variance=variance,
         cache=population.derived,
     )
-    if folder is not None and derived is not None and not restored:
+    if folder is not None and first_here and not restored:
         save_derived(folder, derived, population.derived.population_items(DistinctInputs))
     estimates = analysis.estimates
     estimates["ablation"] = estimates["model"].isin(ablation_models(frame))

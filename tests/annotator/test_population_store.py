@@ -16,7 +16,13 @@ from sqlalchemy.engine import make_url
 
 from annotator.analysis import frame as analysis
 from annotator.analysis import population_store as store
-from annotator.analysis.frame import analysis_frame, cached_population, keep_population_on_disk, population_version
+from annotator.analysis.frame import (
+    analysis_frame,
+    cached_population,
+    keep_population_cached,
+    keep_population_on_disk,
+    population_version,
+)
 from annotator.cli import main as cli_main
 from annotator.design.draws import draw_sample, top_up
 from db.models import Prediction
@@ -194,3 +200,28 @@ def test_a_failed_write_leaves_no_half_written_file(tmp_path: Path, monkeypatch)
     inputs = distinct_inputs(pd.DataFrame({"x": [1.0, 2.0, 1.0]}), ["x"])
     assert store.save_derived(tmp_path, store.derived_key("key"), [("inputs", inputs)]) is None
     assert list(tmp_path.iterdir()) == []  # no .tmp- file stays behind (one per attempt would fill the disk)
+
+
+def test_a_process_that_holds_the_learner_inputs_does_not_read_or_write_them_again(
+    sqlite_engine: Engine, completion_frame, insert_completions, annotate, tmp_path: Path, monkeypatch
+):
+    """The app between recomputes: the inputs are in the population's memory, so the disk copy
+    is neither loaded nor rewritten on every new label."""
+    from annotator.analysis import estimates
+
+    insert_completions(sqlite_engine, completion_frame(COUNTS))
+    draw_sample(sqlite_engine, 8, seed=1, weights={"benchmark": {"balance": False}})
+    items = sampled(sqlite_engine)
+    for item in items[:5]:
+        annotate(sqlite_engine, item, "ann", "german", correct=True, slot=1)
+    keep_population_cached(sqlite_engine)
+    keep_population_on_disk(sqlite_engine, tmp_path / "cache")
+    loads, saves = [], []
+    load, save = estimates.load_derived, estimates.save_derived
+    monkeypatch.setattr(estimates, "load_derived", lambda *args: loads.append(1) or load(*args))
+    monkeypatch.setattr(estimates, "save_derived", lambda *args: saves.append(1) or save(*args))
+    estimates.study_estimates(sqlite_engine, cross_fit=2, sample_split=1)
+    annotate(sqlite_engine, items[5], "ann", "german", correct=True, slot=1)  # a new label, same population
+    estimates.study_estimates(sqlite_engine, cross_fit=2, sample_split=1)
+    assert (len(loads), len(saves)) == (1, 1)  # the first recompute only
+    assert len(list((tmp_path / "cache").glob("derived-*.npz"))) == 1
