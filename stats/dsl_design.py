@@ -161,16 +161,9 @@ def dsl_design_sums(
     """
     y = np.asarray(outcome, dtype=np.float64)
     probs = np.asarray(sample_prob, dtype=np.float64)
-    labeled = ~np.isnan(y)
-    if not labeled.any():
-        raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
     if np.isnan(probs).any():
         raise ValueError("sample_prob has missing values")
-    if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
-        raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
-    sample = StratifiedSample.from_rows(
-        np.asarray(strata)[labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[labeled]
-    )
+    labeled, sample = _labeled_sample(y, probs, np.asarray(strata), np.asarray(stratum_size, dtype=np.float64))
     b_g = np.linalg.solve(cell.gram, (g_sums @ cell.pattern_rows).T).T.astype(np.float64, copy=False)
     gold, x_labeled = y[labeled], cell.design[labeled]
     residuals = gold - g_labeled
@@ -231,15 +224,22 @@ def _design_inputs(
     design, probs = design[keep], probs[keep]
     y = np.asarray(outcome, dtype=np.float64)[keep]
     predictions = np.asarray(g_hat, dtype=np.float64)[:, keep]
+    strata_kept, sizes_kept = np.asarray(strata)[keep], np.asarray(stratum_size, dtype=np.float64)[keep]
+    labeled, sample = _labeled_sample(y, probs, strata_kept, sizes_kept)
+    return design, y, predictions, labeled, sample
+
+
+def _labeled_sample(
+    y: NDArray[np.float64], probs: NDArray[np.float64], strata: NDArray[np.generic], sizes: NDArray[np.float64]
+) -> tuple[NDArray[np.bool_], StratifiedSample]:
+    """The labeled rows (a gold ``y``) and the stratified sample they are, after checking that
+    there are some and that their ``n_h / N_h`` is a probability."""
     labeled = ~np.isnan(y)
     if not labeled.any():
         raise ValueError("no labeled rows: the predicted variable(s) are NA everywhere")
     if not np.all((probs[labeled] > 0) & (probs[labeled] <= 1)):
         raise ValueError("sample_prob must lie in (0, 1] on the labeled rows")
-    sample = StratifiedSample.from_rows(
-        np.asarray(strata)[keep][labeled], probs[labeled], np.asarray(stratum_size, dtype=np.float64)[keep][labeled]
-    )
-    return design, y, predictions, labeled, sample
+    return labeled, StratifiedSample.from_rows(strata[labeled], probs[labeled], sizes[labeled])
 
 
 def _coefficients_of_g_hat(design: NDArray[np.float64], predictions: NDArray[np.float64]) -> NDArray[np.float64]:
