@@ -297,15 +297,8 @@ def survey_regression(
     predictions and the label count): beside a variance the labels estimate it adds no degrees-of-
     freedom penalty; alone (every label agrees) it keeps ``labels - 1``.
     """
-    params = survey_coefficients(x, y, sample)
-    w = sample.weights
-    bread = np.linalg.inv(x.T @ (w[:, None] * x))
-    scores = (w * (y - x @ params))[:, None] * (x @ bread)
-    patterns = covariate_patterns(x)
-    cov, df = stratified_linearisation(scores, sample, patterns)
-    if floor_variance is not None and np.any(floor_variance > 0):
-        cov, df = _add_floor(x @ bread, patterns, sample, floor_variance, cov, df, known=known_floor)
-    return SurveyFit(params, cov, df)
+    floors = None if floor_variance is None else floor_variance[None, :]
+    return survey_regressions(x, np.asarray(y, dtype=np.float64)[None, :], sample, floors, known_floor=known_floor)[0]
 
 
 def survey_regressions(
@@ -319,9 +312,7 @@ def survey_regressions(
     """:func:`survey_regression` of each row of ``ys`` (S, n) on the same ``x`` and sample, with
     ``floor_variances`` (S, n) per row of ``ys`` and ``known_floor``: the same numbers, with what depends on ``x``
     alone (rank check, weights, bread, covariate patterns) computed once (DSL's splits, issue 10)."""
-    k = x.shape[1]
-    if ys.shape[1] <= k or np.linalg.matrix_rank(x) < k:
-        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    _check_identified(x, ys.shape[1])
     w = sample.weights
     gram = x.T @ (w[:, None] * x)
     bread = np.linalg.inv(gram)
@@ -346,11 +337,16 @@ def survey_coefficients(
 
     Raises LinAlgError where the labeled rows do not identify every coefficient.
     """
-    k = x.shape[1]
-    if len(y) <= k or np.linalg.matrix_rank(x) < k:
-        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
+    _check_identified(x, len(y))
     w = sample.weights
     return np.linalg.solve(x.T @ (w[:, None] * x), x.T @ (w * y)).astype(np.float64, copy=False)
+
+
+def _check_identified(x: NDArray[np.float64], n_labeled: int) -> None:
+    """Raise LinAlgError where the ``n_labeled`` rows of ``x`` do not identify every coefficient."""
+    k = x.shape[1]
+    if n_labeled <= k or np.linalg.matrix_rank(x) < k:
+        raise np.linalg.LinAlgError("the labeled rows do not identify every coefficient (singular design)")
 
 
 def covariate_patterns(x: NDArray[np.float64]) -> NDArray[np.intp]:
